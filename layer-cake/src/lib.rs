@@ -1,0 +1,16 @@
+//! # layer-cake
+//!
+//! An async actor runtime with a hierarchical publish/subscribe directory.
+//! Application code is written as small message-driven actors; the same code
+//! runs as tasks in one process, as separate processes, or across the hosts of
+//! a LAN.
+//!
+//! See `docs/programming-model.md` for a guided tour.
+
+pub mod log;
+pub mod message;
+pub mod process;
+pub mod runtime;
+
+pub use message::{Ack, FaultKind, Faulted, Message, Nak, Payload, Restarted, Returned, Start, Stop};
+pub use runtime::Address;

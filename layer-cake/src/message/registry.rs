@@ -1,0 +1,1 @@
+//! The registry from type signature to decoder (STUB).

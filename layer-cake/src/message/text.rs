@@ -1,0 +1,1 @@
+//! Decoding typed values from text fields (STUB).

@@ -1,0 +1,1 @@
+//! The process entry point (PLACEHOLDER).

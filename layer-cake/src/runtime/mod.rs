@@ -1,0 +1,3 @@
+//! The actor runtime (PLACEHOLDER while the runtime lands).
+mod address;
+pub use address::Address;
