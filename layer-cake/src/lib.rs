@@ -13,4 +13,4 @@ pub mod process;
 pub mod runtime;
 
 pub use message::{Ack, FaultKind, Faulted, Message, Nak, Payload, Restarted, Returned, Start, Stop};
-pub use runtime::Address;
+pub use runtime::{Address, Context};
