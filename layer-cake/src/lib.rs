@@ -7,6 +7,8 @@
 //!
 //! See `docs/programming-model.md` for a guided tour.
 
+#![forbid(unsafe_code)]
+
 pub mod log;
 pub mod message;
 pub mod process;

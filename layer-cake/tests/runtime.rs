@@ -211,6 +211,11 @@ async fn a_full_mailbox_refuses_and_hands_the_message_back() {
         Err(SendError::Full(m)) => assert_eq!(m, 3),
         other => panic!("expected Full, got {other:?}"),
     }
+    // An ask waits for room within its deadline, then hands the message back.
+    match runtime::ask::<i64, _>(9_i64, &to, Duration::from_millis(50)).await {
+        Err(AskError::Send(SendError::Full(m))) => assert_eq!(m, 9),
+        other => panic!("expected Full, got {other:?}"),
+    }
     // The control lane still takes Stop, and Stop is read before queued user
     // messages.
     to.send(Stop).unwrap();

@@ -24,7 +24,7 @@ macro_rules! object_log {
             target: "layer_cake::object",
             actor = $cx.id().0,
             name = &*$cx.name(),
-            state = $cx.state_label.as_deref(),
+            state = $cx.core.state_label.as_deref(),
             tag = $tag,
             $($fmt)+
         )
@@ -65,13 +65,19 @@ pub(crate) use object_log;
 /// # }
 /// ```
 pub struct Context {
+    // One pointer: an `async fn actor(mut cx: Context)` stores its argument
+    // twice (rust-lang/rust#62958), and an idle actor must stay small.
+    core: Box<Core>,
+}
+
+struct Core {
     me: Address,
     rx: Receiver,
     parent: Address,
     current: Current,
     next_request: u64,
     supervised: bool,
-    pub(crate) state_label: Option<String>,
+    state_label: Option<String>,
     extras: Option<Box<Extras>>,
 }
 
@@ -107,12 +113,33 @@ pub(crate) struct TimerSlot {
     pub(crate) task: AbortHandle,
 }
 
+/// The future returned by [`Context::input`]: the next message.
+///
+/// Written by hand so that an actor waiting for input costs one pointer of
+/// future state.
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Input<'a> {
+    cx: &'a mut Context,
+}
+
+impl Future for Input<'_> {
+    type Output = Payload;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Payload> {
+        self.get_mut().cx.poll_input(task)
+    }
+}
+
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("address", &self.me)
+            .field("address", &self.core.me)
             .field("name", &self.name())
-            .field("parent", &self.parent)
+            .field("parent", &self.core.parent)
             .finish_non_exhaustive()
     }
 }
@@ -120,14 +147,16 @@ impl fmt::Debug for Context {
 impl Context {
     pub(crate) fn new(mailbox: Arc<Mailbox>, parent: Address, supervised: bool) -> Self {
         Context {
-            me: Address::local(mailbox.clone()),
-            rx: Receiver::new(mailbox),
-            parent,
-            current: Current::default(),
-            next_request: 0,
-            supervised,
-            state_label: None,
-            extras: None,
+            core: Box::new(Core {
+                me: Address::local(mailbox.clone()),
+                rx: Receiver::new(mailbox),
+                parent,
+                current: Current::default(),
+                next_request: 0,
+                supervised,
+                state_label: None,
+                extras: None,
+            }),
         }
     }
 
@@ -144,40 +173,40 @@ impl Context {
     }
 
     pub(crate) fn extras(&mut self) -> &mut Extras {
-        self.extras.get_or_insert_with(Default::default)
+        self.core.extras.get_or_insert_with(Default::default)
     }
 
     /// This actor's address.
     pub fn address(&self) -> &Address {
-        &self.me
+        &self.core.me
     }
 
     /// This actor's id.
     pub fn id(&self) -> ActorId {
-        self.rx.mailbox().id
+        self.core.rx.mailbox().id
     }
 
     /// This actor's name (from the function or type it was spawned from, or
     /// as given in [`SpawnOptions`](crate::runtime::SpawnOptions)).
     pub fn name(&self) -> &str {
-        &self.rx.mailbox().name
+        &self.core.rx.mailbox().name
     }
 
     /// The address of the actor that spawned this one (null for top-level
     /// actors).
     pub fn parent(&self) -> &Address {
-        &self.parent
+        &self.core.parent
     }
 
     /// Who sent the message being handled (its return address).
     pub fn return_address(&self) -> &Address {
-        &self.current.from
+        &self.core.current.from
     }
 
     /// The request id of the message being handled, if it is a request (sent
     /// with [`ask`](Context::ask) or [`request`](Context::request)).
     pub fn request_id(&self) -> Option<RequestId> {
-        match self.current.tag {
+        match self.core.current.tag {
             Some(Tag::Request(id)) => Some(id),
             _ => None,
         }
@@ -185,7 +214,7 @@ impl Context {
 
     /// For an answer to a [`request`](Context::request), the id it answers.
     pub fn answers(&self) -> Option<RequestId> {
-        match self.current.tag {
+        match self.core.current.tag {
             Some(Tag::Response(id)) => Some(id),
             _ => None,
         }
@@ -194,13 +223,13 @@ impl Context {
     /// The request context (trace, caller, ingress) of the message being
     /// handled; inherited by everything sent while handling it.
     pub fn meta(&self) -> Option<&Meta> {
-        self.current.meta.as_deref()
+        self.core.current.meta.as_deref()
     }
 
     /// Replaces the request context carried by the messages this actor sends
     /// from now on (until the next message is received).
     pub fn set_meta(&mut self, meta: Meta) {
-        self.current.meta = Some(Arc::new(meta));
+        self.core.current.meta = Some(Arc::new(meta));
     }
 
     /// Waits for the next message.
@@ -214,23 +243,27 @@ impl Context {
     ///
     /// Cancel safe: if the future is dropped before it completes, no message
     /// has been taken.
-    pub async fn input(&mut self) -> Payload {
+    pub fn input(&mut self) -> Input<'_> {
+        Input { cx: self }
+    }
+
+    /// One step of [`input`](Context::input): a message if one is ready.
+    fn poll_input(&mut self, task: &mut std::task::Context<'_>) -> std::task::Poll<Payload> {
         loop {
-            if let Some(extras) = self.extras.as_mut() {
+            if let Some(extras) = self.core.extras.as_mut() {
                 if let Some(envelope) = extras.replay.pop_front() {
-                    return self.handle(envelope);
+                    return std::task::Poll::Ready(self.handle(envelope));
                 }
                 if let Some(envelope) = extras.deferred.pop_front() {
                     if let Some(payload) = self.accept(envelope) {
-                        return payload;
+                        return std::task::Poll::Ready(payload);
                     }
                     continue;
                 }
             }
-            let rx = &mut self.rx;
-            let envelope = poll_fn(|task| rx.poll_recv(task)).await;
+            let envelope = std::task::ready!(self.core.rx.poll_recv(task));
             if let Some(payload) = self.accept(envelope) {
-                return payload;
+                return std::task::Poll::Ready(payload);
             }
         }
     }
@@ -253,7 +286,7 @@ impl Context {
                 }
             }
             Tag::Response(id) => {
-                if let Some(extras) = self.extras.as_mut() {
+                if let Some(extras) = self.core.extras.as_mut() {
                     if extras.abandoned.remove(&id) {
                         object_log!(
                             self,
@@ -269,7 +302,7 @@ impl Context {
             _ => {}
         }
         if envelope.payload.is::<Returned>() {
-            if let (Some(extras), Some(id)) = (self.extras.as_mut(), envelope.from.id()) {
+            if let (Some(extras), Some(id)) = (self.core.extras.as_mut(), envelope.from.id()) {
                 extras.children.remove(&id);
             }
         }
@@ -285,7 +318,7 @@ impl Context {
             envelope.payload.signature(),
             envelope.from
         );
-        self.current = Current {
+        self.core.current = Current {
             from: envelope.from,
             tag: Some(envelope.tag),
             meta: envelope.meta,
@@ -307,9 +340,9 @@ impl Context {
         );
         to.post(
             message,
-            self.me.clone(),
+            self.core.me.clone(),
             Tag::None,
-            self.current.meta.clone(),
+            self.core.current.meta.clone(),
         )
     }
 
@@ -319,43 +352,37 @@ impl Context {
     ///
     /// Not cancel safe: if the future is dropped while waiting for room, the
     /// message is dropped with it.
-    pub async fn send_wait<M: Message>(
+    pub fn send_wait<'a, M: Message>(
         &self,
         message: M,
-        to: &Address,
-    ) -> Result<(), SendError<M>> {
-        let Some(mailbox) = to.mailbox() else {
-            return Err(SendError::NoAddress(message));
-        };
-        let lane = Lane::of::<M>(Tag::None);
+        to: &'a Address,
+    ) -> impl Future<Output = Result<(), SendError<M>>> + Send + 'a {
+        object_log!(
+            self,
+            ">",
+            "Sent {} to {}",
+            crate::message::signature_of::<M>(),
+            to
+        );
         let envelope = Envelope {
-            from: self.me.clone(),
+            from: self.core.me.clone(),
             payload: Payload::new(message),
             tag: Tag::None,
-            meta: self.current.meta.clone(),
+            meta: self.core.current.meta.clone(),
         };
-        let result = if lane == Lane::Control {
-            mailbox.push(envelope, lane)
-        } else {
+        async move {
             let mut slot = Some(envelope);
-            poll_fn(|task| mailbox.poll_push(&mut slot, task)).await
-        };
-        result.map_err(|(envelope, why)| {
-            let message = envelope
-                .payload
-                .downcast::<M>()
-                .unwrap_or_else(|_| unreachable!("payload was built from an M"));
-            match why {
-                PushError::Full => SendError::Full(message),
-                PushError::Closed => SendError::Closed(message),
+            match push_waiting(to, &mut slot, Lane::of::<M>(Tag::None)).await {
+                Ok(()) => Ok(()),
+                Err(why) => Err(refused(slot, why, to)),
             }
-        })
+        }
     }
 
     /// Sends `message` to whoever sent the message being handled. When that
     /// message was a request, this is its answer.
     pub fn reply<M: Message>(&self, message: M) -> Result<(), SendError<M>> {
-        let tag = match self.current.tag {
+        let tag = match self.core.current.tag {
             Some(Tag::Request(id)) => Tag::Response(id),
             _ => Tag::None,
         };
@@ -364,18 +391,21 @@ impl Context {
             ">",
             "Sent {} to {}",
             crate::message::signature_of::<M>(),
-            self.current.from
+            self.core.current.from
         );
-        self.current
-            .from
-            .post(message, self.me.clone(), tag, self.current.meta.clone())
+        self.core.current.from.post(
+            message,
+            self.core.me.clone(),
+            tag,
+            self.core.current.meta.clone(),
+        )
     }
 
     /// Passes `message` on to `to` keeping the original return address (and
     /// request id), which takes this actor out of the conversation: `to`'s
     /// reply goes straight back to the original sender.
     pub fn forward<M: Message>(&self, message: M, to: &Address) -> Result<(), SendError<M>> {
-        let tag = match self.current.tag {
+        let tag = match self.core.current.tag {
             Some(Tag::Request(id)) => Tag::Request(id),
             _ => Tag::None,
         };
@@ -385,13 +415,13 @@ impl Context {
             "Forward {} to {} (from {})",
             crate::message::signature_of::<M>(),
             to,
-            self.current.from
+            self.core.current.from
         );
         to.post(
             message,
-            self.current.from.clone(),
+            self.core.current.from.clone(),
             tag,
-            self.current.meta.clone(),
+            self.core.current.meta.clone(),
         )
     }
 
@@ -414,13 +444,13 @@ impl Context {
             message,
             return_address.clone(),
             Tag::None,
-            self.current.meta.clone(),
+            self.core.current.meta.clone(),
         )
     }
 
     fn next_request_id(&mut self) -> RequestId {
-        self.next_request += 1;
-        RequestId(self.next_request)
+        self.core.next_request += 1;
+        RequestId(self.core.next_request)
     }
 
     /// Sends `message` as a request and returns its id without waiting; the
@@ -442,9 +472,9 @@ impl Context {
         );
         to.post(
             message,
-            self.me.clone(),
+            self.core.me.clone(),
             Tag::Request(id),
-            self.current.meta.clone(),
+            self.core.current.meta.clone(),
         )?;
         Ok(id)
     }
@@ -452,7 +482,10 @@ impl Context {
     /// Sends `message` to `to` and waits up to `timeout` for the answer, which
     /// must be an `R` (a [`Faulted`] answer gives [`AskError::Faulted`]).
     ///
-    /// Other messages arriving meanwhile are kept, in order, for later
+    /// When `to`'s mailbox is full, the ask waits for room within the same
+    /// deadline; if none comes, the message is handed back in
+    /// [`SendError::Full`]. Other messages arriving meanwhile are kept, in
+    /// order, for later
     /// [`input`](Context::input)s; the message being handled (and so
     /// [`reply`](Context::reply)) is not changed by the ask. Asking one's own
     /// address is refused at once with [`AskError::AskedSelf`].
@@ -484,7 +517,7 @@ impl Context {
         to: &Address,
         timeout: Duration,
     ) -> Result<Payload, AskError<M>> {
-        if *to == self.me {
+        if *to == self.core.me {
             tracing::warn!(
                 actor = self.id().0,
                 name = self.name(),
@@ -492,11 +525,33 @@ impl Context {
             );
             return Err(AskError::AskedSelf(message));
         }
-        let id = self.request(message, to).map_err(AskError::Send)?;
+        let id = self.next_request_id();
+        object_log!(
+            self,
+            ">",
+            "Sent {} to {}",
+            crate::message::signature_of::<M>(),
+            to
+        );
+        let mut slot = Some(Envelope {
+            from: self.core.me.clone(),
+            payload: Payload::new(message),
+            tag: Tag::Request(id),
+            meta: self.core.current.meta.clone(),
+        });
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        // Wait for room in the receiver's mailbox within the same deadline.
+        let pushed = tokio::select! {
+            biased;
+            pushed = push_waiting(to, &mut slot, Lane::of::<M>(Tag::Request(id))) => pushed,
+            () = &mut deadline => Err(PushError::Full),
+        };
+        if let Err(why) = pushed {
+            return Err(AskError::Send(refused(slot, why, to)));
+        }
         loop {
-            let rx = &mut self.rx;
+            let rx = &mut self.core.rx;
             let envelope = tokio::select! {
                 biased;
                 envelope = poll_fn(|task| rx.poll_recv(task)) => envelope,
@@ -525,10 +580,10 @@ impl Context {
     /// [`restore_saved`]: Context::restore_saved
     pub fn save(&mut self, message: Payload) {
         let envelope = Envelope {
-            from: std::mem::take(&mut self.current.from),
+            from: std::mem::take(&mut self.core.current.from),
             payload: message,
-            tag: self.current.tag.unwrap_or(Tag::None),
-            meta: self.current.meta.take(),
+            tag: self.core.current.tag.unwrap_or(Tag::None),
+            meta: self.core.current.meta.take(),
         };
         self.extras().saved.push(envelope);
     }
@@ -536,7 +591,7 @@ impl Context {
     /// Makes the saved messages the next ones [`input`](Context::input)
     /// returns, in the order they were saved.
     pub fn restore_saved(&mut self) {
-        if let Some(extras) = self.extras.as_mut() {
+        if let Some(extras) = self.core.extras.as_mut() {
             if !extras.saved.is_empty() {
                 let saved: Vec<Envelope> = std::mem::take(&mut extras.saved);
                 for envelope in saved.into_iter().rev() {
@@ -568,7 +623,7 @@ impl Context {
         let address = super::spawn::start(
             name,
             options.capacity,
-            self.me.clone(),
+            self.core.me.clone(),
             actor,
             super::spawn::OnEnd::Parent,
         );
@@ -592,12 +647,13 @@ impl Context {
 
     /// How many children have not yet been seen to return.
     pub fn working(&self) -> usize {
-        self.extras.as_ref().map_or(0, |x| x.children.len())
+        self.core.extras.as_ref().map_or(0, |x| x.children.len())
     }
 
     /// The addresses of the children still working.
     pub fn children(&self) -> Vec<Address> {
-        self.extras
+        self.core
+            .extras
             .as_ref()
             .map_or_else(Vec::new, |x| x.children.values().cloned().collect())
     }
@@ -624,7 +680,7 @@ impl Context {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         loop {
-            let rx = &mut self.rx;
+            let rx = &mut self.core.rx;
             let envelope = tokio::select! {
                 biased;
                 envelope = poll_fn(|task| rx.poll_recv(task)) => envelope,
@@ -645,42 +701,44 @@ impl Context {
     /// Sets the state name shown in log lines (`Name[STATE]`).
     pub fn set_state_label(&mut self, state: &dyn fmt::Debug) {
         if tracing::enabled!(target: "layer_cake::object", tracing::Level::DEBUG) {
-            self.state_label = Some(format!("{state:?}"));
+            self.core.state_label = Some(format!("{state:?}"));
         }
     }
 }
 
 impl Drop for Context {
     fn drop(&mut self) {
-        let extras = self.extras.take().map(|b| *b).unwrap_or_default();
+        let extras = self.core.extras.take().map(|b| *b).unwrap_or_default();
         for slot in extras.timers.values() {
             slot.task.abort();
         }
         for child in extras.children.values() {
-            let _ = child.post(Stop, self.me.clone(), Tag::None, None);
+            let _ = child.post(Stop, self.core.me.clone(), Tag::None, None);
         }
         let mut untaken: VecDeque<Envelope> = extras.replay;
         untaken.extend(extras.saved);
         untaken.extend(extras.deferred);
-        if self.supervised {
-            self.rx.requeue(untaken);
+        if self.core.supervised {
+            self.core.rx.requeue(untaken);
             return;
         }
         let mut left: Vec<Envelope> = untaken.into();
-        left.extend(self.rx.close());
+        left.extend(self.core.rx.close());
         let mut dropped = 0usize;
         for envelope in left {
             if let Tag::Request(id) = envelope.tag {
                 // Every request gets an answer, even from an actor that ended.
                 let fault = Faulted::new("not answered").with_explanation(format!(
                     "{} ended before answering {}",
-                    self.me,
+                    self.core.me,
                     envelope.payload.signature()
                 ));
-                let _ =
-                    envelope
-                        .from
-                        .post(fault, self.me.clone(), Tag::Response(id), envelope.meta);
+                let _ = envelope.from.post(
+                    fault,
+                    self.core.me.clone(),
+                    Tag::Response(id),
+                    envelope.meta,
+                );
             } else if !envelope.payload.is::<Stop>()
                 && !envelope.payload.is::<Returned>()
                 && !matches!(envelope.tag, Tag::Timer(_))
@@ -696,9 +754,45 @@ impl Drop for Context {
                 "ended with messages still queued"
             );
         }
-        if self.rx.mailbox().was_exported() {
+        if self.core.rx.mailbox().was_exported() {
             super::exports::forget(self.id());
         }
         object_log!(self, "X", "Destroyed");
+    }
+}
+
+/// Queues `slot`'s envelope at `to`, waiting while the user lane is full. On
+/// failure the envelope stays in `slot`.
+async fn push_waiting(
+    to: &Address,
+    slot: &mut Option<Envelope>,
+    lane: Lane,
+) -> Result<(), PushError> {
+    let Some(mailbox) = to.mailbox() else {
+        return Err(PushError::Closed);
+    };
+    let result = if lane == Lane::Control {
+        match slot.take() {
+            Some(envelope) => mailbox.push(envelope, lane),
+            None => Ok(()),
+        }
+    } else {
+        poll_fn(|task| mailbox.poll_push(slot, task)).await
+    };
+    result.map_err(|(envelope, why)| {
+        *slot = Some(envelope);
+        why
+    })
+}
+
+/// The error for a message that could not be queued, handing it back.
+fn refused<M: Message>(slot: Option<Envelope>, why: PushError, to: &Address) -> SendError<M> {
+    let message = slot
+        .and_then(|envelope| envelope.payload.downcast::<M>().ok())
+        .unwrap_or_else(|| unreachable!("the slot holds the undelivered M"));
+    match why {
+        _ if to.is_null() => SendError::NoAddress(message),
+        PushError::Full => SendError::Full(message),
+        PushError::Closed => SendError::Closed(message),
     }
 }

@@ -6,7 +6,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures_util::FutureExt;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -102,32 +103,97 @@ pub(crate) enum OnEnd {
     Handle(oneshot::Sender<Result<Payload, Faulted>>),
 }
 
-/// Runs `future`, turning a panic or an error into a fault.
-pub(crate) async fn catch<Fut>(future: Fut) -> Result<Payload, Faulted>
+/// Turns what an actor's function ended with into its value or fault.
+fn outcome<O: IntoReturn>(output: O) -> Result<Payload, Faulted> {
+    let payload = Payload::new(output.into_return()?);
+    // A returned fault is a fault, however it was returned.
+    match payload.downcast::<Faulted>() {
+        Ok(fault) => Err(fault),
+        Err(payload) => Ok(payload),
+    }
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> Faulted {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_string());
+    Faulted::new("actor panicked").with_explanation(text)
+}
+
+pin_project_lite::pin_project! {
+    /// An actor's function, run to its end: a panic or an error becomes a
+    /// fault. Written by hand rather than as an `async` block because nested
+    /// async blocks store their captures more than once, and an idle actor
+    /// must stay small.
+    pub(crate) struct Catch<Fut> {
+        #[pin]
+        future: Option<Fut>,
+    }
+}
+
+impl<Fut> Catch<Fut> {
+    /// Calls `actor(cx)`, catching a panic in the call itself too.
+    pub(crate) fn new<F: FnOnce(Context) -> Fut>(actor: F, cx: Context) -> Result<Self, Faulted> {
+        match std::panic::catch_unwind(AssertUnwindSafe(move || actor(cx))) {
+            Ok(future) => Ok(Catch {
+                future: Some(future),
+            }),
+            Err(panic) => Err(panicked(panic)),
+        }
+    }
+}
+
+impl<Fut> Future for Catch<Fut>
 where
-    Fut: Future + Send,
+    Fut: Future,
     Fut::Output: IntoReturn,
 {
-    match AssertUnwindSafe(future).catch_unwind().await {
-        Ok(output) => match output.into_return() {
-            Ok(value) => {
-                let payload = Payload::new(value);
-                // A returned fault is a fault, however it was returned.
-                match payload.downcast::<Faulted>() {
-                    Ok(fault) => Err(fault),
-                    Err(payload) => Ok(payload),
-                }
-            }
-            Err(fault) => Err(fault),
-        },
-        Err(panic) => {
-            let text = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic payload".to_string());
-            Err(Faulted::new("actor panicked").with_explanation(text))
+    type Output = Result<Payload, Faulted>;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(Faulted::new("actor polled after it ended")));
+        };
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(task)));
+        let result = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(output)) => outcome(output),
+            Err(panic) => Err(panicked(panic)),
+        };
+        // Drop the actor's state (and so its context) before reporting.
+        this.future.set(None);
+        Poll::Ready(result)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A spawned actor's task: runs the actor, then delivers its value.
+    struct ActorTask<Fut> {
+        #[pin]
+        run: Catch<Fut>,
+        me: Address,
+        parent: Address,
+        on_end: Option<OnEnd>,
+    }
+}
+
+impl<Fut> Future for ActorTask<Fut>
+where
+    Fut: Future,
+    Fut::Output: IntoReturn,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<()> {
+        let this = self.project();
+        let result = std::task::ready!(this.run.poll(task));
+        if let Some(on_end) = this.on_end.take() {
+            deliver(result, this.me, this.parent, on_end);
         }
+        Poll::Ready(())
     }
 }
 
@@ -153,18 +219,27 @@ where
         name,
         capacity.unwrap_or(DEFAULT_CAPACITY),
     ));
-    let address = Address::local(mailbox.clone());
+    let me = Address::local(mailbox.clone());
     let span = actor_span(mailbox.id, &mailbox.name);
-    let me = address.clone();
-    tokio::spawn(
-        async move {
-            let cx = Context::new(mailbox, parent.clone(), false);
-            let result = catch(async move { actor(cx).await }).await;
-            deliver(result, &me, &parent, on_end);
+    let cx = Context::new(mailbox, parent.clone(), false);
+    match Catch::new(actor, cx) {
+        Ok(run) => {
+            let task = ActorTask {
+                run,
+                me: me.clone(),
+                parent,
+                on_end: Some(on_end),
+            };
+            // Only pay for the span when something will log under it.
+            if span.is_disabled() {
+                tokio::spawn(task);
+            } else {
+                tokio::spawn(task.instrument(span));
+            }
         }
-        .instrument(span),
-    );
-    address
+        Err(fault) => deliver(Err(fault), &me, &parent, on_end),
+    }
+    me
 }
 
 pub(crate) fn deliver(

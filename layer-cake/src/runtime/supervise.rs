@@ -11,7 +11,7 @@ use super::address::Address;
 use super::context::Context;
 use super::envelope::Tag;
 use super::mailbox::{Mailbox, Receiver};
-use super::spawn::{IntoReturn, OnEnd, SpawnOptions, catch, deliver, next_id, short_name};
+use super::spawn::{Catch, IntoReturn, OnEnd, SpawnOptions, deliver, next_id, short_name};
 use crate::message::{FaultKind, Faulted, Restarted};
 
 /// When to try again after a failure: first the `first_steps` delays, then
@@ -109,8 +109,11 @@ impl Context {
                 let mut attempt = 0u32;
                 let result = loop {
                     let cx = Context::new(mailbox.clone(), parent.clone(), true);
-                    let run = factory(cx);
-                    let fault = match catch(run).await {
+                    let run = match Catch::new(&factory, cx) {
+                        Ok(run) => run.await,
+                        Err(fault) => Err(fault),
+                    };
+                    let fault = match run {
                         Ok(value) => break Ok(value),
                         Err(fault) if fault.kind == FaultKind::Aborted => break Err(fault),
                         Err(fault) => fault,
