@@ -14,3 +14,9 @@ pub mod runtime;
 
 pub use message::{Ack, FaultKind, Faulted, Message, Nak, Payload, Restarted, Returned, Start, Stop};
 pub use runtime::Address;
+
+/// Items the derive macros expand to. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}
