@@ -13,7 +13,7 @@ pub mod process;
 pub mod runtime;
 
 pub use message::{Ack, FaultKind, Faulted, Message, Nak, Payload, Restarted, Returned, Start, Stop};
-pub use runtime::Address;
+pub use runtime::{Address, Context};
 
 /// Items the derive macros expand to. Not part of the public API.
 #[doc(hidden)]

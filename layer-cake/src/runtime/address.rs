@@ -1,5 +1,199 @@
-//! PLACEHOLDER address.
-use serde::{Deserialize, Serialize};
-/// The address of an actor (placeholder).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Address(u64);
+//! Addresses: the one way to name an actor, wherever it runs.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::envelope::{Envelope, Lane, Tag};
+use super::error::SendError;
+use super::mailbox::{Mailbox, PushError};
+use crate::message::{Message, Payload};
+
+/// The process-unique number of an actor; prints as `<0000000e>` in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ActorId(pub u64);
+
+impl fmt::Display for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{:08x}>", self.0)
+    }
+}
+
+/// The address of an actor.
+///
+/// An `Address` is cheap to clone, can be compared and hashed, and can travel
+/// inside messages. Sending to it looks the same whether the actor is a task in
+/// this process or (with the networking layer) in another process or host;
+/// only the transport differs. [`Address::NULL`] names nobody: a message sent
+/// there is refused with [`SendError::NoAddress`].
+///
+/// Most code sends from inside an actor with [`Context::send`], which also
+/// fills in the return address; [`Address::send`] sends from outside any actor
+/// (the receiver sees the null address as the sender).
+///
+/// [`Context::send`]: crate::runtime::Context::send
+#[derive(Clone, Default)]
+pub struct Address(pub(crate) Route);
+
+#[derive(Clone, Default)]
+pub(crate) enum Route {
+    #[default]
+    Null,
+    Local(Arc<Mailbox>),
+}
+
+impl Address {
+    /// The address of nobody.
+    pub const NULL: Address = Address(Route::Null);
+
+    pub(crate) fn local(mailbox: Arc<Mailbox>) -> Self {
+        Address(Route::Local(mailbox))
+    }
+
+    /// Whether this is the null address.
+    pub fn is_null(&self) -> bool {
+        matches!(self.0, Route::Null)
+    }
+
+    /// The actor's id in its own process (`None` for the null address).
+    pub fn id(&self) -> Option<ActorId> {
+        match &self.0 {
+            Route::Null => None,
+            Route::Local(m) => Some(m.id),
+        }
+    }
+
+    /// Whether the actor behind this address has ended (always true for the
+    /// null address). An ended actor refuses messages.
+    pub fn is_closed(&self) -> bool {
+        match &self.0 {
+            Route::Null => true,
+            Route::Local(m) => m.is_closed(),
+        }
+    }
+
+    /// Sends `message` from outside any actor (the return address is null).
+    ///
+    /// Control messages ([`Stop`](crate::Stop) and the other lifecycle
+    /// messages) are never refused for lack of room; any other message is
+    /// refused with [`SendError::Full`] when the mailbox holds its capacity of
+    /// user messages. The error hands the message back.
+    pub fn send<M: Message>(&self, message: M) -> Result<(), SendError<M>> {
+        self.post(message, Address::NULL, Tag::None, None)
+    }
+
+    /// Delivers a message with the given envelope fields; on failure the
+    /// message is handed back inside the error.
+    pub(crate) fn post<M: Message>(
+        &self,
+        message: M,
+        from: Address,
+        tag: Tag,
+        meta: Option<Arc<super::Meta>>,
+    ) -> Result<(), SendError<M>> {
+        let lane = Lane::of::<M>(tag);
+        let mailbox = match &self.0 {
+            Route::Null => return Err(SendError::NoAddress(message)),
+            Route::Local(m) => m,
+        };
+        let envelope = Envelope {
+            from,
+            payload: Payload::new(message),
+            tag,
+            meta,
+        };
+        mailbox.push(envelope, lane).map_err(|(envelope, why)| {
+            let message = envelope
+                .payload
+                .downcast::<M>()
+                .unwrap_or_else(|_| unreachable!("payload was built from an M"));
+            match why {
+                PushError::Full => SendError::Full(message),
+                PushError::Closed => SendError::Closed(message),
+            }
+        })
+    }
+
+    /// Delivers an already-built envelope (used by forward and the runtime).
+    pub(crate) fn post_envelope(
+        &self,
+        envelope: Envelope,
+        lane: Lane,
+    ) -> Result<(), (Envelope, PushError)> {
+        match &self.0 {
+            Route::Null => Err((envelope, PushError::Closed)),
+            Route::Local(m) => m.push(envelope, lane),
+        }
+    }
+
+    pub(crate) fn mailbox(&self) -> Option<&Arc<Mailbox>> {
+        match &self.0 {
+            Route::Local(m) => Some(m),
+            Route::Null => None,
+        }
+    }
+}
+
+impl PartialEq for Address {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Route::Null, Route::Null) => true,
+            (Route::Local(a), Route::Local(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Address {}
+
+impl Hash for Address {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state)
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Route::Null => f.write_str("<null>"),
+            Route::Local(m) => fmt::Display::fmt(&m.id, f),
+        }
+    }
+}
+
+/// On the wire an address is its actor id in the sending process; the
+/// networking layer rewrites it into a route back over the connection. Within
+/// one process, an id decodes back to the live actor it names (or to the null
+/// address if that actor has ended).
+impl Serialize for Address {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let Route::Local(m) = &self.0 {
+            super::exports::export(m);
+        }
+        self.id().map(|id| id.0).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let id = Option::<u64>::deserialize(d)?;
+        Ok(id
+            .and_then(|id| super::exports::lookup(ActorId(id)))
+            .map(Address::local)
+            .unwrap_or_default())
+    }
+}
+
+impl Message for Address {
+    fn write_signature(out: &mut String) {
+        out.push_str("address");
+    }
+}

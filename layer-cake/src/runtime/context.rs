@@ -1,0 +1,704 @@
+//! The context an actor runs with: its mailbox, its children, its timers, and
+//! everything it can do — receive, send, reply, forward, ask, spawn.
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::AbortHandle;
+
+use super::address::{ActorId, Address};
+use super::envelope::{Envelope, Lane, Meta, RequestId, Tag};
+use super::error::{AskError, SendError};
+use super::mailbox::{Mailbox, PushError, Receiver};
+use crate::message::{Faulted, Message, Payload, Returned, Stop};
+
+/// Logs an object event (OBJECT level) for the actor owning `$cx`.
+macro_rules! object_log {
+    ($cx:expr, $tag:literal, $($fmt:tt)+) => {
+        tracing::debug!(
+            target: "layer_cake::object",
+            actor = $cx.id().0,
+            name = &*$cx.name(),
+            state = $cx.state_label.as_deref(),
+            tag = $tag,
+            $($fmt)+
+        )
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use object_log;
+
+/// What an actor works with: its own mailbox and address, the message it is
+/// handling, its children and its timers.
+///
+/// A function actor gets a `Context` by value and loops on
+/// [`input`](Context::input); a [`Machine`](crate::runtime::Machine) gets
+/// `&mut Context` in each handler.
+///
+/// ```
+/// use layer_cake::runtime::{self, Context};
+/// use layer_cake::{Faulted, Stop, on};
+///
+/// /// Doubles every number it is sent, until stopped.
+/// async fn doubler(mut cx: Context) -> Result<(), Faulted> {
+///     loop {
+///         let message = cx.input().await;
+///         on!(message, {
+///             i64 as n => { let _ = cx.reply(n * 2); },
+///             Stop as _ => return Err(Faulted::aborted()),
+///             other => tracing::warn!("unexpected {}", other.signature()),
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() {
+/// let worker = runtime::spawn(doubler);
+/// let answer: i64 = runtime::ask(21_i64, worker.address(), std::time::Duration::from_secs(5)).await.unwrap();
+/// assert_eq!(answer, 42);
+/// worker.address().send(Stop).unwrap();
+/// assert!(worker.join().await.is_err());
+/// # }
+/// ```
+pub struct Context {
+    me: Address,
+    rx: Receiver,
+    parent: Address,
+    current: Current,
+    next_request: u64,
+    supervised: bool,
+    pub(crate) state_label: Option<String>,
+    extras: Option<Box<Extras>>,
+}
+
+/// The message being handled: who sent it, and as what.
+#[derive(Default)]
+struct Current {
+    from: Address,
+    tag: Option<Tag>,
+    meta: Option<Arc<Meta>>,
+}
+
+/// Rarely-used state, allocated on first use so an idle actor stays small.
+#[derive(Default)]
+pub(crate) struct Extras {
+    /// Children still running, by id.
+    children: HashMap<ActorId, Address>,
+    /// Timers by message type.
+    pub(crate) timers: HashMap<TypeId, TimerSlot>,
+    pub(crate) timer_generation: u64,
+    /// Messages that arrived while an `ask` waited, not yet looked at.
+    deferred: VecDeque<Envelope>,
+    /// Messages set aside with `save`, in order.
+    saved: Vec<Envelope>,
+    /// Saved messages restored for delivery, already looked at.
+    replay: VecDeque<Envelope>,
+    /// Requests whose ask gave up; their late answers are discarded.
+    abandoned: HashSet<RequestId>,
+}
+
+pub(crate) struct TimerSlot {
+    pub(crate) generation: u64,
+    pub(crate) repeating: bool,
+    pub(crate) task: AbortHandle,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("address", &self.me)
+            .field("name", &self.name())
+            .field("parent", &self.parent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub(crate) fn new(mailbox: Arc<Mailbox>, parent: Address, supervised: bool) -> Self {
+        Context {
+            me: Address::local(mailbox.clone()),
+            rx: Receiver::new(mailbox),
+            parent,
+            current: Current::default(),
+            next_request: 0,
+            supervised,
+            state_label: None,
+            extras: None,
+        }
+    }
+
+    /// A context that is not an actor's: a mailbox and an address for
+    /// ordinary async code (a test, `main`) to talk to actors with, ask them
+    /// questions and spawn children that report back to it.
+    pub fn detached(name: impl Into<Cow<'static, str>>) -> Self {
+        let mailbox = Arc::new(Mailbox::new(
+            super::next_id(),
+            name.into(),
+            super::DEFAULT_CAPACITY,
+        ));
+        Context::new(mailbox, Address::NULL, false)
+    }
+
+    pub(crate) fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Default::default)
+    }
+
+    /// This actor's address.
+    pub fn address(&self) -> &Address {
+        &self.me
+    }
+
+    /// This actor's id.
+    pub fn id(&self) -> ActorId {
+        self.rx.mailbox().id
+    }
+
+    /// This actor's name (from the function or type it was spawned from, or
+    /// as given in [`SpawnOptions`](crate::runtime::SpawnOptions)).
+    pub fn name(&self) -> &str {
+        &self.rx.mailbox().name
+    }
+
+    /// The address of the actor that spawned this one (null for top-level
+    /// actors).
+    pub fn parent(&self) -> &Address {
+        &self.parent
+    }
+
+    /// Who sent the message being handled (its return address).
+    pub fn return_address(&self) -> &Address {
+        &self.current.from
+    }
+
+    /// The request id of the message being handled, if it is a request (sent
+    /// with [`ask`](Context::ask) or [`request`](Context::request)).
+    pub fn request_id(&self) -> Option<RequestId> {
+        match self.current.tag {
+            Some(Tag::Request(id)) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// For an answer to a [`request`](Context::request), the id it answers.
+    pub fn answers(&self) -> Option<RequestId> {
+        match self.current.tag {
+            Some(Tag::Response(id)) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The request context (trace, caller, ingress) of the message being
+    /// handled; inherited by everything sent while handling it.
+    pub fn meta(&self) -> Option<&Meta> {
+        self.current.meta.as_deref()
+    }
+
+    /// Replaces the request context carried by the messages this actor sends
+    /// from now on (until the next message is received).
+    pub fn set_meta(&mut self, meta: Meta) {
+        self.current.meta = Some(Arc::new(meta));
+    }
+
+    /// Waits for the next message.
+    ///
+    /// Control messages (`Stop`, `Returned`, timers) come before queued user
+    /// messages; otherwise messages arrive in the order they were sent by any
+    /// one sender. Messages set aside by an earlier [`ask`](Context::ask) come
+    /// first, and restored [`save`](Context::save)d ones before those.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it completes, no message
+    /// has been taken.
+    pub async fn input(&mut self) -> Payload {
+        loop {
+            if let Some(extras) = self.extras.as_mut() {
+                if let Some(envelope) = extras.replay.pop_front() {
+                    return self.handle(envelope);
+                }
+                if let Some(envelope) = extras.deferred.pop_front() {
+                    if let Some(payload) = self.accept(envelope) {
+                        return payload;
+                    }
+                    continue;
+                }
+            }
+            let rx = &mut self.rx;
+            let envelope = poll_fn(|task| rx.poll_recv(task)).await;
+            if let Some(payload) = self.accept(envelope) {
+                return payload;
+            }
+        }
+    }
+
+    /// Runtime bookkeeping for a message about to be handed to the actor;
+    /// `None` when the runtime consumed it (a stale timer, a late answer).
+    fn accept(&mut self, envelope: Envelope) -> Option<Payload> {
+        match envelope.tag {
+            Tag::Timer(generation) => {
+                let type_id = envelope.payload.type_id();
+                let timers = &mut self.extras().timers;
+                match timers.get(&type_id) {
+                    Some(slot) if slot.generation == generation => {
+                        if !slot.repeating {
+                            timers.remove(&type_id);
+                        }
+                    }
+                    // Cancelled or restarted since it was sent.
+                    _ => return None,
+                }
+            }
+            Tag::Response(id) => {
+                if let Some(extras) = self.extras.as_mut() {
+                    if extras.abandoned.remove(&id) {
+                        object_log!(
+                            self,
+                            "<",
+                            "Discarded late answer {} from {}",
+                            envelope.payload.signature(),
+                            envelope.from
+                        );
+                        return None;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if envelope.payload.is::<Returned>() {
+            if let (Some(extras), Some(id)) = (self.extras.as_mut(), envelope.from.id()) {
+                extras.children.remove(&id);
+            }
+        }
+        Some(self.handle(envelope))
+    }
+
+    /// Makes `envelope` the message being handled and returns its payload.
+    fn handle(&mut self, envelope: Envelope) -> Payload {
+        object_log!(
+            self,
+            "<",
+            "Received {} from {}",
+            envelope.payload.signature(),
+            envelope.from
+        );
+        self.current = Current {
+            from: envelope.from,
+            tag: Some(envelope.tag),
+            meta: envelope.meta,
+        };
+        envelope.payload
+    }
+
+    /// Sends `message` to `to`, with this actor as the return address.
+    ///
+    /// Never waits: a full mailbox refuses the message with
+    /// [`SendError::Full`], handing it back (see [`send_wait`](Context::send_wait)).
+    pub fn send<M: Message>(&self, message: M, to: &Address) -> Result<(), SendError<M>> {
+        object_log!(
+            self,
+            ">",
+            "Sent {} to {}",
+            crate::message::signature_of::<M>(),
+            to
+        );
+        to.post(
+            message,
+            self.me.clone(),
+            Tag::None,
+            self.current.meta.clone(),
+        )
+    }
+
+    /// Sends `message` to `to`, waiting while `to`'s mailbox is full.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: if the future is dropped while waiting for room, the
+    /// message is dropped with it.
+    pub async fn send_wait<M: Message>(
+        &self,
+        message: M,
+        to: &Address,
+    ) -> Result<(), SendError<M>> {
+        let Some(mailbox) = to.mailbox() else {
+            return Err(SendError::NoAddress(message));
+        };
+        let lane = Lane::of::<M>(Tag::None);
+        let envelope = Envelope {
+            from: self.me.clone(),
+            payload: Payload::new(message),
+            tag: Tag::None,
+            meta: self.current.meta.clone(),
+        };
+        let result = if lane == Lane::Control {
+            mailbox.push(envelope, lane)
+        } else {
+            let mut slot = Some(envelope);
+            poll_fn(|task| mailbox.poll_push(&mut slot, task)).await
+        };
+        result.map_err(|(envelope, why)| {
+            let message = envelope
+                .payload
+                .downcast::<M>()
+                .unwrap_or_else(|_| unreachable!("payload was built from an M"));
+            match why {
+                PushError::Full => SendError::Full(message),
+                PushError::Closed => SendError::Closed(message),
+            }
+        })
+    }
+
+    /// Sends `message` to whoever sent the message being handled. When that
+    /// message was a request, this is its answer.
+    pub fn reply<M: Message>(&self, message: M) -> Result<(), SendError<M>> {
+        let tag = match self.current.tag {
+            Some(Tag::Request(id)) => Tag::Response(id),
+            _ => Tag::None,
+        };
+        object_log!(
+            self,
+            ">",
+            "Sent {} to {}",
+            crate::message::signature_of::<M>(),
+            self.current.from
+        );
+        self.current
+            .from
+            .post(message, self.me.clone(), tag, self.current.meta.clone())
+    }
+
+    /// Passes `message` on to `to` keeping the original return address (and
+    /// request id), which takes this actor out of the conversation: `to`'s
+    /// reply goes straight back to the original sender.
+    pub fn forward<M: Message>(&self, message: M, to: &Address) -> Result<(), SendError<M>> {
+        let tag = match self.current.tag {
+            Some(Tag::Request(id)) => Tag::Request(id),
+            _ => Tag::None,
+        };
+        object_log!(
+            self,
+            ">",
+            "Forward {} to {} (from {})",
+            crate::message::signature_of::<M>(),
+            to,
+            self.current.from
+        );
+        to.post(
+            message,
+            self.current.from.clone(),
+            tag,
+            self.current.meta.clone(),
+        )
+    }
+
+    /// Sends `message` to `to` with `return_address` as its sender.
+    pub fn forward_from<M: Message>(
+        &self,
+        message: M,
+        to: &Address,
+        return_address: &Address,
+    ) -> Result<(), SendError<M>> {
+        object_log!(
+            self,
+            ">",
+            "Forward {} to {} (from {})",
+            crate::message::signature_of::<M>(),
+            to,
+            return_address
+        );
+        to.post(
+            message,
+            return_address.clone(),
+            Tag::None,
+            self.current.meta.clone(),
+        )
+    }
+
+    fn next_request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    /// Sends `message` as a request and returns its id without waiting; the
+    /// answer arrives later as an ordinary message, with
+    /// [`answers`](Context::answers) giving this id. This is how a state
+    /// machine asks.
+    pub fn request<M: Message>(
+        &mut self,
+        message: M,
+        to: &Address,
+    ) -> Result<RequestId, SendError<M>> {
+        let id = self.next_request_id();
+        object_log!(
+            self,
+            ">",
+            "Sent {} to {}",
+            crate::message::signature_of::<M>(),
+            to
+        );
+        to.post(
+            message,
+            self.me.clone(),
+            Tag::Request(id),
+            self.current.meta.clone(),
+        )?;
+        Ok(id)
+    }
+
+    /// Sends `message` to `to` and waits up to `timeout` for the answer, which
+    /// must be an `R` (a [`Faulted`] answer gives [`AskError::Faulted`]).
+    ///
+    /// Other messages arriving meanwhile are kept, in order, for later
+    /// [`input`](Context::input)s; the message being handled (and so
+    /// [`reply`](Context::reply)) is not changed by the ask. Asking one's own
+    /// address is refused at once with [`AskError::AskedSelf`].
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped before the answer arrives, the answer is
+    /// delivered later as an ordinary message.
+    pub async fn ask<R: Message, M: Message>(
+        &mut self,
+        message: M,
+        to: &Address,
+        timeout: Duration,
+    ) -> Result<R, AskError<M>> {
+        let answer = self.ask_payload(message, to, timeout).await?;
+        match answer.downcast::<R>() {
+            Ok(r) => Ok(r),
+            Err(other) => match other.downcast::<Faulted>() {
+                Ok(fault) => Err(AskError::Faulted(fault)),
+                Err(other) => Err(AskError::Unexpected(other)),
+            },
+        }
+    }
+
+    /// Like [`ask`](Context::ask), but accepts an answer of any type.
+    pub async fn ask_payload<M: Message>(
+        &mut self,
+        message: M,
+        to: &Address,
+        timeout: Duration,
+    ) -> Result<Payload, AskError<M>> {
+        if *to == self.me {
+            tracing::warn!(
+                actor = self.id().0,
+                name = self.name(),
+                "refused an ask to itself"
+            );
+            return Err(AskError::AskedSelf(message));
+        }
+        let id = self.request(message, to).map_err(AskError::Send)?;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let rx = &mut self.rx;
+            let envelope = tokio::select! {
+                biased;
+                envelope = poll_fn(|task| rx.poll_recv(task)) => envelope,
+                () = &mut deadline => {
+                    self.extras().abandoned.insert(id);
+                    return Err(AskError::TimedOut);
+                }
+            };
+            if envelope.tag == Tag::Response(id) {
+                object_log!(
+                    self,
+                    "<",
+                    "Received {} from {}",
+                    envelope.payload.signature(),
+                    envelope.from
+                );
+                return Ok(envelope.payload);
+            }
+            self.extras().deferred.push_back(envelope);
+        }
+    }
+
+    /// Sets the message being handled aside until [`restore_saved`]
+    /// (a state machine's state change does that).
+    ///
+    /// [`restore_saved`]: Context::restore_saved
+    pub fn save(&mut self, message: Payload) {
+        let envelope = Envelope {
+            from: std::mem::take(&mut self.current.from),
+            payload: message,
+            tag: self.current.tag.unwrap_or(Tag::None),
+            meta: self.current.meta.take(),
+        };
+        self.extras().saved.push(envelope);
+    }
+
+    /// Makes the saved messages the next ones [`input`](Context::input)
+    /// returns, in the order they were saved.
+    pub fn restore_saved(&mut self) {
+        if let Some(extras) = self.extras.as_mut() {
+            if !extras.saved.is_empty() {
+                let saved: Vec<Envelope> = std::mem::take(&mut extras.saved);
+                for envelope in saved.into_iter().rev() {
+                    extras.replay.push_front(envelope);
+                }
+            }
+        }
+    }
+
+    /// Spawns a child actor from an async function taking its [`Context`].
+    /// When the child ends, this actor receives [`Returned`] with its value.
+    pub fn spawn<F, Fut>(&mut self, actor: F) -> Address
+    where
+        F: FnOnce(Context) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: super::IntoReturn,
+    {
+        self.spawn_with(super::SpawnOptions::default(), actor)
+    }
+
+    /// [`spawn`](Context::spawn) with a name or mailbox capacity.
+    pub fn spawn_with<F, Fut>(&mut self, options: super::SpawnOptions, actor: F) -> Address
+    where
+        F: FnOnce(Context) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: super::IntoReturn,
+    {
+        let name = options.name_or(super::spawn::short_name(std::any::type_name::<F>()));
+        let address = super::spawn::start(
+            name,
+            options.capacity,
+            self.me.clone(),
+            actor,
+            super::spawn::OnEnd::Parent,
+        );
+        self.adopt(&address);
+        address
+    }
+
+    /// Spawns a [`Machine`](super::Machine) as a child.
+    pub fn spawn_machine<M: super::Machine>(&mut self, machine: M) -> Address {
+        let name = super::spawn::short_name(std::any::type_name::<M>());
+        let options = super::SpawnOptions::new().name(name);
+        self.spawn_with(options, move |cx| super::machine::run(cx, machine))
+    }
+
+    pub(crate) fn adopt(&mut self, child: &Address) {
+        if let Some(id) = child.id() {
+            object_log!(self, "+", "Created {}", child);
+            self.extras().children.insert(id, child.clone());
+        }
+    }
+
+    /// How many children have not yet been seen to return.
+    pub fn working(&self) -> usize {
+        self.extras.as_ref().map_or(0, |x| x.children.len())
+    }
+
+    /// The addresses of the children still working.
+    pub fn children(&self) -> Vec<Address> {
+        self.extras
+            .as_ref()
+            .map_or_else(Vec::new, |x| x.children.values().cloned().collect())
+    }
+
+    /// Sends [`Stop`] to every child still working and returns how many were
+    /// asked; each will still report with [`Returned`].
+    pub fn abort(&self) -> usize {
+        let children = self.children();
+        for child in &children {
+            let _ = self.send(Stop, child);
+        }
+        children.len()
+    }
+
+    /// Asks `address` to stop and waits up to `timeout` for the child's
+    /// [`Returned`]. Other messages arriving meanwhile are kept for later.
+    pub async fn stop(
+        &mut self,
+        address: &Address,
+        timeout: Duration,
+    ) -> Result<Returned, Faulted> {
+        self.send(Stop, address)
+            .map_err(|e| Faulted::new("cannot stop").with_explanation(e.to_string()))?;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let rx = &mut self.rx;
+            let envelope = tokio::select! {
+                biased;
+                envelope = poll_fn(|task| rx.poll_recv(task)) => envelope,
+                () = &mut deadline => return Err(Faulted::timed_out(format!("{address} did not stop"))),
+            };
+            if envelope.from == *address && envelope.payload.is::<Returned>() {
+                let Some(payload) = self.accept(envelope) else {
+                    continue;
+                };
+                return Ok(payload
+                    .downcast::<Returned>()
+                    .unwrap_or_else(|_| unreachable!()));
+            }
+            self.extras().deferred.push_back(envelope);
+        }
+    }
+
+    /// Sets the state name shown in log lines (`Name[STATE]`).
+    pub fn set_state_label(&mut self, state: &dyn fmt::Debug) {
+        if tracing::enabled!(target: "layer_cake::object", tracing::Level::DEBUG) {
+            self.state_label = Some(format!("{state:?}"));
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        let extras = self.extras.take().map(|b| *b).unwrap_or_default();
+        for slot in extras.timers.values() {
+            slot.task.abort();
+        }
+        for child in extras.children.values() {
+            let _ = child.post(Stop, self.me.clone(), Tag::None, None);
+        }
+        let mut untaken: VecDeque<Envelope> = extras.replay;
+        untaken.extend(extras.saved);
+        untaken.extend(extras.deferred);
+        if self.supervised {
+            self.rx.requeue(untaken);
+            return;
+        }
+        let mut left: Vec<Envelope> = untaken.into();
+        left.extend(self.rx.close());
+        let mut dropped = 0usize;
+        for envelope in left {
+            if let Tag::Request(id) = envelope.tag {
+                // Every request gets an answer, even from an actor that ended.
+                let fault = Faulted::new("not answered").with_explanation(format!(
+                    "{} ended before answering {}",
+                    self.me,
+                    envelope.payload.signature()
+                ));
+                let _ =
+                    envelope
+                        .from
+                        .post(fault, self.me.clone(), Tag::Response(id), envelope.meta);
+            } else if !envelope.payload.is::<Stop>()
+                && !envelope.payload.is::<Returned>()
+                && !matches!(envelope.tag, Tag::Timer(_))
+            {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                actor = self.id().0,
+                name = self.name(),
+                dropped,
+                "ended with messages still queued"
+            );
+        }
+        if self.rx.mailbox().was_exported() {
+            super::exports::forget(self.id());
+        }
+        object_log!(self, "X", "Destroyed");
+    }
+}

@@ -1,0 +1,267 @@
+//! Mailboxes: two lanes behind one lock.
+//!
+//! The *user* lane is bounded: a send to a full lane is refused and the
+//! message handed back (or, with `send_wait`, the sender waits for room). The
+//! *control* lane — lifecycle messages, timers, answers to requests — is never
+//! refused for lack of room and is read first.
+//!
+//! Why not a tokio channel: an idle actor must cost well under 1 KiB, and
+//! tokio's mpsc allocates a block of 32 slots per channel up front; we also
+//! need two lanes with one waker. The receiver swaps the whole shared queue
+//! into a private buffer in one lock, so under load a lock is taken once per
+//! batch, not once per message.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use super::address::ActorId;
+use super::envelope::{Envelope, Lane};
+
+/// Why a push failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushError {
+    Full,
+    Closed,
+}
+
+pub(crate) struct Mailbox {
+    pub(crate) id: ActorId,
+    pub(crate) name: Cow<'static, str>,
+    capacity: usize,
+    /// User messages queued and not yet taken by the actor (shared + private).
+    pending: AtomicUsize,
+    control_ready: AtomicBool,
+    senders_waiting: AtomicBool,
+    closed: AtomicBool,
+    exported: AtomicBool,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    user: VecDeque<Envelope>,
+    control: VecDeque<Envelope>,
+    receiver: Option<Waker>,
+    senders: Vec<Waker>,
+}
+
+impl Mailbox {
+    pub(crate) fn new(id: ActorId, name: Cow<'static, str>, capacity: usize) -> Self {
+        Mailbox {
+            id,
+            name,
+            capacity: capacity.max(1),
+            pending: AtomicUsize::new(0),
+            control_ready: AtomicBool::new(false),
+            senders_waiting: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            exported: AtomicBool::new(false),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing panics while holding this lock, but stay usable if it ever did.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Records that this mailbox's address was serialized; true the first time.
+    pub(crate) fn mark_exported(&self) -> bool {
+        !self.exported.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn was_exported(&self) -> bool {
+        self.exported.load(Ordering::Acquire)
+    }
+
+    /// Queues an envelope, or hands it back with the reason.
+    pub(crate) fn push(&self, envelope: Envelope, lane: Lane) -> Result<(), (Envelope, PushError)> {
+        let waker = {
+            let mut inner = self.lock();
+            if self.is_closed() {
+                return Err((envelope, PushError::Closed));
+            }
+            match lane {
+                Lane::User => {
+                    if self.pending.load(Ordering::SeqCst) >= self.capacity {
+                        return Err((envelope, PushError::Full));
+                    }
+                    self.pending.fetch_add(1, Ordering::SeqCst);
+                    inner.user.push_back(envelope);
+                }
+                Lane::Control => {
+                    inner.control.push_back(envelope);
+                    self.control_ready.store(true, Ordering::Release);
+                }
+            }
+            inner.receiver.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues a user message, waiting for room; `slot` holds the envelope
+    /// until it is queued.
+    pub(crate) fn poll_push(
+        &self,
+        slot: &mut Option<Envelope>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Result<(), (Envelope, PushError)>> {
+        let Some(envelope) = slot.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let waker = {
+            let mut inner = self.lock();
+            if self.is_closed() {
+                return Poll::Ready(Err((envelope, PushError::Closed)));
+            }
+            if self.pending.load(Ordering::SeqCst) >= self.capacity {
+                inner.senders.push(cx.waker().clone());
+                self.senders_waiting.store(true, Ordering::SeqCst);
+                // The receiver may have made room between our check and the
+                // flag becoming visible; look again before sleeping.
+                if self.pending.load(Ordering::SeqCst) >= self.capacity {
+                    *slot = Some(envelope);
+                    return Poll::Pending;
+                }
+            }
+            self.pending.fetch_add(1, Ordering::SeqCst);
+            inner.user.push_back(envelope);
+            inner.receiver.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn wake_senders(&self) {
+        let senders = {
+            let mut inner = self.lock();
+            self.senders_waiting.store(false, Ordering::SeqCst);
+            std::mem::take(&mut inner.senders)
+        };
+        for waker in senders {
+            waker.wake();
+        }
+    }
+}
+
+/// The receiving end of a mailbox, owned by the actor's context.
+pub(crate) struct Receiver {
+    mailbox: Arc<Mailbox>,
+    batch: VecDeque<Envelope>,
+}
+
+impl Receiver {
+    pub(crate) fn new(mailbox: Arc<Mailbox>) -> Self {
+        Receiver {
+            mailbox,
+            batch: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn mailbox(&self) -> &Arc<Mailbox> {
+        &self.mailbox
+    }
+
+    fn took_user(&self) {
+        let before = self.mailbox.pending.fetch_sub(1, Ordering::SeqCst);
+        if self.mailbox.senders_waiting.load(Ordering::SeqCst)
+            && before <= self.mailbox.capacity / 2 + 1
+        {
+            self.mailbox.wake_senders();
+        }
+    }
+
+    /// The next envelope: control lane first, then user messages in order.
+    pub(crate) fn poll_recv(&mut self, cx: &mut TaskContext<'_>) -> Poll<Envelope> {
+        let mailbox = &*self.mailbox;
+        if !mailbox.control_ready.load(Ordering::Acquire) {
+            if let Some(envelope) = self.batch.pop_front() {
+                self.took_user();
+                return Poll::Ready(envelope);
+            }
+        }
+        let mut inner = mailbox.lock();
+        if let Some(envelope) = inner.control.pop_front() {
+            if inner.control.is_empty() {
+                mailbox.control_ready.store(false, Ordering::Release);
+            }
+            return Poll::Ready(envelope);
+        }
+        if self.batch.is_empty() {
+            std::mem::swap(&mut inner.user, &mut self.batch);
+        }
+        if let Some(envelope) = self.batch.pop_front() {
+            drop(inner);
+            self.took_user();
+            return Poll::Ready(envelope);
+        }
+        match &inner.receiver {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => inner.receiver = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Ready when a `Stop` is waiting on the control lane (which it removes);
+    /// used while a supervisor waits to restart its child.
+    pub(crate) fn poll_stop(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let mut inner = self.mailbox.lock();
+        if let Some(at) = inner
+            .control
+            .iter()
+            .position(|e| e.payload.is::<crate::Stop>())
+        {
+            inner.control.remove(at);
+            if inner.control.is_empty() {
+                self.mailbox.control_ready.store(false, Ordering::Release);
+            }
+            return Poll::Ready(());
+        }
+        inner.receiver = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Puts messages the actor took but did not handle back at the front of
+    /// the mailbox, for the next run of a restarted actor.
+    pub(crate) fn requeue(&mut self, mut untaken: VecDeque<Envelope>) {
+        let mut inner = self.mailbox.lock();
+        // Messages still in the private batch are already counted as pending.
+        self.mailbox
+            .pending
+            .fetch_add(untaken.len(), Ordering::SeqCst);
+        untaken.append(&mut self.batch);
+        untaken.append(&mut inner.user);
+        inner.user = untaken;
+    }
+
+    /// Closes the mailbox and returns whatever was still queued.
+    pub(crate) fn close(&mut self) -> Vec<Envelope> {
+        let mut left: Vec<Envelope> = Vec::new();
+        let senders = {
+            let mut inner = self.mailbox.lock();
+            self.mailbox.closed.store(true, Ordering::Release);
+            left.extend(inner.control.drain(..));
+            left.extend(self.batch.drain(..));
+            left.extend(inner.user.drain(..));
+            self.mailbox.pending.store(0, Ordering::SeqCst);
+            inner.receiver = None;
+            std::mem::take(&mut inner.senders)
+        };
+        for waker in senders {
+            waker.wake();
+        }
+        left
+    }
+}
