@@ -25,6 +25,7 @@ struct HostPort {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Message)]
+#[allow(clippy::upper_case_acronyms)] // the original's level names
 enum Level {
     DEBUG,
     INFO,
@@ -287,6 +288,21 @@ fn decode_errors_name_the_field() {
 
     let e = json::decode_value::<Vec<Xy>>(r#"[{"x":1,"y":2},{"x":1,"y":true}]"#).unwrap_err();
     assert!(e.to_string().contains(r#"field "[1].y""#), "{e}");
+
+    // Through a nested payload, the path goes on into the inner value.
+    let e =
+        json::from_typed_str(r#"{"value":["Returned",{"value":["Xy",{"x":"a","y":1},[]]},[]]}"#)
+            .unwrap_err();
+    assert!(
+        matches!(&e, CodecError::Decode { signature, .. } if signature == "Returned"),
+        "{e}"
+    );
+    assert!(e.to_string().contains(r#"field "value[1].x""#), "{e}");
+    assert!(
+        e.to_string()
+            .contains(r#"invalid type: string "a", expected i64"#),
+        "{e}"
+    );
 
     // HTTP POST's per-class envelope.
     assert_eq!(

@@ -27,6 +27,14 @@
 //! order — and every refused registration is logged with `tracing::warn!`,
 //! recorded in [`conflicts`], and reported as an error by [`try_register`].
 //!
+//! A generic type cannot derive `Message` (a signature names one concrete
+//! type); the derive refuses it at compile time:
+//!
+//! ```compile_fail
+//! #[derive(serde::Serialize, serde::Deserialize, layer_cake::Message)]
+//! struct Wrapper<T> { inner: T }
+//! ```
+//!
 //! ```
 //! use layer_cake::message::registry;
 //!
@@ -54,9 +62,11 @@ pub struct Entry {
     json: fn(serde_json::Value, &'static str) -> Result<Payload, CodecError>,
     binary: fn(&[u8], &'static str) -> Result<Payload, CodecError>,
     erased: ErasedDecode,
-    text: fn(&[(String, Option<String>)], Source) -> Result<Payload, TextError>,
+    text: TextDecode,
     field_names: fn() -> Option<Vec<&'static str>>,
 }
+
+type TextDecode = fn(&[(String, Option<String>)], Source) -> Result<Payload, TextError>;
 
 type ErasedDecode =
     for<'de> fn(&mut dyn erased_serde::Deserializer<'de>) -> Result<Payload, erased_serde::Error>;

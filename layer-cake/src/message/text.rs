@@ -686,6 +686,7 @@ mod tests {
     }
 
     #[derive(Debug, PartialEq, Deserialize)]
+    #[allow(clippy::upper_case_acronyms)] // the original's level names
     enum Level {
         DEBUG,
         INFO,
