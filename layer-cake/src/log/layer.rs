@@ -10,12 +10,12 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::level::{ACTOR_SPAN, DebugLevel};
-use tracing_subscriber::filter::LevelFilter;
 
 /// A [`Layer`] that shows the events at or above a [`DebugLevel`] as
 /// layer-cake log lines, one `write_all` per line:
