@@ -11,7 +11,9 @@ use layer_cake::message::text::{self, Source, TextError};
 use layer_cake::{Ack, FaultKind, Faulted, Message, Payload, Returned, Stop};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Message)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Message,
+)]
 struct Xy {
     x: i64,
     y: i64,
@@ -499,4 +501,47 @@ fn registry_text_decoder_maps_a_query() {
         .decode_text(&fields(&[("z", Some("2"))]), Source::Query)
         .unwrap_err();
     assert_eq!(e.to_string(), "unknown field z (expected one of x, y)");
+}
+
+#[test]
+fn json_shapes_in_the_docs() {
+    let value = |p: Payload| json::to_value_string(&p, false).unwrap();
+    assert_eq!(
+        json::to_typed_string(&Payload::new(Ack), false).unwrap(),
+        r#"{"value":["Ack",null,[]]}"#
+    );
+    assert_eq!(value(Payload::new(Level::DEBUG)), r#""DEBUG""#);
+    assert_eq!(
+        value(Payload::new(Duration::from_millis(1500))),
+        r#"{"secs":1,"nanos":500000000}"#
+    );
+    let when = chrono::DateTime::parse_from_rfc3339("2026-11-22T12:12:20.65624Z")
+        .unwrap()
+        .to_utc();
+    assert_eq!(
+        value(Payload::new(when)),
+        r#""2026-11-22T12:12:20.656240Z""#
+    );
+    let id = uuid::Uuid::parse_str("67e55044-10b1-426f-9247-bb680e5fe0c8").unwrap();
+    assert_eq!(
+        value(Payload::new(id)),
+        r#""67e55044-10b1-426f-9247-bb680e5fe0c8""#
+    );
+    assert_eq!(
+        value(Payload::new(BTreeMap::from([(1_u8, true)]))),
+        r#"{"1":true}"#
+    );
+    assert_eq!(value(Payload::new(Some(3_i32))), "3");
+    assert_eq!(value(Payload::new(None::<i32>)), "null");
+    assert_eq!(value(Payload::new([1_i64, 2, 3, 4])), "[1,2,3,4]");
+    assert_eq!(
+        value(Payload::new(BTreeSet::from(['a', 'b']))),
+        r#"["a","b"]"#
+    );
+    // A map whose keys are not strings or numbers has no JSON form.
+    let e = json::to_typed_string(
+        &Payload::new(BTreeMap::from([(Xy::default(), 1_u8)])),
+        false,
+    );
+    assert!(matches!(e, Err(CodecError::Encode { .. })), "{e:?}");
 }

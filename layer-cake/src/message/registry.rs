@@ -8,7 +8,7 @@
 //! It is filled from:
 //!
 //! * the runtime's standard messages (`Start`, `Stop`, `Ack`, `Nak`,
-//!   `Returned`, `Restarted`, `Faulted`);
+//!   `Returned`, `Restarted`, `Faulted`) and `Address` (`address`);
 //! * the primitive types (`null`, `boolean`, `byte`, `integer2/4/8`,
 //!   `unsigned2/4/8`, `float4/8`, `rune`, `unicode`, `uuid`, `world`, `span`;
 //!   `integer8` and `unsigned8` decode as `i64` and `u64`);
@@ -281,6 +281,7 @@ fn builtins() -> Vec<Entry> {
         Entry::of::<Returned>(),
         Entry::of::<Restarted>(),
         Entry::of::<Faulted>(),
+        Entry::of::<crate::runtime::Address>(),
         // Primitives. `isize` and `usize` share `integer8` / `unsigned8` with
         // `i64` / `u64`, which are the types those signatures decode to.
         Entry::of::<()>(),
@@ -392,6 +393,9 @@ mod tests {
     use super::*;
     use std::collections::{BTreeMap, HashMap};
 
+    // `register!` works inside this crate too (for the runtime's own types).
+    crate::register!(Vec<Vec<u32>>);
+
     #[test]
     fn builtins_are_registered() {
         for sig in [
@@ -413,6 +417,8 @@ mod tests {
         assert!(!is_registered::<isize>());
         assert!(lookup("nothing-here").is_none());
         assert!(signatures().contains(&"boolean"));
+        assert!(signatures().contains(&"address"));
+        assert!(lookup("vector<vector<unsigned4>>").is_some());
     }
 
     #[test]
