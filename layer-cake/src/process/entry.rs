@@ -295,26 +295,35 @@ fn help_text(program: &str, own: Option<&[String]>, all: &[&str]) -> String {
             Err(_) => String::new(),
         }
     };
+    let spelled = |flag: &super::config::FlagHelp| {
+        if flag.value.is_empty() {
+            flag.name.to_owned()
+        } else {
+            format!("{}={}", flag.name, flag.value)
+        }
+    };
+    let width = STANDARD_FLAGS
+        .iter()
+        .map(|f| spelled(f).len())
+        .chain(own.unwrap_or_default().iter().map(String::len))
+        .max()
+        .unwrap_or(0);
     let mut out = format!("usage: {program} [--name=value ...]\n\n");
     match own {
         Some([]) => out.push_str(&format!("{program} takes no arguments of its own.\n")),
         Some(names) => {
             out.push_str(&format!("Arguments of {program}:\n"));
             for name in names {
-                out.push_str(&format!("  --{name:<28} {}\n", short(name)));
+                out.push_str(&format!("  --{name:<width$}  {}\n", short(name)));
             }
         }
         None => out.push_str(&format!("{program} takes any --name=value arguments.\n")),
     }
     out.push_str("\nStandard flags:\n");
     for flag in STANDARD_FLAGS {
-        let spelled = if flag.value.is_empty() {
-            flag.name.to_owned()
-        } else {
-            format!("{}={}", flag.name, flag.value)
-        };
         out.push_str(&format!(
-            "  --{spelled:<28} {:<4} {}\n",
+            "  --{:<width$}  {:<4} {}\n",
+            spelled(flag),
             short(flag.name),
             flag.text
         ));
