@@ -11,8 +11,18 @@
 
 pub mod log;
 pub mod message;
+pub mod net;
 pub mod process;
 pub mod runtime;
 
 pub use message::{Ack, FaultKind, Faulted, Message, Nak, Payload, Restarted, Returned, Start, Stop};
 pub use runtime::{Address, Context};
+
+pub use net::HostPort;
+pub use process::create;
+
+/// Items the derive macros expand to. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}

@@ -55,9 +55,8 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
 pub(crate) trait DynMessage: Send {
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
-    fn signature(&self) -> String;
-    fn encode_json(&self) -> Result<serde_json::Value, serde_json::Error>;
-    fn encode_binary(&self, out: &mut Vec<u8>) -> Result<(), codec::CodecError>;
+    fn signature(&self) -> &'static str;
+    fn as_serialize(&self) -> &dyn erased_serde::Serialize;
 }
 
 impl<T: Message> DynMessage for T {
@@ -67,14 +66,11 @@ impl<T: Message> DynMessage for T {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
-    fn signature(&self) -> String {
-        signature_of::<T>()
+    fn signature(&self) -> &'static str {
+        signature::static_signature::<T>()
     }
-    fn encode_json(&self) -> Result<serde_json::Value, serde_json::Error> {
-        serde_json::to_value(self)
-    }
-    fn encode_binary(&self, out: &mut Vec<u8>) -> Result<(), codec::CodecError> {
-        codec::binary::encode(self, out)
+    fn as_serialize(&self) -> &dyn erased_serde::Serialize {
+        self
     }
 }
 
@@ -124,7 +120,17 @@ impl Payload {
 
     /// The message's layer-cake type signature, e.g. `Xy` or `vector<float8>`.
     pub fn signature(&self) -> String {
+        self.0.signature().to_owned()
+    }
+
+    /// The signature, cached per type.
+    pub(crate) fn static_signature(&self) -> &'static str {
         self.0.signature()
+    }
+
+    /// The message as a serde value (its value alone, without the type).
+    pub(crate) fn as_serialize(&self) -> &dyn erased_serde::Serialize {
+        self.0.as_serialize()
     }
 
     /// The Rust `TypeId` of the message inside.
@@ -134,12 +140,17 @@ impl Payload {
 
     /// The message's value as JSON (without the typed envelope).
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
-        self.0.encode_json()
+        serde_json::to_value(self.0.as_serialize())
     }
 
     /// Appends the message's value in the binary codec to `out`.
     pub fn encode_binary(&self, out: &mut Vec<u8>) -> Result<(), codec::CodecError> {
-        self.0.encode_binary(out)
+        codec::binary::encode(self.0.as_serialize(), out).map_err(|e| match e {
+            codec::CodecError::Encode { reason, .. } => {
+                codec::CodecError::encode(self.static_signature(), reason)
+            }
+            other => other,
+        })
     }
 }
 
@@ -155,16 +166,72 @@ impl<M: Message> From<M> for Payload {
     }
 }
 
-// STUB: replaced by the registry-backed typed encoding.
+// A payload serializes as its signature followed by its value, so it can sit
+// inside other messages (`Returned { value }`) and still be decoded by
+// signature on the other side. Human-readable formats (JSON) get the original
+// library's three-element form `[signature, value, []]` (the last element is
+// the empty pointer list); binary formats get the pair `(signature, value)`.
 impl Serialize for Payload {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::Error;
-        Err(S::Error::custom(format!("cannot serialize {}", self.signature())))
+        use serde::ser::SerializeTuple;
+        let human = s.is_human_readable();
+        let mut t = s.serialize_tuple(if human { 3 } else { 2 })?;
+        t.serialize_element(self.static_signature())?;
+        t.serialize_element(self.as_serialize())?;
+        if human {
+            t.serialize_element(&[(); 0])?;
+        }
+        t.end()
     }
 }
+
 impl<'de> serde::Deserialize<'de> for Payload {
-    fn deserialize<D: serde::Deserializer<'de>>(_d: D) -> Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let human = d.is_human_readable();
+        d.deserialize_tuple(if human { 3 } else { 2 }, PayloadVisitor)
+    }
+}
+
+struct PayloadVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PayloadVisitor {
+    type Value = Payload;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a typed message [signature, value, pointers]")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Payload, A::Error> {
         use serde::de::Error;
-        Err(D::Error::custom("cannot deserialize payloads yet"))
+        let signature: std::borrow::Cow<'de, str> = seq
+            .next_element()?
+            .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+        let entry = registry::lookup(&signature).ok_or_else(|| {
+            A::Error::custom(format_args!("unknown type signature \"{signature}\""))
+        })?;
+        let payload = seq
+            .next_element_seed(EntrySeed(entry))?
+            .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+        // The pointer list of the JSON form: absent, or empty.
+        if let Some(pointers) = seq.next_element::<Vec<serde::de::IgnoredAny>>()?
+            && !pointers.is_empty()
+        {
+            return Err(A::Error::custom("pointer aliases are not supported"));
+        }
+        Ok(payload)
+    }
+}
+
+struct EntrySeed(&'static registry::Entry);
+
+impl<'de> serde::de::DeserializeSeed<'de> for EntrySeed {
+    type Value = Payload;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Payload, D::Error> {
+        use serde::de::Error;
+        let mut erased = <dyn erased_serde::Deserializer>::erase(d);
+        self.0.decode_erased(&mut erased).map_err(|e| {
+            D::Error::custom(format_args!("cannot decode {}: {e}", self.0.signature()))
+        })
     }
 }

@@ -1,1 +1,45 @@
-//! The process entry point (PLACEHOLDER).
+//! Processes: the entry point that makes a binary a layer-cake process.
+//!
+//! ```no_run
+//! use layer_cake::{Context, Faulted};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Xy {
+//!     x: i64,
+//!     y: i64,
+//! }
+//!
+//! async fn area(_cx: Context, xy: Xy) -> Result<i64, Faulted> {
+//!     Ok(xy.x * xy.y)
+//! }
+//!
+//! fn main() {
+//!     layer_cake::create(area) // area --x=2 --y=3  prints 6
+//! }
+//! ```
+//!
+//! [`create`] reads the command line: the standard flags every process
+//! accepts ([`ProcessConfig`], read back with [`config`]), then the main
+//! actor's own arguments, decoded by [`message::text`](crate::message::text)
+//! against the actor's argument type. It runs the main actor, turns SIGINT
+//! and SIGTERM into [`Stop`](crate::Stop), prints the result as JSON and
+//! exits with a status that says how it went:
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 0 | the main actor returned a value (or `--help`) |
+//! | 2 ([`EXIT_USAGE`]) | a bad command line |
+//! | 71, or the fault's own | the main actor returned a [`Faulted`](crate::Faulted) (an `Aborted` after a signal included) |
+//! | 70 ([`EXIT_SOFTWARE`]) | the program's fault: no runtime, an unencodable result, argument names clashing with standard flags |
+//! | 74 ([`EXIT_IO`]) | the result could not be written |
+//!
+//! See `docs/processes.md` for the whole story.
+
+mod args;
+mod config;
+mod entry;
+#[cfg(test)]
+mod tests;
+
+pub use config::{Origin, ProcessConfig, Scope, config};
+pub use entry::{EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};

@@ -1,9 +1,149 @@
-//! The binary codec (STUB).
+//! The binary codec used between processes: bincode 2 through its serde API.
+//!
+//! This is the only module that names bincode, so the wire format can be
+//! swapped without touching the rest of the crate. Values use bincode's
+//! `standard()` configuration (little-endian, variable-length integers) and
+//! carry no type information: the signature travels beside the bytes (in the
+//! envelope, or inside a [`Payload`]'s own encoding) and
+//! [`decode_payload`] picks the decoder from the registry.
+//!
+//! Decoding is bounded: a value may not claim more than
+//! [`MAX_DECODE_BYTES`], so a hostile length prefix inside a frame cannot make
+//! the decoder allocate gigabytes.
+//!
+//! ```
+//! use layer_cake::message::codec::binary;
+//!
+//! let mut bytes = Vec::new();
+//! binary::encode(&vec![vec![0.5_f64, 1.5]], &mut bytes).unwrap();
+//! let back: Vec<Vec<f64>> = binary::decode(&bytes).unwrap();
+//! assert_eq!(back, vec![vec![0.5, 1.5]]);
+//!
+//! // Constructed types are decoded by signature once registered.
+//! layer_cake::message::registry::register::<Vec<Vec<f64>>>();
+//! let p = binary::decode_payload("vector<vector<float8>>", &bytes).unwrap();
+//! assert_eq!(p.downcast::<Vec<Vec<f64>>>().unwrap(), vec![vec![0.5, 1.5]]);
+//! ```
+
+use bincode::config::{self, Configuration, LittleEndian, Varint};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use super::CodecError;
+use crate::Payload;
+use crate::message::registry;
+
+/// The most bytes one decoded value may claim (64 MiB).
+pub const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
+
+type Config = Configuration<LittleEndian, Varint, config::Limit<MAX_DECODE_BYTES>>;
+
+const CONFIG: Config = config::standard().with_limit::<MAX_DECODE_BYTES>();
 
 /// Appends `value` in the binary codec to `out`.
-pub fn encode<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| CodecError(e.to_string()))?;
-    out.extend_from_slice(&bytes);
-    Ok(())
+pub fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, out, CONFIG)
+        .map(|_| ())
+        .map_err(|e| CodecError::encode(std::any::type_name::<T>(), describe_encode(e)))
+}
+
+fn describe_encode(e: bincode::error::EncodeError) -> String {
+    use bincode::error::EncodeError;
+    match e {
+        EncodeError::OtherString(s) => s,
+        EncodeError::Other(s) => s.to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn describe_decode(e: bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError;
+    match e {
+        DecodeError::OtherString(s) => s,
+        DecodeError::Other(s) => s.to_owned(),
+        DecodeError::UnexpectedEnd { additional } => {
+            format!("unexpected end of input ({additional} more bytes needed)")
+        }
+        DecodeError::LimitExceeded => {
+            format!("a length exceeds the decode limit of {MAX_DECODE_BYTES} bytes")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Decodes a `T` that fills all of `bytes`.
+///
+/// Trailing bytes are an error: a frame holds exactly one value.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_named(bytes, std::any::type_name::<T>())
+}
+
+/// Decodes a `T` from the start of `bytes`, returning it and how many bytes it
+/// used.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+    bincode::serde::decode_from_slice(bytes, CONFIG)
+        .map_err(|e| CodecError::decode(std::any::type_name::<T>(), describe_decode(e)))
+}
+
+/// Decodes a `T` that fills all of `bytes`, naming it `signature` in errors.
+pub(crate) fn decode_named<T: DeserializeOwned>(
+    bytes: &[u8],
+    signature: &str,
+) -> Result<T, CodecError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, CONFIG)
+        .map_err(|e| CodecError::decode(signature, describe_decode(e)))?;
+    if used != bytes.len() {
+        return Err(CodecError::decode(
+            signature,
+            format_args!("{} trailing bytes after the value", bytes.len() - used),
+        ));
+    }
+    Ok(value)
+}
+
+/// Decodes a message whose type is named by `signature`, looking the type up
+/// in the registry.
+pub fn decode_payload(signature: &str, bytes: &[u8]) -> Result<Payload, CodecError> {
+    let entry = registry::lookup(signature)
+        .ok_or_else(|| CodecError::UnknownSignature(signature.to_owned()))?;
+    entry.decode_binary(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_trailing_bytes() {
+        let mut bytes = Vec::new();
+        encode(&(7_i64, String::from("hi")), &mut bytes).unwrap();
+        let back: (i64, String) = decode(&bytes).unwrap();
+        assert_eq!(back, (7, "hi".into()));
+        bytes.push(0);
+        let e = decode::<(i64, String)>(&bytes).unwrap_err();
+        assert!(e.to_string().contains("1 trailing bytes"), "{e}");
+        let (_, used) = decode_prefix::<(i64, String)>(&bytes).unwrap();
+        assert_eq!(used, bytes.len() - 1);
+    }
+
+    #[test]
+    fn hostile_length_is_refused() {
+        // A string claiming u64::MAX / 2 bytes: varint marker 253 then a u64.
+        let mut bytes = vec![253];
+        bytes.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
+        let e = decode::<String>(&bytes).unwrap_err();
+        assert!(e.to_string().contains("decode limit"), "{e}");
+    }
+
+    #[test]
+    fn payload_by_signature() {
+        let mut bytes = Vec::new();
+        encode(&42_i64, &mut bytes).unwrap();
+        let p = decode_payload("integer8", &bytes).unwrap();
+        assert_eq!(p.downcast::<i64>().unwrap(), 42);
+        assert!(matches!(
+            decode_payload("no-such-type", &bytes),
+            Err(CodecError::UnknownSignature(s)) if s == "no-such-type"
+        ));
+    }
 }

@@ -1,0 +1,207 @@
+//! The standard flags every layer-cake process accepts, decoded into a
+//! [`ProcessConfig`].
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::log::DebugLevel;
+use crate::net::HostPort;
+
+/// How far the directory inside a process reaches: the value of
+/// `--directory-scope`, and the scope a name is published or subscribed at.
+///
+/// Written on the command line by name: `--directory-scope=GROUP`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Scope {
+    /// Only this process.
+    #[default]
+    Process,
+    /// The composite process (one `group-cake` and its roles).
+    Group,
+    /// Every process on this host (`host-cake`).
+    Host,
+    /// Every host on the LAN (`lan-cake`).
+    Lan,
+    /// A library process: it publishes its role name at PROCESS scope for the
+    /// process that started it.
+    Library,
+}
+
+/// Where a process sits in the chain of processes that started it: the value
+/// of `--origin`, set by whoever starts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Origin {
+    /// Started from a shell by a user.
+    #[default]
+    Shell,
+    /// Started by `layer-cake run`.
+    Run,
+    /// A role started by a process that `layer-cake run` started.
+    RunChild,
+    /// Started by `layer-cake start` (in the background).
+    Start,
+    /// A role started by a process that `layer-cake start` started.
+    StartChild,
+}
+
+/// The standard flags of a layer-cake process, parsed by
+/// [`create`](crate::process::create) before the main actor's own arguments.
+///
+/// The main actor reads them with [`config`]. Each field is the flag of the
+/// same name with `_` written as `-` (`full_output` is `--full-output`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// `--debug-level=LEVEL`: show log lines at this level and above on
+    /// stderr. None: no logging.
+    #[serde(deserialize_with = "debug_level")]
+    pub debug_level: Option<DebugLevel>,
+    /// `--home-path=PATH`: the home folder of the composite process this
+    /// process is a role of.
+    pub home_path: Option<PathBuf>,
+    /// `--role-name=NAME`: this process's role in its home.
+    pub role_name: Option<String>,
+    /// `--full-output`: print the return value as a typed envelope.
+    pub full_output: bool,
+    /// `--child-process`: started by another layer-cake process; output is
+    /// compact.
+    pub child_process: bool,
+    /// `--directory-scope=SCOPE`: the scope of this process's directory.
+    pub directory_scope: Scope,
+    /// `--connect-to-directory=HOST:PORT`: the parent directory to connect to.
+    pub connect_to_directory: Option<HostPort>,
+    /// `--accept-directories-at=HOST:PORT`: where to listen for child
+    /// directories.
+    pub accept_directories_at: Option<HostPort>,
+    /// `--encrypted-process`: encrypt the link to the parent directory.
+    pub encrypted_process: bool,
+    /// `--origin=ORIGIN`: where this process sits in the chain of processes.
+    pub origin: Origin,
+    /// `--keep-logs`: keep rolling log files even in the foreground.
+    pub keep_logs: bool,
+    /// `--output-file=PATH`: write the output there instead of stdout.
+    pub output_file: Option<PathBuf>,
+    /// `--help`: list the flags and exit.
+    pub help: bool,
+}
+
+/// Reads a level name with [`DebugLevel`]'s `FromStr` (case ignored), so
+/// that a bad name gets its list of good ones.
+fn debug_level<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DebugLevel>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    text.map(|t| t.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// One standard flag as `--help` shows it.
+pub(crate) struct FlagHelp {
+    /// The flag's name, with dashes.
+    pub(crate) name: &'static str,
+    /// What its value looks like; empty for a bool.
+    pub(crate) value: &'static str,
+    /// What it does.
+    pub(crate) text: &'static str,
+}
+
+/// The standard flags, in the order `--help` lists them (the order of the
+/// fields of [`ProcessConfig`]).
+pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
+    FlagHelp {
+        name: "debug-level",
+        value: "LEVEL",
+        text: "log to stderr at LEVEL and above: FAULT, WARNING, CONSOLE, OBJECT, TRACE, DEBUG",
+    },
+    FlagHelp {
+        name: "home-path",
+        value: "PATH",
+        text: "the home folder of the composite process",
+    },
+    FlagHelp {
+        name: "role-name",
+        value: "NAME",
+        text: "this process's role in its home",
+    },
+    FlagHelp {
+        name: "full-output",
+        value: "",
+        text: "print the result as a typed envelope {\"value\":[type,value,[]]}",
+    },
+    FlagHelp {
+        name: "child-process",
+        value: "",
+        text: "started by another layer-cake process: compact output",
+    },
+    FlagHelp {
+        name: "directory-scope",
+        value: "SCOPE",
+        text: "scope of this process's directory: PROCESS (default), GROUP, HOST, LAN, LIBRARY",
+    },
+    FlagHelp {
+        name: "connect-to-directory",
+        value: "HOST:PORT",
+        text: "the parent directory (also {\"host\":...,\"port\":...})",
+    },
+    FlagHelp {
+        name: "accept-directories-at",
+        value: "HOST:PORT",
+        text: "listen here for child directories",
+    },
+    FlagHelp {
+        name: "encrypted-process",
+        value: "",
+        text: "encrypt the link to the parent directory",
+    },
+    FlagHelp {
+        name: "origin",
+        value: "ORIGIN",
+        text: "position in the process chain: SHELL (default), RUN, RUN_CHILD, START, START_CHILD",
+    },
+    FlagHelp {
+        name: "keep-logs",
+        value: "",
+        text: "keep rolling log files even in the foreground",
+    },
+    FlagHelp {
+        name: "output-file",
+        value: "PATH",
+        text: "write the result to PATH instead of stdout",
+    },
+    FlagHelp {
+        name: "help",
+        value: "",
+        text: "show this help and exit",
+    },
+];
+
+static CONFIG: OnceLock<ProcessConfig> = OnceLock::new();
+
+/// Records the process's configuration; the first call wins.
+pub(crate) fn set(config: ProcessConfig) {
+    let _ = CONFIG.set(config);
+}
+
+/// The standard flags this process was started with, as parsed by
+/// [`create`](crate::process::create) (or [`run`](crate::process::run)).
+///
+/// In a program that did not start through `create` (a test, a `main` of
+/// its own) every flag has its default.
+///
+/// ```
+/// use layer_cake::process::{Scope, config};
+///
+/// // Not started through `create`: the defaults.
+/// assert_eq!(config().directory_scope, Scope::Process);
+/// assert_eq!(config().debug_level, None);
+/// ```
+pub fn config() -> &'static ProcessConfig {
+    static DEFAULT: OnceLock<ProcessConfig> = OnceLock::new();
+    CONFIG
+        .get()
+        .unwrap_or_else(|| DEFAULT.get_or_init(ProcessConfig::default))
+}

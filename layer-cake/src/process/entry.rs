@@ -1,0 +1,409 @@
+//! The process entry point: flags in, main actor run, result out.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::args::{self, RawFlag};
+use super::config::{self, ProcessConfig, STANDARD_FLAGS};
+use crate::message::codec::json;
+use crate::message::text::{self, Source};
+use crate::runtime::{self, Context, IntoReturn, SpawnOptions};
+use crate::{Faulted, Payload, Stop};
+
+/// Exit status: the command line was wrong (a bad flag or value).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: a fault in the program rather than in its input (the
+/// runtime would not start, the result would not encode, the main actor's
+/// arguments clash with a standard flag).
+pub const EXIT_SOFTWARE: i32 = 70;
+/// Exit status: the result could not be written (`--output-file`, stdout).
+pub const EXIT_IO: i32 = 74;
+
+/// How long the runtime's blocking threads get to finish once the main actor
+/// has returned.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Makes this program a layer-cake process whose main actor is `main_actor`;
+/// never returns.
+///
+/// `main_actor` is an async function taking its [`Context`] and its own
+/// arguments `A` (any `serde` type, `()` for none), which are decoded from
+/// the command line's `--name=value` flags. The standard flags
+/// (`--debug-level`, `--full-output`, … see [`ProcessConfig`]) are taken out
+/// first and can be read with [`config`](super::config).
+///
+/// The process logs at `--debug-level`, runs the main actor on a
+/// multi-threaded tokio runtime, sends it [`Stop`] on SIGINT or SIGTERM, and
+/// when it returns prints its value as JSON on stdout (nothing for `()`) and
+/// exits 0; a [`Faulted`] result goes to stderr and exits with
+/// [`Faulted::exit_code`] (71 unless set). A bad command line gets one line
+/// on stderr and exit status 2. See `docs/processes.md`.
+///
+/// ```no_run
+/// use layer_cake::{Context, Faulted};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Args {
+///     name: String,
+/// }
+///
+/// async fn hello(_cx: Context, args: Args) -> Result<String, Faulted> {
+///     Ok(format!("hello {}", args.name))
+/// }
+///
+/// fn main() {
+///     layer_cake::create(hello) // hello --name=world  →  "hello world"
+/// }
+/// ```
+pub fn create<F, A, Fut>(main_actor: F) -> !
+where
+    F: FnOnce(Context, A) -> Fut + Send + 'static,
+    A: DeserializeOwned + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoReturn,
+{
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // Not locked for the run: the actors and the log layer write to these
+    // too, from other threads.
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let code = run(main_actor, &args, &mut stdout, &mut stderr);
+    let _ = stdout.flush();
+    let _ = stderr.flush();
+    std::process::exit(code)
+}
+
+/// What [`create`] does, short of exiting: parses `args` (the program name
+/// first), runs `main_actor`, writes the output to `stdout` (or the
+/// `--output-file`) and errors to `stderr`, and returns the exit status.
+///
+/// It builds its own tokio runtime, so it must not be called from inside
+/// one. The first call in a process records the [`config`](super::config)
+/// and installs the log subscriber; later calls cannot change either.
+pub fn run<F, A, Fut, S>(
+    main_actor: F,
+    args: &[S],
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32
+where
+    F: FnOnce(Context, A) -> Fut + Send + 'static,
+    A: DeserializeOwned + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoReturn,
+    S: AsRef<str>,
+{
+    let program = program_name(args.first().map_or("", |a| a.as_ref()));
+    let rest = args.get(1..).unwrap_or_default();
+    let (config, arguments) = match parse::<A, S>(&program, rest) {
+        Ok(Parsed::Run(config, arguments)) => (config, arguments),
+        Ok(Parsed::Help(text)) => {
+            return match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = writeln!(stderr, "{program}: cannot write the help: {e}");
+                    EXIT_IO
+                }
+            };
+        }
+        Err(usage) => {
+            let _ = writeln!(stderr, "{program}: {}", usage.text);
+            return usage.code;
+        }
+    };
+    config::set(config.clone());
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = writeln!(stderr, "{program}: cannot start the runtime: {e}");
+            return EXIT_SOFTWARE;
+        }
+    };
+    crate::log::init(config.debug_level);
+
+    let name = config
+        .role_name
+        .clone()
+        .unwrap_or_else(|| function_name::<F>().to_owned());
+    let result = runtime.block_on(async move {
+        let signals = Signals::install();
+        let handle = runtime::spawn_with(SpawnOptions::new().name(name), move |cx| {
+            main_actor(cx, arguments)
+        });
+        let main = handle.address().clone();
+        let ended = handle.join_payload();
+        tokio::pin!(ended);
+        let mut signals = signals;
+        loop {
+            tokio::select! {
+                result = &mut ended => break result,
+                signal = signals.next() => {
+                    tracing::info!(signal, "Stopping the main actor");
+                    let _ = main.send(Stop);
+                }
+            }
+        }
+    });
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+
+    output(result, &config, &program, stdout, stderr)
+}
+
+/// Prints the main actor's result and returns the exit status.
+fn output(
+    result: Result<Payload, Faulted>,
+    config: &ProcessConfig,
+    program: &str,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
+    let pretty = !config.child_process;
+    let (payload, code) = match result {
+        Ok(value) if value.is::<()>() => return 0,
+        Ok(value) => (value, 0),
+        Err(fault) if config.full_output => {
+            let code = fault.exit_code();
+            (Payload::new(fault), code)
+        }
+        Err(fault) => {
+            let _ = writeln!(stderr, "{program}: {fault}");
+            return fault.exit_code();
+        }
+    };
+    let encoded = if config.full_output {
+        json::to_typed_string(&payload, pretty)
+    } else {
+        json::to_value_string(&payload, pretty)
+    };
+    let mut text = match encoded {
+        Ok(text) => text,
+        Err(e) => {
+            let _ = writeln!(stderr, "{program}: {e}");
+            return EXIT_SOFTWARE;
+        }
+    };
+    text.push('\n');
+    let written = match &config.output_file {
+        Some(path) => std::fs::write(path, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(|e| format!("cannot write the output: {e}")),
+    };
+    match written {
+        Ok(()) => code,
+        Err(e) => {
+            let _ = writeln!(stderr, "{program}: {e}");
+            EXIT_IO
+        }
+    }
+}
+
+/// The outcome of reading a command line.
+#[derive(Debug)]
+pub(crate) enum Parsed<A> {
+    /// Run the main actor with these flags and arguments.
+    Run(ProcessConfig, A),
+    /// `--help` was given: print this and exit 0.
+    Help(String),
+}
+
+/// A command line that cannot be run: the exit status and one line saying
+/// why.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) code: i32,
+    pub(crate) text: String,
+}
+
+fn usage(text: impl Into<String>) -> Usage {
+    Usage {
+        code: EXIT_USAGE,
+        text: text.into(),
+    }
+}
+
+/// Reads the flags (without the program name): the standard flags into a
+/// [`ProcessConfig`], the others into the main actor's arguments `A`.
+pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
+    program: &str,
+    args: &[S],
+) -> Result<Parsed<A>, Usage> {
+    let standard: Vec<&str> = STANDARD_FLAGS.iter().map(|f| f.name).collect();
+    let own: Option<Vec<String>> =
+        text::field_names::<A>().map(|names| names.iter().map(|n| n.replace('_', "-")).collect());
+    if let Some(clash) = own
+        .iter()
+        .flatten()
+        .find(|name| standard.contains(&name.as_str()))
+    {
+        return Err(Usage {
+            code: EXIT_SOFTWARE,
+            text: format!(
+                "the main actor's argument --{clash} has the name of a standard flag; rename it"
+            ),
+        });
+    }
+    let mut all: Vec<&str> = standard.clone();
+    all.extend(own.iter().flatten().map(String::as_str));
+
+    let mut standard_fields = Vec::new();
+    let mut own_fields = Vec::new();
+    for flag in args::split(args).map_err(usage)? {
+        let RawFlag { name, value, short } = flag;
+        let long = if short {
+            args::resolve_short(&name, &all).map_err(usage)?.to_owned()
+        } else {
+            name
+        };
+        let normal = long.replace('_', "-");
+        if standard.contains(&normal.as_str()) {
+            standard_fields.push((normal, value));
+        } else {
+            own_fields.push((long, value));
+        }
+    }
+
+    let config: ProcessConfig =
+        text::from_fields(&standard_fields, Source::Flag).map_err(|e| usage(e.to_string()))?;
+    if config.help {
+        return Ok(Parsed::Help(help_text(program, own.as_deref(), &all)));
+    }
+    let arguments: A =
+        text::from_fields(&own_fields, Source::Flag).map_err(|e| usage(e.to_string()))?;
+    Ok(Parsed::Run(config, arguments))
+}
+
+/// The `--help` text: the main actor's own flags, then the standard ones.
+fn help_text(program: &str, own: Option<&[String]>, all: &[&str]) -> String {
+    let short = |long: &str| {
+        let s = args::initials(long);
+        match args::resolve_short(&s, all) {
+            Ok(_) => format!("-{s}"),
+            Err(_) => String::new(),
+        }
+    };
+    let spelled = |flag: &super::config::FlagHelp| {
+        if flag.value.is_empty() {
+            flag.name.to_owned()
+        } else {
+            format!("{}={}", flag.name, flag.value)
+        }
+    };
+    let width = STANDARD_FLAGS
+        .iter()
+        .map(|f| spelled(f).len())
+        .chain(own.unwrap_or_default().iter().map(String::len))
+        .max()
+        .unwrap_or(0);
+    let mut out = format!("usage: {program} [--name=value ...]\n\n");
+    match own {
+        Some([]) => out.push_str(&format!("{program} takes no arguments of its own.\n")),
+        Some(names) => {
+            out.push_str(&format!("Arguments of {program}:\n"));
+            for name in names {
+                out.push_str(&format!("  --{name:<width$}  {}\n", short(name)));
+            }
+        }
+        None => out.push_str(&format!("{program} takes any --name=value arguments.\n")),
+    }
+    out.push_str("\nStandard flags:\n");
+    for flag in STANDARD_FLAGS {
+        out.push_str(&format!(
+            "  --{:<width$}  {:<4} {}\n",
+            spelled(flag),
+            short(flag.name),
+            flag.text
+        ));
+    }
+    out
+}
+
+/// The file name of `argv[0]`, for messages.
+fn program_name(argv0: &str) -> String {
+    std::path::Path::new(argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "layer-cake".to_owned())
+}
+
+/// `my_crate::server` → `server`, the name the main actor logs under.
+fn function_name<F>() -> &'static str {
+    let full = std::any::type_name::<F>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.split("::")
+        .filter(|segment| !segment.is_empty() && !segment.starts_with('{'))
+        .last()
+        .unwrap_or(base)
+}
+
+/// The signals that stop the main actor.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Takes over SIGINT and SIGTERM (before the main actor starts, so a
+    /// signal sent once it is running is never lost).
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let hook = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("cannot catch {name}: {e}");
+                    None
+                }
+            };
+            Signals {
+                interrupt: hook(SignalKind::interrupt(), "SIGINT"),
+                terminate: hook(SignalKind::terminate(), "SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The name of the next signal to arrive.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                if let Some(s) = s
+                    && s.recv().await.is_some()
+                {
+                    return;
+                }
+                std::future::pending().await
+            }
+            tokio::select! {
+                () = recv(&mut self.interrupt) => "SIGINT",
+                () = recv(&mut self.terminate) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => "Ctrl-C",
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+}
