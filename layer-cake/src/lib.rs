@@ -15,7 +15,12 @@ pub mod net;
 pub mod process;
 pub mod runtime;
 
-pub use message::{Ack, FaultKind, Faulted, Message, Nak, Payload, Restarted, Returned, Start, Stop};
+// Lets `#[derive(Message)]`, which names `::layer_cake`, work inside this crate too.
+extern crate self as layer_cake;
+
+pub use message::{
+    Ack, FAULTY_EXIT, FaultKind, Faulted, Message, Nak, Payload, Restarted, Returned, Start, Stop,
+};
 pub use runtime::{Address, Context};
 
 pub use net::HostPort;
@@ -25,4 +30,19 @@ pub use process::create;
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;
+}
+
+/// The guides in `docs/`, whose examples run as doctests so they stay true.
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../docs/programming-model.md")]
+    struct ProgrammingModel;
+    #[doc = include_str!("../../docs/messages.md")]
+    struct Messages;
+    #[doc = include_str!("../../docs/processes.md")]
+    struct Processes;
+    #[doc = include_str!("../../docs/logging.md")]
+    struct Logging;
 }

@@ -22,7 +22,7 @@ pub mod text;
 
 pub use layer_cake_macros::Message;
 pub use signature::signature_of;
-pub use standard::{Ack, FaultKind, Faulted, Nak, Restarted, Returned, Start, Stop};
+pub use standard::{Ack, FAULTY_EXIT, FaultKind, Faulted, Nak, Restarted, Returned, Start, Stop};
 
 /// A type that can be sent to an actor.
 ///

@@ -96,7 +96,11 @@ impl Returned {
             Err(other) => match other.downcast::<Faulted>() {
                 Ok(fault) => Err(fault),
                 Err(other) => Err(Faulted::new("unexpected return type").with_explanation(
-                    format!("expected {}, got {}", super::signature_of::<T>(), other.signature()),
+                    format!(
+                        "expected {}, got {}",
+                        super::signature_of::<T>(),
+                        other.signature()
+                    ),
                 )),
             },
         }
@@ -215,7 +219,10 @@ impl Faulted {
 
     /// Ended by a user or software interrupt.
     pub fn aborted() -> Self {
-        Faulted::of(FaultKind::Aborted, Some("user or software interrupt".into()))
+        Faulted::of(
+            FaultKind::Aborted,
+            Some("user or software interrupt".into()),
+        )
     }
 
     /// A deadline passed.

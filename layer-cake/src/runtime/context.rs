@@ -286,25 +286,25 @@ impl Context {
                 }
             }
             Tag::Response(id) => {
-                if let Some(extras) = self.core.extras.as_mut() {
-                    if extras.abandoned.remove(&id) {
-                        object_log!(
-                            self,
-                            "<",
-                            "Discarded late answer {} from {}",
-                            envelope.payload.signature(),
-                            envelope.from
-                        );
-                        return None;
-                    }
+                if let Some(extras) = self.core.extras.as_mut()
+                    && extras.abandoned.remove(&id)
+                {
+                    object_log!(
+                        self,
+                        "<",
+                        "Discarded late answer {} from {}",
+                        envelope.payload.signature(),
+                        envelope.from
+                    );
+                    return None;
                 }
             }
             _ => {}
         }
-        if envelope.payload.is::<Returned>() {
-            if let (Some(extras), Some(id)) = (self.core.extras.as_mut(), envelope.from.id()) {
-                extras.children.remove(&id);
-            }
+        if envelope.payload.is::<Returned>()
+            && let (Some(extras), Some(id)) = (self.core.extras.as_mut(), envelope.from.id())
+        {
+            extras.children.remove(&id);
         }
         Some(self.handle(envelope))
     }
@@ -591,12 +591,12 @@ impl Context {
     /// Makes the saved messages the next ones [`input`](Context::input)
     /// returns, in the order they were saved.
     pub fn restore_saved(&mut self) {
-        if let Some(extras) = self.core.extras.as_mut() {
-            if !extras.saved.is_empty() {
-                let saved: Vec<Envelope> = std::mem::take(&mut extras.saved);
-                for envelope in saved.into_iter().rev() {
-                    extras.replay.push_front(envelope);
-                }
+        if let Some(extras) = self.core.extras.as_mut()
+            && !extras.saved.is_empty()
+        {
+            let saved: Vec<Envelope> = std::mem::take(&mut extras.saved);
+            for envelope in saved.into_iter().rev() {
+                extras.replay.push_front(envelope);
             }
         }
     }
@@ -640,7 +640,6 @@ impl Context {
 
     pub(crate) fn adopt(&mut self, child: &Address) {
         if let Some(id) = child.id() {
-            object_log!(self, "+", "Created {}", child);
             self.extras().children.insert(id, child.clone());
         }
     }
@@ -757,7 +756,6 @@ impl Drop for Context {
         if self.core.rx.mailbox().was_exported() {
             super::exports::forget(self.id());
         }
-        object_log!(self, "X", "Destroyed");
     }
 }
 

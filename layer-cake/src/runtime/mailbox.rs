@@ -186,11 +186,11 @@ impl Receiver {
     /// The next envelope: control lane first, then user messages in order.
     pub(crate) fn poll_recv(&mut self, cx: &mut TaskContext<'_>) -> Poll<Envelope> {
         let mailbox = &*self.mailbox;
-        if !mailbox.control_ready.load(Ordering::Acquire) {
-            if let Some(envelope) = self.batch.pop_front() {
-                self.took_user();
-                return Poll::Ready(envelope);
-            }
+        if !mailbox.control_ready.load(Ordering::Acquire)
+            && let Some(envelope) = self.batch.pop_front()
+        {
+            self.took_user();
+            return Poll::Ready(envelope);
         }
         let mut inner = mailbox.lock();
         if let Some(envelope) = inner.control.pop_front() {

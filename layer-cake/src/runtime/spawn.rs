@@ -221,6 +221,7 @@ where
     ));
     let me = Address::local(mailbox.clone());
     let span = actor_span(mailbox.id, &mailbox.name);
+    created(&mailbox, &parent);
     let cx = Context::new(mailbox, parent.clone(), false);
     match Catch::new(actor, cx) {
         Ok(run) => {
@@ -242,14 +243,35 @@ where
     me
 }
 
+/// Logs a new actor's first line, before it can run.
+pub(crate) fn created(mailbox: &Mailbox, parent: &Address) {
+    tracing::debug!(
+        target: "layer_cake::object",
+        actor = mailbox.id.0,
+        name = &*mailbox.name,
+        tag = "+",
+        "Created by {parent}"
+    );
+}
+
 pub(crate) fn deliver(
     result: Result<Payload, Faulted>,
     me: &Address,
     parent: &Address,
     on_end: OnEnd,
 ) {
-    if let Err(fault) = &result {
-        tracing::debug!(target: "layer_cake::object", actor = me.id().map_or(0, |i| i.0), tag = ")", "Ended with fault: {fault}");
+    if let Some(mailbox) = me.mailbox() {
+        let ending = match &result {
+            Ok(value) => format!("returned {}", value.signature()),
+            Err(fault) => format!("faulted: {fault}"),
+        };
+        tracing::debug!(
+            target: "layer_cake::object",
+            actor = mailbox.id.0,
+            name = &*mailbox.name,
+            tag = "X",
+            "Destroyed ({ending})"
+        );
     }
     match on_end {
         OnEnd::Parent => {

@@ -102,6 +102,7 @@ impl Context {
         let address = Address::local(mailbox.clone());
         let parent = self.address().clone();
         let span = super::spawn::actor_span(mailbox.id, &mailbox.name);
+        super::spawn::created(&mailbox, &parent);
         let me = address.clone();
         tokio::spawn(
             async move {

@@ -136,8 +136,3 @@ mod tests {
         );
     }
 }
-
-/// The examples of `docs/messages.md`, run as doctests so the guide stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../../docs/messages.md")]
-pub struct MessagesGuide;
