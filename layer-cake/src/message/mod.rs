@@ -47,6 +47,12 @@ pub use standard::{Ack, FAULTY_EXIT, FaultKind, Faulted, Nak, Restarted, Returne
 /// assert_eq!(layer_cake::message::signature_of::<Vec<Vec<f64>>>(), "vector<vector<float8>>");
 /// ```
 pub trait Message: Serialize + DeserializeOwned + Send + 'static {
+    /// Whether this message travels on the control lane of a mailbox: never
+    /// refused for lack of room, and read before user messages. True for the
+    /// runtime's lifecycle messages and the network's connection events;
+    /// application messages leave it `false`.
+    const CONTROL: bool = false;
+
     /// Appends this type's layer-cake type signature to `out`.
     fn write_signature(out: &mut String);
 }
@@ -57,6 +63,7 @@ pub(crate) trait DynMessage: Send {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
     fn signature(&self) -> &'static str;
     fn as_serialize(&self) -> &dyn erased_serde::Serialize;
+    fn is_control(&self) -> bool;
 }
 
 impl<T: Message> DynMessage for T {
@@ -71,6 +78,9 @@ impl<T: Message> DynMessage for T {
     }
     fn as_serialize(&self) -> &dyn erased_serde::Serialize {
         self
+    }
+    fn is_control(&self) -> bool {
+        T::CONTROL
     }
 }
 
@@ -131,6 +141,12 @@ impl Payload {
     /// The message as a serde value (its value alone, without the type).
     pub(crate) fn as_serialize(&self) -> &dyn erased_serde::Serialize {
         self.0.as_serialize()
+    }
+
+    /// Whether the message travels on the control lane (see
+    /// [`Message::CONTROL`]).
+    pub fn is_control(&self) -> bool {
+        self.0.is_control()
     }
 
     /// The Rust `TypeId` of the message inside.

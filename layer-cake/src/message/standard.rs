@@ -35,6 +35,8 @@ impl Message for Start {
     }
 }
 impl Message for Stop {
+    const CONTROL: bool = true;
+
     fn write_signature(out: &mut String) {
         out.push_str("Stop");
     }
@@ -72,6 +74,8 @@ pub struct Returned {
 }
 
 impl Message for Returned {
+    const CONTROL: bool = true;
+
     fn write_signature(out: &mut String) {
         out.push_str("Returned");
     }
@@ -121,6 +125,8 @@ pub struct Restarted {
 }
 
 impl Message for Restarted {
+    const CONTROL: bool = true;
+
     fn write_signature(out: &mut String) {
         out.push_str("Restarted");
     }

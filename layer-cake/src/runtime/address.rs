@@ -93,39 +93,57 @@ impl Address {
         tag: Tag,
         meta: Option<Arc<super::Meta>>,
     ) -> Result<(), SendError<M>> {
-        let lane = Lane::of::<M>(tag);
-        let mailbox = match &self.0 {
-            Route::Null => return Err(SendError::NoAddress(message)),
-            Route::Local(m) => m,
-        };
+        self.post_payload(Payload::new(message), from, tag, meta)
+            .map_err(|e| e.map(typed_back))
+    }
+
+    /// [`post`](Address::post) for a message of any type.
+    pub(crate) fn post_payload(
+        &self,
+        payload: Payload,
+        from: Address,
+        tag: Tag,
+        meta: Option<Arc<super::Meta>>,
+    ) -> Result<(), SendError<Payload>> {
         let envelope = Envelope {
             from,
-            payload: Payload::new(message),
+            payload,
             tag,
             meta,
         };
-        mailbox.push(envelope, lane).map_err(|(envelope, why)| {
-            let message = envelope
-                .payload
-                .downcast::<M>()
-                .unwrap_or_else(|_| unreachable!("payload was built from an M"));
-            match why {
-                PushError::Full => SendError::Full(message),
-                PushError::Closed => SendError::Closed(message),
-            }
-        })
+        self.push(envelope)
+            .map_err(|(envelope, why)| SendError::from_push(envelope.payload, why))
     }
 
-    /// Delivers an already-built envelope (used by forward and the runtime).
-    pub(crate) fn post_envelope(
-        &self,
-        envelope: Envelope,
-        lane: Lane,
-    ) -> Result<(), (Envelope, PushError)> {
+    /// Queues an envelope on the lane its message and tag call for, without
+    /// waiting; on failure the envelope is handed back.
+    pub(crate) fn push(&self, envelope: Envelope) -> Result<(), (Envelope, PushError)> {
         match &self.0 {
-            Route::Null => Err((envelope, PushError::Closed)),
-            Route::Local(m) => m.push(envelope, lane),
+            Route::Null => Err((envelope, PushError::NoAddress)),
+            Route::Local(m) => {
+                let lane = Lane::of(&envelope.payload, envelope.tag);
+                m.push(envelope, lane)
+            }
         }
+    }
+
+    /// Queues the envelope in `slot`, waiting while a user lane is full. On
+    /// failure the envelope stays in `slot`.
+    pub(crate) async fn push_waiting(&self, slot: &mut Option<Envelope>) -> Result<(), PushError> {
+        let Some(envelope) = slot.take() else {
+            return Ok(());
+        };
+        let result = match &self.0 {
+            Route::Local(m) if Lane::of(&envelope.payload, envelope.tag) == Lane::User => {
+                *slot = Some(envelope);
+                std::future::poll_fn(|task| m.poll_push(slot, task)).await
+            }
+            _ => self.push(envelope),
+        };
+        result.map_err(|(envelope, why)| {
+            *slot = Some(envelope);
+            why
+        })
     }
 
     pub(crate) fn mailbox(&self) -> Option<&Arc<Mailbox>> {
@@ -134,6 +152,13 @@ impl Address {
             Route::Null => None,
         }
     }
+}
+
+/// Takes a message back out of the payload it was put in.
+pub(crate) fn typed_back<M: Message>(payload: Payload) -> M {
+    payload
+        .downcast::<M>()
+        .unwrap_or_else(|_| unreachable!("the payload was built from an M"))
 }
 
 impl PartialEq for Address {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
-use super::address::{ActorId, Address};
-use super::envelope::{Envelope, Lane, Meta, RequestId, Tag};
+use super::address::{ActorId, Address, typed_back};
+use super::envelope::{Envelope, Meta, RequestId, Tag};
 use super::error::{AskError, SendError};
 use super::mailbox::{Mailbox, PushError, Receiver};
 use crate::message::{Faulted, Message, Payload, Returned, Stop};
@@ -331,19 +331,15 @@ impl Context {
     /// Never waits: a full mailbox refuses the message with
     /// [`SendError::Full`], handing it back (see [`send_wait`](Context::send_wait)).
     pub fn send<M: Message>(&self, message: M, to: &Address) -> Result<(), SendError<M>> {
-        object_log!(
-            self,
-            ">",
-            "Sent {} to {}",
-            crate::message::signature_of::<M>(),
-            to
-        );
-        to.post(
-            message,
-            self.core.me.clone(),
-            Tag::None,
-            self.core.current.meta.clone(),
-        )
+        self.send_payload(Payload::new(message), to)
+            .map_err(|e| e.map(typed_back))
+    }
+
+    /// [`send`](Context::send) for a message of any type.
+    pub fn send_payload(&self, message: Payload, to: &Address) -> Result<(), SendError<Payload>> {
+        object_log!(self, ">", "Sent {} to {}", message.signature(), to);
+        let meta = self.core.current.meta.clone();
+        to.post_payload(message, self.core.me.clone(), Tag::None, meta)
     }
 
     /// Sends `message` to `to`, waiting while `to`'s mailbox is full.
@@ -357,32 +353,33 @@ impl Context {
         message: M,
         to: &'a Address,
     ) -> impl Future<Output = Result<(), SendError<M>>> + Send + 'a {
-        object_log!(
-            self,
-            ">",
-            "Sent {} to {}",
-            crate::message::signature_of::<M>(),
-            to
-        );
+        let payload = Payload::new(message);
+        object_log!(self, ">", "Sent {} to {}", payload.signature(), to);
         let envelope = Envelope {
             from: self.core.me.clone(),
-            payload: Payload::new(message),
+            payload,
             tag: Tag::None,
             meta: self.core.current.meta.clone(),
         };
         async move {
             let mut slot = Some(envelope);
-            match push_waiting(to, &mut slot, Lane::of::<M>(Tag::None)).await {
-                Ok(()) => Ok(()),
-                Err(why) => Err(refused(slot, why, to)),
-            }
+            to.push_waiting(&mut slot)
+                .await
+                .map_err(|why| refused(slot, why).map(typed_back))
         }
     }
 
     /// Sends `message` to whoever sent the message being handled. When that
     /// message was a request, this is its answer.
     pub fn reply<M: Message>(&self, message: M) -> Result<(), SendError<M>> {
-        let tag = match self.core.current.tag {
+        self.reply_payload(Payload::new(message))
+            .map_err(|e| e.map(typed_back))
+    }
+
+    /// [`reply`](Context::reply) with a message of any type.
+    pub fn reply_payload(&self, message: Payload) -> Result<(), SendError<Payload>> {
+        let current = &self.core.current;
+        let tag = match current.tag {
             Some(Tag::Request(id)) => Tag::Response(id),
             _ => Tag::None,
         };
@@ -390,22 +387,31 @@ impl Context {
             self,
             ">",
             "Sent {} to {}",
-            crate::message::signature_of::<M>(),
-            self.core.current.from
+            message.signature(),
+            current.from
         );
-        self.core.current.from.post(
-            message,
-            self.core.me.clone(),
-            tag,
-            self.core.current.meta.clone(),
-        )
+        let from = self.core.me.clone();
+        current
+            .from
+            .post_payload(message, from, tag, current.meta.clone())
     }
 
     /// Passes `message` on to `to` keeping the original return address (and
     /// request id), which takes this actor out of the conversation: `to`'s
     /// reply goes straight back to the original sender.
     pub fn forward<M: Message>(&self, message: M, to: &Address) -> Result<(), SendError<M>> {
-        let tag = match self.core.current.tag {
+        self.forward_payload(Payload::new(message), to)
+            .map_err(|e| e.map(typed_back))
+    }
+
+    /// [`forward`](Context::forward) for a message of any type.
+    pub fn forward_payload(
+        &self,
+        message: Payload,
+        to: &Address,
+    ) -> Result<(), SendError<Payload>> {
+        let current = &self.core.current;
+        let tag = match current.tag {
             Some(Tag::Request(id)) => Tag::Request(id),
             _ => Tag::None,
         };
@@ -413,16 +419,11 @@ impl Context {
             self,
             ">",
             "Forward {} to {} (from {})",
-            crate::message::signature_of::<M>(),
+            message.signature(),
             to,
-            self.core.current.from
+            current.from
         );
-        to.post(
-            message,
-            self.core.current.from.clone(),
-            tag,
-            self.core.current.meta.clone(),
-        )
+        to.post_payload(message, current.from.clone(), tag, current.meta.clone())
     }
 
     /// Sends `message` to `to` with `return_address` as its sender.
@@ -470,12 +471,8 @@ impl Context {
             crate::message::signature_of::<M>(),
             to
         );
-        to.post(
-            message,
-            self.core.me.clone(),
-            Tag::Request(id),
-            self.core.current.meta.clone(),
-        )?;
+        let meta = self.core.current.meta.clone();
+        to.post(message, self.core.me.clone(), Tag::Request(id), meta)?;
         Ok(id)
     }
 
@@ -485,10 +482,9 @@ impl Context {
     /// When `to`'s mailbox is full, the ask waits for room within the same
     /// deadline; if none comes, the message is handed back in
     /// [`SendError::Full`]. Other messages arriving meanwhile are kept, in
-    /// order, for later
-    /// [`input`](Context::input)s; the message being handled (and so
-    /// [`reply`](Context::reply)) is not changed by the ask. Asking one's own
-    /// address is refused at once with [`AskError::AskedSelf`].
+    /// order, for later [`input`](Context::input)s; the message being handled
+    /// (and so [`reply`](Context::reply)) is not changed by the ask. Asking
+    /// one's own address is refused at once with [`AskError::AskedSelf`].
     ///
     /// # Cancel safety
     ///
@@ -500,7 +496,10 @@ impl Context {
         to: &Address,
         timeout: Duration,
     ) -> Result<R, AskError<M>> {
-        let answer = self.ask_payload(message, to, timeout).await?;
+        let answer = self
+            .ask_payload(Payload::new(message), to, timeout)
+            .await
+            .map_err(|e| e.map(typed_back))?;
         match answer.downcast::<R>() {
             Ok(r) => Ok(r),
             Err(other) => match other.downcast::<Faulted>() {
@@ -510,13 +509,14 @@ impl Context {
         }
     }
 
-    /// Like [`ask`](Context::ask), but accepts an answer of any type.
-    pub async fn ask_payload<M: Message>(
+    /// [`ask`](Context::ask) with a message of any type, accepting an answer
+    /// of any type.
+    pub async fn ask_payload(
         &mut self,
-        message: M,
+        message: Payload,
         to: &Address,
         timeout: Duration,
-    ) -> Result<Payload, AskError<M>> {
+    ) -> Result<Payload, AskError<Payload>> {
         if *to == self.core.me {
             tracing::warn!(
                 actor = self.id().0,
@@ -526,16 +526,10 @@ impl Context {
             return Err(AskError::AskedSelf(message));
         }
         let id = self.next_request_id();
-        object_log!(
-            self,
-            ">",
-            "Sent {} to {}",
-            crate::message::signature_of::<M>(),
-            to
-        );
+        object_log!(self, ">", "Sent {} to {}", message.signature(), to);
         let mut slot = Some(Envelope {
             from: self.core.me.clone(),
-            payload: Payload::new(message),
+            payload: message,
             tag: Tag::Request(id),
             meta: self.core.current.meta.clone(),
         });
@@ -544,11 +538,11 @@ impl Context {
         // Wait for room in the receiver's mailbox within the same deadline.
         let pushed = tokio::select! {
             biased;
-            pushed = push_waiting(to, &mut slot, Lane::of::<M>(Tag::Request(id))) => pushed,
+            pushed = to.push_waiting(&mut slot) => pushed,
             () = &mut deadline => Err(PushError::Full),
         };
         if let Err(why) = pushed {
-            return Err(AskError::Send(refused(slot, why, to)));
+            return Err(AskError::Send(refused(slot, why)));
         }
         loop {
             let rx = &mut self.core.rx;
@@ -759,38 +753,10 @@ impl Drop for Context {
     }
 }
 
-/// Queues `slot`'s envelope at `to`, waiting while the user lane is full. On
-/// failure the envelope stays in `slot`.
-async fn push_waiting(
-    to: &Address,
-    slot: &mut Option<Envelope>,
-    lane: Lane,
-) -> Result<(), PushError> {
-    let Some(mailbox) = to.mailbox() else {
-        return Err(PushError::Closed);
-    };
-    let result = if lane == Lane::Control {
-        match slot.take() {
-            Some(envelope) => mailbox.push(envelope, lane),
-            None => Ok(()),
-        }
-    } else {
-        poll_fn(|task| mailbox.poll_push(slot, task)).await
-    };
-    result.map_err(|(envelope, why)| {
-        *slot = Some(envelope);
-        why
-    })
-}
-
 /// The error for a message that could not be queued, handing it back.
-fn refused<M: Message>(slot: Option<Envelope>, why: PushError, to: &Address) -> SendError<M> {
-    let message = slot
-        .and_then(|envelope| envelope.payload.downcast::<M>().ok())
-        .unwrap_or_else(|| unreachable!("the slot holds the undelivered M"));
-    match why {
-        _ if to.is_null() => SendError::NoAddress(message),
-        PushError::Full => SendError::Full(message),
-        PushError::Closed => SendError::Closed(message),
+fn refused(slot: Option<Envelope>, why: PushError) -> SendError<Payload> {
+    match slot {
+        Some(envelope) => SendError::from_push(envelope.payload, why),
+        None => unreachable!("a refused envelope stays in its slot"),
     }
 }

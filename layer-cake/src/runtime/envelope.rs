@@ -8,12 +8,13 @@
 //! reference count, inherited by every message an actor sends while handling
 //! the message that carried it.
 
-use std::any::TypeId;
 use std::fmt;
 use std::sync::Arc;
 
 use super::address::Address;
-use crate::message::{Message, Payload};
+#[cfg(doc)]
+use crate::message::Message;
+use crate::message::Payload;
 
 /// Identifies one request from one asker; the answer carries the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,13 +43,10 @@ pub(crate) enum Lane {
 }
 
 impl Lane {
-    /// Lifecycle messages, timers and answers to requests are control traffic.
-    pub(crate) fn of<M: Message>(tag: Tag) -> Lane {
-        let t = TypeId::of::<M>();
-        let lifecycle = t == TypeId::of::<crate::Stop>()
-            || t == TypeId::of::<crate::Returned>()
-            || t == TypeId::of::<crate::Restarted>();
-        if lifecycle || matches!(tag, Tag::Response(_) | Tag::Timer(_)) {
+    /// Control messages ([`Message::CONTROL`]), timers and answers to
+    /// requests take the control lane.
+    pub(crate) fn of(payload: &Payload, tag: Tag) -> Lane {
+        if payload.is_control() || matches!(tag, Tag::Response(_) | Tag::Timer(_)) {
             Lane::Control
         } else {
             Lane::User

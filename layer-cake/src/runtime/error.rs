@@ -24,6 +24,24 @@ impl<M> SendError<M> {
         }
     }
 
+    /// The same error with the message transformed (e.g. typed back from a
+    /// [`Payload`]).
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> SendError<N> {
+        match self {
+            SendError::Full(m) => SendError::Full(f(m)),
+            SendError::Closed(m) => SendError::Closed(f(m)),
+            SendError::NoAddress(m) => SendError::NoAddress(f(m)),
+        }
+    }
+
+    pub(crate) fn from_push(message: M, why: super::mailbox::PushError) -> Self {
+        match why {
+            super::mailbox::PushError::Full => SendError::Full(message),
+            super::mailbox::PushError::Closed => SendError::Closed(message),
+            super::mailbox::PushError::NoAddress => SendError::NoAddress(message),
+        }
+    }
+
     /// Whether the receiver was full (so trying later may succeed).
     pub fn is_full(&self) -> bool {
         matches!(self, SendError::Full(_))
@@ -74,6 +92,17 @@ pub enum AskError<M> {
 }
 
 impl<M> AskError<M> {
+    /// The same error with the undelivered message transformed.
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> AskError<N> {
+        match self {
+            AskError::Send(e) => AskError::Send(e.map(f)),
+            AskError::AskedSelf(m) => AskError::AskedSelf(f(m)),
+            AskError::TimedOut => AskError::TimedOut,
+            AskError::Faulted(x) => AskError::Faulted(x),
+            AskError::Unexpected(p) => AskError::Unexpected(p),
+        }
+    }
+
     /// The undelivered request, when it was never sent.
     pub fn into_message(self) -> Option<M> {
         match self {

@@ -25,6 +25,7 @@ use super::envelope::{Envelope, Lane};
 pub(crate) enum PushError {
     Full,
     Closed,
+    NoAddress,
 }
 
 pub(crate) struct Mailbox {

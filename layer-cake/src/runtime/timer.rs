@@ -9,7 +9,7 @@ use std::any::TypeId;
 use std::time::Duration;
 
 use super::context::{Context, TimerSlot};
-use super::envelope::{Envelope, Lane, Tag};
+use super::envelope::{Envelope, Tag};
 use crate::message::{Message, Payload};
 
 impl Context {
@@ -52,7 +52,7 @@ impl Context {
                     tag: Tag::Timer(generation),
                     meta: None,
                 };
-                if me.post_envelope(envelope, Lane::Control).is_err() || !repeating {
+                if me.push(envelope).is_err() || !repeating {
                     return;
                 }
                 next += period;
