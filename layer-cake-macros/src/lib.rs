@@ -12,6 +12,9 @@ use syn::{Data, DeriveInput, LitStr};
 /// Derives `layer_cake::Message` for a struct or an enum and registers it, so
 /// it can be decoded by its signature in any process that links it.
 ///
+/// `#[message(control)]` puts the type on the control lane of mailboxes
+/// (never refused, read first) — for lifecycle and connection events.
+///
 /// The signature is the type's name (`Xy`); `#[message(name = "...")]` sets
 /// another one. The type must also derive serde's `Serialize` and
 /// `Deserialize`. Generic types are refused: a signature names one concrete
@@ -47,6 +50,7 @@ fn expand(ast: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     }
     let name = &ast.ident;
     let mut signature = LitStr::new(&name.to_string(), Span::call_site());
+    let mut control = false;
     for attr in ast.attrs.iter().filter(|a| a.path().is_ident("message")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
@@ -58,13 +62,18 @@ fn expand(ast: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                 }
                 signature = value;
                 Ok(())
+            } else if meta.path.is_ident("control") {
+                control = true;
+                Ok(())
             } else {
-                Err(meta.error("unknown #[message] attribute; expected `name = \"...\"`"))
+                Err(meta
+                    .error("unknown #[message] attribute; expected `name = \"...\"` or `control`"))
             }
         })?;
     }
     Ok(quote! {
         impl ::layer_cake::Message for #name {
+            const CONTROL: bool = #control;
             fn write_signature(out: &mut ::std::string::String) {
                 out.push_str(#signature);
             }

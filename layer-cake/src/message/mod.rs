@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 pub mod codec;
 pub mod registry;
-mod signature;
+pub(crate) mod signature;
 mod standard;
 pub mod text;
 

@@ -1,6 +1,28 @@
-//! Networking. For now only [`HostPort`], the address of a listening socket,
-//! which the standard process flags (`--connect-to-directory`,
-//! `--accept-directories-at`) and applications' own arguments use.
+//! Networking: any actor can listen and connect.
+//!
+//! - [`Context::listen`](crate::Context::listen) /
+//!   [`Context::connect`](crate::Context::connect) with [`ListenOptions`] /
+//!   [`ConnectOptions`]; the outcomes arrive as messages ([`Listening`],
+//!   [`NotListening`], [`Accepted`], [`Connected`], [`NotConnected`],
+//!   [`Closed`]).
+//! - `native`: layer-cake frames between processes. After connect or accept,
+//!   the ordinary `send`/`reply`/`forward`/`ask` work across the connection.
+//! - `http`: the HTTP front (requests become messages) and the HTTP client
+//!   mode (messages become requests).
+//!
+//! [`HostPort`] names a listening socket.
+
+mod events;
+pub mod http;
+mod listen;
+pub(crate) mod native;
+mod options;
+
+pub use events::{
+    Accepted, Close, Closed, Connected, EndOfTransport, HttpResponse, ListenId, Listening,
+    NotConnected, NotListening,
+};
+pub use options::{ConnectOptions, HttpClient, HttpServer, LinkOptions, ListenOptions};
 
 use std::fmt;
 use std::str::FromStr;

@@ -113,6 +113,56 @@ pub(crate) struct TimerSlot {
     pub(crate) task: AbortHandle,
 }
 
+/// Where the answer to one message goes: captured by
+/// [`Context::return_path`], used once or many times.
+///
+/// ```
+/// use layer_cake::{Context, runtime};
+/// use std::time::Duration;
+///
+/// # #[tokio::main] async fn main() {
+/// // Answers each question from a separate task, after a delay.
+/// let slow = runtime::spawn(|mut cx: Context| async move {
+///     loop {
+///         let Ok(n) = cx.input().await.downcast::<i64>() else { return };
+///         let answer = cx.return_path();
+///         tokio::spawn(async move {
+///             tokio::time::sleep(Duration::from_millis(10)).await;
+///             let _ = answer.reply(n + 1);
+///         });
+///     }
+/// });
+/// let n: i64 = runtime::ask(1_i64, slow.address(), Duration::from_secs(5)).await.unwrap();
+/// assert_eq!(n, 2);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReturnPath {
+    to: Address,
+    from: Address,
+    tag: Tag,
+    meta: Option<Arc<Meta>>,
+}
+
+impl ReturnPath {
+    /// Where answers go.
+    pub fn address(&self) -> &Address {
+        &self.to
+    }
+
+    /// Sends the answer.
+    pub fn reply<M: Message>(&self, message: M) -> Result<(), SendError<M>> {
+        self.reply_payload(Payload::new(message))
+            .map_err(|e| e.map(typed_back))
+    }
+
+    /// Sends an answer of any type.
+    pub fn reply_payload(&self, message: Payload) -> Result<(), SendError<Payload>> {
+        self.to
+            .post_payload(message, self.from.clone(), self.tag, self.meta.clone())
+    }
+}
+
 /// The future returned by [`Context::input`]: the next message.
 ///
 /// Written by hand so that an actor waiting for input costs one pointer of
@@ -394,6 +444,23 @@ impl Context {
         current
             .from
             .post_payload(message, from, tag, current.meta.clone())
+    }
+
+    /// A handle for answering the message being handled later — after other
+    /// messages, from a callback, from another task. Answers sent through it
+    /// go where [`reply`](Context::reply) would have sent them, with the same
+    /// request id and request context.
+    pub fn return_path(&self) -> ReturnPath {
+        let current = &self.core.current;
+        ReturnPath {
+            to: current.from.clone(),
+            from: self.core.me.clone(),
+            tag: match current.tag {
+                Some(Tag::Request(id)) => Tag::Response(id),
+                _ => Tag::None,
+            },
+            meta: current.meta.clone(),
+        }
     }
 
     /// Passes `message` on to `to` keeping the original return address (and

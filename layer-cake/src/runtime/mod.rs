@@ -17,7 +17,7 @@ mod supervise;
 mod timer;
 
 pub use address::{ActorId, Address};
-pub use context::{Context, Input};
+pub use context::{Context, Input, ReturnPath};
 pub use envelope::{Meta, RequestId, TraceContext, TraceParseError};
 pub use error::{AskError, SendError};
 pub use machine::{Machine, Step};

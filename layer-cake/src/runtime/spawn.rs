@@ -301,12 +301,14 @@ impl<T> std::fmt::Debug for ActorHandle<T> {
     }
 }
 
-impl<T: Message> ActorHandle<T> {
+impl<T> ActorHandle<T> {
     /// The actor's address.
     pub fn address(&self) -> &Address {
         &self.address
     }
+}
 
+impl<T: Message> ActorHandle<T> {
     /// Waits for the actor to end and returns its value or its fault.
     pub async fn join(self) -> Result<T, Faulted> {
         Returned::new(self.join_payload().await?).into_result::<T>()

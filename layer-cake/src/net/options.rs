@@ -1,0 +1,226 @@
+//! How to listen and how to connect.
+
+use std::time::Duration;
+
+use crate::message::{Message, registry};
+
+/// Settings of a native (layer-cake to layer-cake) connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkOptions {
+    /// The largest frame accepted or sent; a larger one closes the
+    /// connection with [`EndOfTransport::InboundStreaming`](super::EndOfTransport).
+    /// Default 1 MiB.
+    pub max_frame: usize,
+    /// How often an idle link sends a heartbeat. Default 3 s.
+    pub heartbeat_every: Duration,
+    /// A link that hears nothing for this long is closed as
+    /// [`WentStale`](super::EndOfTransport::WentStale). Default 10 s.
+    pub stale_after: Duration,
+    /// Heartbeats on loopback links too (they are off there by default: a
+    /// peer on the same host that dies closes its sockets).
+    pub heartbeat_on_loopback: bool,
+    /// How many outgoing messages may wait for the socket before sends are
+    /// refused with `SendError::Full`. Default 65 536.
+    pub send_queue: usize,
+}
+
+impl Default for LinkOptions {
+    fn default() -> Self {
+        LinkOptions {
+            max_frame: 1 << 20,
+            heartbeat_every: Duration::from_secs(3),
+            stale_after: Duration::from_secs(10),
+            heartbeat_on_loopback: false,
+            send_queue: 1 << 16,
+        }
+    }
+}
+
+/// The HTTP front: which messages a listen in HTTP mode accepts, and its
+/// limits.
+///
+/// ```
+/// use layer_cake::net::HttpServer;
+/// let front = HttpServer::new().accept::<Vec<i64>>().max_body(64 * 1024);
+/// assert_eq!(front.accepted(), ["vector<integer8>"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpServer {
+    pub(crate) accepted: Vec<&'static str>,
+    pub(crate) max_body: usize,
+    pub(crate) answer_within: Duration,
+    pub(crate) header_read_timeout: Duration,
+}
+
+impl Default for HttpServer {
+    fn default() -> Self {
+        HttpServer {
+            accepted: Vec::new(),
+            max_body: 256 * 1024,
+            answer_within: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl HttpServer {
+    /// A front that accepts no message yet.
+    pub fn new() -> Self {
+        HttpServer::default()
+    }
+
+    /// Accepts `M`: a request whose last path segment is `M`'s signature
+    /// (`/Xy?x=2&y=2`) becomes an `M`. Registers `M` if it was not.
+    pub fn accept<M: Message>(mut self) -> Self {
+        let _ = registry::try_register::<M>();
+        let signature = crate::message::signature::static_signature::<M>();
+        if !self.accepted.contains(&signature) {
+            self.accepted.push(signature);
+        }
+        self
+    }
+
+    /// The signatures accepted, in the order given.
+    pub fn accepted(&self) -> &[&'static str] {
+        &self.accepted
+    }
+
+    /// The largest request body accepted (larger: 413). Default 256 KiB.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// How long the listening actor has to answer a request (then: 504).
+    /// Default 30 s.
+    pub fn answer_within(mut self, deadline: Duration) -> Self {
+        self.answer_within = deadline;
+        self
+    }
+
+    /// How long a client has to send a request's headers (slow clients are
+    /// cut off). Default 10 s.
+    pub fn header_read_timeout(mut self, deadline: Duration) -> Self {
+        self.header_read_timeout = deadline;
+        self
+    }
+}
+
+/// The HTTP client mode of a connection: messages sent to the connection's
+/// proxy are POSTed as JSON to `<prefix><Signature>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpClient {
+    pub(crate) prefix: String,
+    pub(crate) max_queued: usize,
+    pub(crate) answer_within: Duration,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient {
+            prefix: "/".into(),
+            max_queued: 256,
+            answer_within: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HttpClient {
+    /// A client POSTing to `/<Signature>`.
+    pub fn new() -> Self {
+        HttpClient::default()
+    }
+
+    /// The path prefix (default `/`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How many requests may wait for the connection (HTTP/1.1 carries one
+    /// at a time); more are answered with an `Overloaded` fault. Default 256.
+    pub fn max_queued(mut self, requests: usize) -> Self {
+        self.max_queued = requests;
+        self
+    }
+
+    /// How long a response may take before the requester gets a `TimedOut`
+    /// fault. Default 30 s.
+    pub fn answer_within(mut self, deadline: Duration) -> Self {
+        self.answer_within = deadline;
+        self
+    }
+}
+
+/// How to listen: natively (layer-cake frames) or as an HTTP front.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenOptions {
+    pub(crate) http: Option<HttpServer>,
+    pub(crate) link: LinkOptions,
+}
+
+impl ListenOptions {
+    /// A native listen with default [`LinkOptions`].
+    pub fn native() -> Self {
+        ListenOptions::default()
+    }
+
+    /// An HTTP front.
+    pub fn http(server: HttpServer) -> Self {
+        ListenOptions {
+            http: Some(server),
+            ..ListenOptions::default()
+        }
+    }
+
+    /// The settings of each accepted native connection.
+    pub fn link(mut self, link: LinkOptions) -> Self {
+        self.link = link;
+        self
+    }
+}
+
+/// How to connect: natively or as an HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    pub(crate) http: Option<HttpClient>,
+    pub(crate) link: LinkOptions,
+    pub(crate) timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            http: None,
+            link: LinkOptions::default(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// A native connection with default [`LinkOptions`].
+    pub fn native() -> Self {
+        ConnectOptions::default()
+    }
+
+    /// An HTTP client connection.
+    pub fn http(client: HttpClient) -> Self {
+        ConnectOptions {
+            http: Some(client),
+            ..ConnectOptions::default()
+        }
+    }
+
+    /// The settings of the native connection.
+    pub fn link(mut self, link: LinkOptions) -> Self {
+        self.link = link;
+        self
+    }
+
+    /// How long to try before [`NotConnected`](super::NotConnected). Default 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
