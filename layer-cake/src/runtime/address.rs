@@ -10,6 +10,7 @@ use super::envelope::{Envelope, Lane, Tag};
 use super::error::SendError;
 use super::mailbox::{Mailbox, PushError};
 use crate::message::{Message, Payload};
+use crate::net::native::{Link, book};
 
 /// The process-unique number of an actor; prints as `<0000000e>` in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -37,11 +38,20 @@ impl fmt::Display for ActorId {
 #[derive(Clone, Default)]
 pub struct Address(pub(crate) Route);
 
+/// An address's route as the network layer sees it.
+pub(crate) enum RouteRef {
+    Null,
+    Local,
+    Remote(Arc<Link>, u64),
+}
+
 #[derive(Clone, Default)]
 pub(crate) enum Route {
     #[default]
     Null,
     Local(Arc<Mailbox>),
+    /// An actor reached over a native link: its id in the peer's table.
+    Remote(Arc<Link>, u64),
 }
 
 impl Address {
@@ -52,16 +62,26 @@ impl Address {
         Address(Route::Local(mailbox))
     }
 
+    pub(crate) fn remote(link: Arc<Link>, id: u64) -> Self {
+        Address(Route::Remote(link, id))
+    }
+
+    /// Whether this address names an actor in another process.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.0, Route::Remote(..))
+    }
+
     /// Whether this is the null address.
     pub fn is_null(&self) -> bool {
         matches!(self.0, Route::Null)
     }
 
-    /// The actor's id in its own process (`None` for the null address).
+    /// The actor's id in this process (`None` for the null address and for
+    /// remote addresses).
     pub fn id(&self) -> Option<ActorId> {
         match &self.0 {
-            Route::Null => None,
             Route::Local(m) => Some(m.id),
+            Route::Null | Route::Remote(..) => None,
         }
     }
 
@@ -71,6 +91,7 @@ impl Address {
         match &self.0 {
             Route::Null => true,
             Route::Local(m) => m.is_closed(),
+            Route::Remote(link, _) => link.is_closed(),
         }
     }
 
@@ -124,6 +145,7 @@ impl Address {
                 let lane = Lane::of(&envelope.payload, envelope.tag);
                 m.push(envelope, lane)
             }
+            Route::Remote(link, id) => link.send(envelope, *id),
         }
     }
 
@@ -138,6 +160,7 @@ impl Address {
                 *slot = Some(envelope);
                 std::future::poll_fn(|task| m.poll_push(slot, task)).await
             }
+            Route::Remote(link, id) => link.send_waiting(envelope, *id).await,
             _ => self.push(envelope),
         };
         result.map_err(|(envelope, why)| {
@@ -146,10 +169,19 @@ impl Address {
         })
     }
 
+    /// The shape of this address's route, for the network layer.
+    pub(crate) fn route(&self) -> RouteRef {
+        match &self.0 {
+            Route::Null => RouteRef::Null,
+            Route::Local(_) => RouteRef::Local,
+            Route::Remote(link, id) => RouteRef::Remote(link.clone(), *id),
+        }
+    }
+
     pub(crate) fn mailbox(&self) -> Option<&Arc<Mailbox>> {
         match &self.0 {
             Route::Local(m) => Some(m),
-            Route::Null => None,
+            Route::Null | Route::Remote(..) => None,
         }
     }
 }
@@ -166,6 +198,7 @@ impl PartialEq for Address {
         match (&self.0, &other.0) {
             (Route::Null, Route::Null) => true,
             (Route::Local(a), Route::Local(b)) => Arc::ptr_eq(a, b),
+            (Route::Remote(a, x), Route::Remote(b, y)) => a.id == b.id && x == y,
             _ => false,
         }
     }
@@ -175,7 +208,11 @@ impl Eq for Address {}
 
 impl Hash for Address {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.id().hash(state)
+        match &self.0 {
+            Route::Null => 0u8.hash(state),
+            Route::Local(m) => (1u8, m.id).hash(state),
+            Route::Remote(link, id) => (2u8, link.id, *id).hash(state),
+        }
     }
 }
 
@@ -190,29 +227,39 @@ impl fmt::Display for Address {
         match &self.0 {
             Route::Null => f.write_str("<null>"),
             Route::Local(m) => fmt::Display::fmt(&m.id, f),
+            Route::Remote(link, id) => write!(f, "<{id:08x}@{}>", link.id),
         }
     }
 }
 
-/// On the wire an address is its actor id in the sending process; the
-/// networking layer rewrites it into a route back over the connection. Within
-/// one process, an id decodes back to the live actor it names (or to the null
-/// address if that actor has ended).
+/// Inside a frame on a native link an address is an index into the frame's
+/// address book, which the link fills and reads (relative to itself, so a
+/// relaying process can rewrite it). Anywhere else — JSON for the HTTP front
+/// or stdout — it is the actor's id in this process (or null), and decoding
+/// that id in this process finds the live actor again.
 impl Serialize for Address {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if let Route::Local(m) = &self.0 {
-            super::exports::export(m);
+        if let Some(index) = book::encode(self) {
+            return s.serialize_u32(index);
         }
-        self.id().map(|id| id.0).serialize(s)
+        let id = match &self.0 {
+            Route::Local(m) => Some(super::exports::export(m)),
+            Route::Remote(link, id) => Some(super::exports::export_relay(link, *id)),
+            Route::Null => None,
+        };
+        id.serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Address {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if book::decoding_now() {
+            let index = u32::deserialize(d)?;
+            return book::decode(index).map_err(serde::de::Error::custom);
+        }
         let id = Option::<u64>::deserialize(d)?;
         Ok(id
             .and_then(|id| super::exports::lookup(ActorId(id)))
-            .map(Address::local)
             .unwrap_or_default())
     }
 }

@@ -14,13 +14,19 @@ pub enum SendError<M> {
     Closed(M),
     /// The address was the null address.
     NoAddress(M),
+    /// The receiver is in another process and the message cannot be encoded
+    /// for the wire (the reason is logged).
+    Unencodable(M),
 }
 
 impl<M> SendError<M> {
     /// The message that was not delivered.
     pub fn into_inner(self) -> M {
         match self {
-            SendError::Full(m) | SendError::Closed(m) | SendError::NoAddress(m) => m,
+            SendError::Full(m)
+            | SendError::Closed(m)
+            | SendError::NoAddress(m)
+            | SendError::Unencodable(m) => m,
         }
     }
 
@@ -31,6 +37,7 @@ impl<M> SendError<M> {
             SendError::Full(m) => SendError::Full(f(m)),
             SendError::Closed(m) => SendError::Closed(f(m)),
             SendError::NoAddress(m) => SendError::NoAddress(f(m)),
+            SendError::Unencodable(m) => SendError::Unencodable(f(m)),
         }
     }
 
@@ -39,6 +46,7 @@ impl<M> SendError<M> {
             super::mailbox::PushError::Full => SendError::Full(message),
             super::mailbox::PushError::Closed => SendError::Closed(message),
             super::mailbox::PushError::NoAddress => SendError::NoAddress(message),
+            super::mailbox::PushError::Unencodable => SendError::Unencodable(message),
         }
     }
 
@@ -57,6 +65,7 @@ impl<M> SendError<M> {
             SendError::Full(_) => "mailbox full",
             SendError::Closed(_) => "actor has ended",
             SendError::NoAddress(_) => "null address",
+            SendError::Unencodable(_) => "the message cannot be encoded for the network",
         }
     }
 }

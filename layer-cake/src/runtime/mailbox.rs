@@ -26,6 +26,8 @@ pub(crate) enum PushError {
     Full,
     Closed,
     NoAddress,
+    /// The message cannot be encoded for the wire.
+    Unencodable,
 }
 
 pub(crate) struct Mailbox {

@@ -9,7 +9,7 @@ mod address;
 mod context;
 mod envelope;
 mod error;
-mod exports;
+pub(crate) mod exports;
 mod machine;
 mod mailbox;
 mod spawn;
@@ -26,6 +26,9 @@ pub use spawn::{
 };
 pub use supervise::RetryPolicy;
 
+pub(crate) use address::RouteRef;
+pub(crate) use envelope::{Envelope, Tag};
+pub(crate) use mailbox::PushError;
 pub(crate) use spawn::next_id;
 
 /// Matches a [`Payload`](crate::Payload) on its type, like a `match` on

@@ -1,25 +1,124 @@
-//! The native transport: layer-cake frames between processes (STUB: being
-//! built).
+//! The native transport: layer-cake frames between processes.
+//!
+//! After a connect or an accept, the ordinary `send`, `reply`, `forward` and
+//! `ask` work across the connection: the peer is reached through the
+//! `proxy` address, every message from the peer carries a return address
+//! that routes back over the same connection, and addresses inside messages
+//! stay usable — across several hops, since a process relays frames for the
+//! routes it passes on. One connection carries any number of conversations.
+
+pub(crate) mod book;
+mod link;
+pub(crate) mod wire;
+
+pub(crate) use link::Link;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{HostPort, LinkOptions};
-use crate::runtime::Address;
+use super::listen::host_port;
+use super::{Accepted, Connected, HostPort, LinkOptions, NotConnected};
+use crate::runtime::{Address, exports};
 
 /// Accepts native connections on `listener` for `owner`, until aborted.
 pub(crate) async fn serve(
-    _listener: TcpListener,
-    _owner: Address,
-    _listening: HostPort,
-    _link: LinkOptions,
+    listener: TcpListener,
+    owner: Address,
+    listening: HostPort,
+    options: LinkOptions,
 ) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let owner = owner.clone();
+                let listening = listening.clone();
+                let options = options.clone();
+                tokio::spawn(async move {
+                    let remote = host_port(peer);
+                    let announce = {
+                        let owner = owner.clone();
+                        let remote = remote.clone();
+                        move |proxy: Address| {
+                            tracing::debug!(target: "layer_cake::object", tag = "(", "Accepted \"{remote}\", listening \"{listening}\"");
+                            let _ = owner.send(Accepted {
+                                listening,
+                                remote,
+                                proxy,
+                                opened_at: link::now(),
+                            });
+                        }
+                    };
+                    if let Err(why) =
+                        establish(stream, owner, remote.clone(), options, announce).await
+                    {
+                        tracing::warn!("refused a connection from \"{remote}\": {why}");
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: say so, breathe, go on.
+                tracing::warn!("cannot accept on \"{listening}\": {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// Runs a native link over a connected `stream` for `owner`.
 pub(crate) async fn connected(
-    _stream: TcpStream,
-    _owner: Address,
-    _requested: HostPort,
-    _link: LinkOptions,
+    stream: TcpStream,
+    owner: Address,
+    requested: HostPort,
+    options: LinkOptions,
 ) {
+    let remote = stream
+        .peer_addr()
+        .map(host_port)
+        .unwrap_or_else(|_| requested.clone());
+    let announce = {
+        let owner = owner.clone();
+        let requested = requested.clone();
+        let remote = remote.clone();
+        move |proxy: Address| {
+            tracing::debug!(target: "layer_cake::object", tag = "(", "Connected to \"{remote}\"");
+            let _ = owner.send(Connected {
+                requested,
+                remote,
+                proxy,
+                opened_at: link::now(),
+            });
+        }
+    };
+    if let Err(why) = establish(stream, owner.clone(), remote, options, announce).await {
+        let _ = owner.send(NotConnected {
+            requested,
+            reason: why,
+        });
+    }
 }
+
+/// The handshake, then the reader until the link ends. `Err` when the link
+/// never came up.
+async fn establish(
+    stream: TcpStream,
+    owner: Address,
+    remote: HostPort,
+    options: LinkOptions,
+    announce: impl FnOnce(Address),
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let Some(controller) = owner.mailbox().map(exports::export) else {
+        return Err("only a local actor can own a connection".into());
+    };
+    let (read, write) = stream.into_split();
+    let loopback = remote
+        .host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    let heartbeats = !loopback || options.heartbeat_on_loopback;
+    let link = Link::open(write, remote, owner, options, heartbeats);
+    link.hello(controller).map_err(|e| format!("{e:?}"))?;
+    link.run(read, announce).await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,310 @@
+//! The native transport over real loopback sockets: listen, connect,
+//! location-transparent send/reply/ask, addresses inside messages, relaying
+//! across hops, and how connections end.
+
+use std::time::Duration;
+
+use layer_cake::net::{
+    Accepted, Close, Closed, ConnectOptions, Connected, EndOfTransport, HostPort, ListenOptions,
+    Listening, NotConnected, NotListening,
+};
+use layer_cake::runtime::{self, AskError};
+use layer_cake::{Address, Context, Faulted, Message, Payload, Stop, on};
+use serde::{Deserialize, Serialize};
+
+/// Generous: the machine is a loaded 2-core box.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+async fn next(cx: &mut Context) -> Payload {
+    tokio::time::timeout(PATIENCE, cx.input())
+        .await
+        .expect("a message within the deadline")
+}
+
+async fn expect<M: Message>(cx: &mut Context) -> M {
+    let message = next(cx).await;
+    let signature = message.signature();
+    message.downcast::<M>().unwrap_or_else(|_| {
+        panic!(
+            "expected {}, got {signature}",
+            layer_cake::message::signature_of::<M>()
+        )
+    })
+}
+
+fn any_port() -> HostPort {
+    HostPort::new("127.0.0.1", 0)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Message)]
+struct Greeting {
+    text: String,
+    /// An address carried inside a message.
+    reply_to: Address,
+}
+
+/// Listens; answers numbers with their double and greetings by sending to
+/// the address inside; hands out the address of a local helper on `Ack`.
+async fn server(
+    mut cx: Context,
+    ready: tokio::sync::oneshot::Sender<HostPort>,
+) -> Result<(), Faulted> {
+    cx.listen(any_port(), ListenOptions::native());
+    let listening = expect::<Listening>(&mut cx).await;
+    let _ = ready.send(listening.listening.clone());
+    loop {
+        let message = cx.input().await;
+        on!(message, {
+            Accepted as _ => {},
+            Closed as _ => {},
+            i64 as n => { let _ = cx.reply(n * 2); },
+            Greeting as g => { let _ = cx.send(format!("hello {}", g.text), &g.reply_to); },
+            Stop as _ => return Err(Faulted::aborted()),
+            other => tracing::warn!("server ignores {}", other.signature()),
+        })
+    }
+}
+
+async fn start_server() -> (runtime::ActorHandle<()>, HostPort) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = runtime::spawn(move |cx| server(cx, tx));
+    let at = tokio::time::timeout(PATIENCE, rx).await.unwrap().unwrap();
+    (handle, at)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_reports_the_real_port_and_a_busy_port_fails() {
+    let mut cx = Context::detached("test");
+    cx.listen(any_port(), ListenOptions::native());
+    let listening = expect::<Listening>(&mut cx).await;
+    assert_ne!(listening.listening.port, 0);
+    assert_eq!(listening.requested.port, 0);
+    cx.listen(listening.listening.clone(), ListenOptions::native());
+    let refused = expect::<NotListening>(&mut cx).await;
+    assert!(
+        refused.reason.to_lowercase().contains("in use"),
+        "{}",
+        refused.reason
+    );
+    assert!(cx.stop_listening(listening.id));
+    let stopped = expect::<NotListening>(&mut cx).await;
+    assert_eq!(stopped.reason, "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_to_nothing_is_not_connected() {
+    // Bind and drop to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cx = Context::detached("test");
+    cx.connect(HostPort::new("127.0.0.1", port), ConnectOptions::native());
+    let failed = expect::<NotConnected>(&mut cx).await;
+    assert!(
+        failed.reason.to_lowercase().contains("refused"),
+        "{}",
+        failed.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_reply_and_ask_cross_the_connection() {
+    let (server, at) = start_server().await;
+    let mut cx = Context::detached("client");
+    cx.connect(at.clone(), ConnectOptions::native());
+    let connected = expect::<Connected>(&mut cx).await;
+    assert_eq!(connected.requested, at);
+    assert!(connected.proxy.is_remote());
+
+    // A plain send; the reply comes back over the same connection.
+    cx.send(21_i64, &connected.proxy).unwrap();
+    assert_eq!(expect::<i64>(&mut cx).await, 42);
+    assert_eq!(*cx.return_address(), connected.proxy);
+
+    // Ask, many times over one connection.
+    for n in 0..100_i64 {
+        let doubled: i64 = cx.ask(n, &connected.proxy, PATIENCE).await.unwrap();
+        assert_eq!(doubled, 2 * n);
+    }
+
+    // An address inside a message stays usable: the server sends to it.
+    let child =
+        cx.spawn(|mut cx: Context| async move { cx.input().await.downcast::<String>().unwrap() });
+    let greeting = Greeting {
+        text: "there".into(),
+        reply_to: child.clone(),
+    };
+    cx.send(greeting, &connected.proxy).unwrap();
+    let returned = expect::<layer_cake::Returned>(&mut cx).await;
+    assert_eq!(cx.return_address(), &child);
+    assert_eq!(returned.into_result::<String>().unwrap(), "hello there");
+
+    server.address().send(Stop).unwrap();
+    assert!(server.join().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_actors_share_one_connection() {
+    let (_server, at) = start_server().await;
+    let mut cx = Context::detached("client");
+    cx.connect(at, ConnectOptions::native());
+    let proxy = expect::<Connected>(&mut cx).await.proxy;
+    for i in 0..20_i64 {
+        let proxy = proxy.clone();
+        cx.spawn(move |mut cx: Context| async move {
+            let mut sum = 0;
+            for n in 0..50 {
+                sum += cx
+                    .ask::<i64, _>(i * 1000 + n, &proxy, PATIENCE)
+                    .await
+                    .unwrap();
+            }
+            sum
+        });
+    }
+    let mut total = 0;
+    while cx.working() > 0 {
+        total += expect::<layer_cake::Returned>(&mut cx)
+            .await
+            .into_result::<i64>()
+            .unwrap();
+    }
+    let expected: i64 = (0..20_i64)
+        .flat_map(|i| (0..50).map(move |n| 2 * (i * 1000 + n)))
+        .sum();
+    assert_eq!(total, expected);
+}
+
+/// A middle process: listens, and for every `Ack` from a peer tells it the
+/// address of the last other peer that connected — so messages to that
+/// address travel two links, relayed here.
+async fn middle(mut cx: Context, ready: tokio::sync::oneshot::Sender<HostPort>) {
+    cx.listen(any_port(), ListenOptions::native());
+    let _ = ready.send(expect::<Listening>(&mut cx).await.listening);
+    let mut peers: Vec<Address> = Vec::new();
+    loop {
+        let message = cx.input().await;
+        on!(message, {
+            Accepted as a => peers.push(a.proxy),
+            layer_cake::Ack as _ => {
+                let asker = cx.return_address().clone();
+                let other = peers.iter().find(|p| **p != asker).cloned().unwrap_or_default();
+                let _ = cx.reply(Greeting { text: "other".into(), reply_to: other });
+            },
+            Stop as _ => return,
+            _other => {},
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_crosses_two_hops_and_its_reply_finds_the_way_back() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _middle = runtime::spawn(move |cx| middle(cx, tx));
+    let hub = tokio::time::timeout(PATIENCE, rx).await.unwrap().unwrap();
+
+    // C: connects to the hub and doubles numbers for whoever asks.
+    let c = runtime::spawn({
+        let hub = hub.clone();
+        move |mut cx: Context| async move {
+            cx.connect(hub, ConnectOptions::native());
+            expect::<Connected>(&mut cx).await;
+            loop {
+                on!(cx.input().await, {
+                    i64 as n => { let _ = cx.reply(n * 2); },
+                    Stop as _ => return,
+                    _other => {},
+                })
+            }
+        }
+    });
+    let _ = c;
+    // A: connects to the hub (after C), asks for "the other peer", then asks it.
+    let mut a = Context::detached("a");
+    a.connect(hub, ConnectOptions::native());
+    let proxy = expect::<Connected>(&mut a).await.proxy;
+    let mut other = Address::NULL;
+    for _ in 0..100 {
+        let g: Greeting = a.ask(layer_cake::Ack, &proxy, PATIENCE).await.unwrap();
+        if !g.reply_to.is_null() {
+            other = g.reply_to;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(other.is_remote(), "the hub handed out C's address");
+    // A → hub → C, and the answer C → hub → A.
+    let doubled: i64 = a.ask(50_i64, &other, PATIENCE).await.unwrap();
+    assert_eq!(doubled, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_on_request_ends_both_sides() {
+    let mut server = Context::detached("server");
+    server.listen(any_port(), ListenOptions::native());
+    let at = expect::<Listening>(&mut server).await.listening;
+    let mut client = Context::detached("client");
+    client.connect(at, ConnectOptions::native());
+    let proxy = expect::<Connected>(&mut client).await.proxy;
+    expect::<Accepted>(&mut server).await;
+    client
+        .send(
+            Close {
+                note: Some("done here".into()),
+            },
+            &proxy,
+        )
+        .unwrap();
+    let closed = expect::<Closed>(&mut client).await;
+    assert_eq!(closed.reason, EndOfTransport::OnRequest);
+    assert_eq!(closed.note, "done here");
+    let other_side = expect::<Closed>(&mut server).await;
+    assert_eq!(other_side.reason, EndOfTransport::AbandonedByRemote);
+    assert!(other_side.note.contains("done here"), "{}", other_side.note);
+    // The proxy refuses messages now, handing them back.
+    assert!(matches!(
+        client.send(1_i64, &proxy),
+        Err(layer_cake::runtime::SendError::Closed(1))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_an_actor_that_has_ended_gets_a_fault() {
+    let mut server = Context::detached("server");
+    server.listen(any_port(), ListenOptions::native());
+    let at = expect::<Listening>(&mut server).await.listening;
+    let mut client = Context::detached("client");
+    client.connect(at, ConnectOptions::native());
+    let proxy = expect::<Connected>(&mut client).await.proxy;
+    // The server hands out a short-lived actor's address, which then ends.
+    let brief = server.spawn(|_cx: Context| async {});
+    expect::<Accepted>(&mut server).await;
+    expect::<layer_cake::Returned>(&mut server).await;
+    client
+        .send(
+            Greeting {
+                text: "x".into(),
+                reply_to: client.address().clone(),
+            },
+            &proxy,
+        )
+        .unwrap();
+    let greeting = expect::<Greeting>(&mut server).await;
+    server
+        .send(
+            Greeting {
+                text: "gone".into(),
+                reply_to: brief,
+            },
+            &greeting.reply_to,
+        )
+        .unwrap();
+    let g = expect::<Greeting>(&mut client).await;
+    assert!(g.reply_to.is_remote());
+    match client.ask::<i64, _>(1_i64, &g.reply_to, PATIENCE).await {
+        Err(AskError::Faulted(f)) => assert_eq!(f.condition, "not delivered"),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
