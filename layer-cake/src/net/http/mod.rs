@@ -1,25 +1,31 @@
-//! The HTTP front (a listen in HTTP mode) and the HTTP client mode (STUB:
-//! being built).
+//! HTTP: the front (a listen in HTTP mode turns requests into messages) and
+//! the client mode (a connection that turns messages into requests).
+//!
+//! **The front.** `cx.listen(at, ListenOptions::http(HttpServer::new().accept::<Xy>()))`
+//! serves HTTP/1.1 (and 1.0, keep-alive for both) on hyper. Each request is
+//! mapped to a message by [`decode_request`] — `GET /Xy?x=2&y=2` is
+//! `Xy { x: 2, y: 2 }` — and asked of the listening actor, which simply
+//! replies (now, or later through a [`ReturnPath`](crate::runtime::ReturnPath)).
+//! The reply becomes the response: a message as `200 application/json` with
+//! its typed envelope, a [`Faulted`](crate::Faulted) with the status
+//! [`status_of`] gives, an [`HttpResponse`](crate::net::HttpResponse) as it
+//! is. Every request gets exactly one response: no answer within the
+//! deadline is a 504, an ended actor a 503. `docs/http.md` has the whole
+//! table.
+//!
+//! **The client.** `cx.connect(at, ConnectOptions::http(HttpClient::new()))`
+//! gives a `Connected` whose `proxy` is a session actor: a message sent (or
+//! asked) there is POSTed as `{"value":{...}}` to `/<Signature>`, and the
+//! response comes back as the answer — the decoded message for a typed JSON
+//! envelope, an `HttpResponse` otherwise.
 
-use tokio::net::{TcpListener, TcpStream};
+mod client;
+mod mapping;
+mod response;
+mod server;
 
-use super::{HostPort, HttpClient, HttpServer};
-use crate::runtime::Address;
+pub(crate) use client::client;
+pub(crate) use server::serve;
 
-/// Serves HTTP on `listener` for the actor at `owner`, until aborted.
-pub(crate) async fn serve(
-    _listener: TcpListener,
-    _owner: Address,
-    _listening: HostPort,
-    _front: HttpServer,
-) {
-}
-
-/// Runs an HTTP client session on `stream` for the actor at `owner`.
-pub(crate) async fn client(
-    _stream: TcpStream,
-    _owner: Address,
-    _requested: HostPort,
-    _client: HttpClient,
-) {
-}
+pub use mapping::{HttpError, decode_request};
+pub use response::status_of;

@@ -1,0 +1,141 @@
+//! From an answer (a message, a fault, an `HttpResponse`) to an HTTP
+//! response.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use super::mapping::{HttpError, METHODS};
+use crate::message::codec::json;
+use crate::message::{FaultKind, Faulted, Payload};
+use crate::net::HttpResponse;
+
+/// The response body type of the front.
+pub(crate) type Body = Full<Bytes>;
+
+/// Seconds a client is asked to wait before trying again (`Retry-After`).
+pub(crate) const RETRY_AFTER_SECONDS: u32 = 1;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// The HTTP status for a fault, and whether the client should be asked to
+/// retry later (`Retry-After`).
+///
+/// | fault | status |
+/// |---|---|
+/// | `Busy`, `Overloaded` | 503 with `Retry-After` |
+/// | `TimedOut` | 504 |
+/// | `TemporarilyUnavailable`, `OutOfService` | 503 |
+/// | any other with an `error_code` in 400..=599 | that code |
+/// | anything else | 500 |
+///
+/// ```
+/// use layer_cake::Faulted;
+/// use layer_cake::net::http::status_of;
+///
+/// assert_eq!(status_of(&Faulted::busy("slow")), (503, true));
+/// assert_eq!(status_of(&Faulted::timed_out("late")), (504, false));
+/// assert_eq!(status_of(&Faulted::new("no such customer").with_error_code(404)), (404, false));
+/// assert_eq!(status_of(&Faulted::new("oops")), (500, false));
+/// ```
+pub fn status_of(fault: &Faulted) -> (u16, bool) {
+    match fault.kind {
+        FaultKind::Busy | FaultKind::Overloaded => (503, true),
+        FaultKind::TimedOut => (504, false),
+        FaultKind::TemporarilyUnavailable | FaultKind::OutOfService => (503, false),
+        FaultKind::Faulted | FaultKind::Aborted => match fault.error_code {
+            Some(code @ 400..=599) => (code as u16, false),
+            _ => (500, false),
+        },
+    }
+}
+
+/// The response for an actor's answer.
+pub(crate) fn from_answer(answer: Payload) -> Response<Body> {
+    let answer = match answer.downcast::<HttpResponse>() {
+        Ok(custom) => return passthrough(custom),
+        Err(answer) => answer,
+    };
+    let (status, retry) = match answer.downcast_ref::<Faulted>() {
+        Some(fault) => status_of(fault),
+        None => (200, false),
+    };
+    match json::to_typed_string(&answer, false) {
+        Ok(text) => json_response(status, retry, text),
+        Err(e) => fault_response(
+            Faulted::new("cannot encode the answer")
+                .with_explanation(e.to_string())
+                .with_error_code(500),
+        ),
+    }
+}
+
+/// The response for a fault made by the front itself.
+pub(crate) fn fault_response(fault: Faulted) -> Response<Body> {
+    let (status, retry) = status_of(&fault);
+    let text = json::to_typed_string(&Payload::new(fault), false)
+        .unwrap_or_else(|_| r#"{"value":["Faulted",null,[]]}"#.to_string());
+    json_response(status, retry, text)
+}
+
+/// The response for a request that did not map to a message.
+pub(crate) fn error_response(error: &HttpError) -> Response<Body> {
+    let mut response = fault_response(error.to_fault());
+    if error.status == 405 {
+        response
+            .headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static(METHODS));
+    }
+    response
+}
+
+fn json_response(status: u16, retry: bool, text: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, JSON);
+    if retry {
+        headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    response
+}
+
+/// An `HttpResponse` as it is. A status that is not 100-999, or a header
+/// that is not valid HTTP, gives 500 instead (naming the problem).
+fn passthrough(custom: HttpResponse) -> Response<Body> {
+    let invalid = |why: String| {
+        fault_response(
+            Faulted::new("invalid HttpResponse")
+                .with_explanation(why)
+                .with_error_code(500),
+        )
+    };
+    let Ok(status) = StatusCode::from_u16(custom.status) else {
+        return invalid(format!("status {}", custom.status));
+    };
+    let mut response = Response::new(Full::new(Bytes::from(custom.body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in &custom.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                headers.append(n, v);
+            }
+            _ => return invalid(format!("header {name:?}: {value:?}")),
+        }
+    }
+    if let Some(content_type) = &custom.content_type {
+        match HeaderValue::from_str(content_type) {
+            Ok(v) => {
+                headers.insert(CONTENT_TYPE, v);
+            }
+            Err(_) => return invalid(format!("content type {content_type:?}")),
+        }
+    }
+    response
+}
