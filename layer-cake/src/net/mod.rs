@@ -15,7 +15,8 @@
 mod events;
 pub mod http;
 mod listen;
-pub(crate) mod native;
+#[doc(hidden)]
+pub mod native;
 mod options;
 
 pub use events::{

@@ -11,6 +11,9 @@ pub(crate) mod book;
 mod link;
 pub(crate) mod wire;
 
+#[doc(hidden)]
+pub use wire::decode_frame_for_fuzzing;
+
 pub(crate) use link::Link;
 
 use tokio::net::{TcpListener, TcpStream};

@@ -1,0 +1,228 @@
+//! Remote messaging over loopback TCP, next to raw tokio TCP with the same
+//! framing in the same run.
+//!
+//! ```text
+//! cargo bench -p layer-cake --bench network            # full run
+//! cargo bench -p layer-cake --bench network -- --quick # smaller counts
+//! ```
+//!
+//! - one-way: an actor sends `i64`s with `send_wait` to an actor in the peer
+//!   process role (over a native link on 127.0.0.1); the baseline writes the
+//!   same number of length-prefixed 8-byte frames through a `BufWriter` and
+//!   reads them with tokio-util's `LengthDelimitedCodec`;
+//! - ask round trip: sequential `ask`s across the link; the baseline is a
+//!   raw frame ping-pong on one TCP connection.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use layer_cake::net::{ConnectOptions, Connected, HostPort, ListenOptions, Listening};
+use layer_cake::runtime::{self, Context};
+use layer_cake::{Stop, on};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (one_way, asks) = if quick {
+        (200_000, 5_000)
+    } else {
+        (2_000_000, 50_000)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("layer-cake network benchmark (loopback TCP, tokio multi-thread, 2 workers)");
+    println!();
+    let mut ours = Vec::new();
+    let mut raw = Vec::new();
+    for _ in 0..3 {
+        raw.push(rt.block_on(one_way_raw(one_way)));
+        ours.push(rt.block_on(one_way_actors(one_way)));
+    }
+    let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    let (o, r) = (best(&ours), best(&raw));
+    println!("one-way messages over a native link ({one_way} per run, best of 3)");
+    println!(
+        "  actors (send_wait -> input)      {:>8.0} k msg/s",
+        o / 1e3
+    );
+    println!(
+        "  raw tokio TCP, same framing      {:>8.0} k msg/s",
+        r / 1e3
+    );
+    println!(
+        "  ratio                            {:>8.0} %",
+        100.0 * o / r
+    );
+    println!();
+    let mut ours = rt.block_on(ask_actors(asks));
+    let mut raw = rt.block_on(ask_raw(asks));
+    println!("ask round trip over a native link ({asks} asks)");
+    println!(
+        "  actors  p50 {:>7.1} us  p99 {:>7.1} us",
+        pct(&mut ours, 50.0),
+        pct(&mut ours, 99.0)
+    );
+    println!(
+        "  raw     p50 {:>7.1} us  p99 {:>7.1} us   (frame ping-pong)",
+        pct(&mut raw, 50.0),
+        pct(&mut raw, 99.0)
+    );
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * p / 100.0) as usize]
+}
+
+/// A listening actor that counts `i64`s up to `n`, echoes them when asked,
+/// and answers `true` once it has counted `n`.
+async fn listener(n: u64) -> (runtime::ActorHandle<()>, HostPort) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = runtime::spawn(move |mut cx: Context| async move {
+        cx.listen(HostPort::new("127.0.0.1", 0), ListenOptions::native());
+        let mut seen = 0u64;
+        let mut tx = Some(tx);
+        loop {
+            on!(cx.input().await, {
+                Listening as l => { let _ = tx.take().map(|tx| tx.send(l.listening)); },
+                i64 as v => {
+                    if cx.request_id().is_some() {
+                        let _ = cx.reply(v);
+                    } else {
+                        seen += 1;
+                        if seen == n {
+                            let _ = cx.reply(true);
+                        }
+                    }
+                },
+                Stop as _ => return,
+                _other => {},
+            })
+        }
+    });
+    (handle, rx.await.unwrap())
+}
+
+async fn one_way_actors(n: u64) -> f64 {
+    let (server, at) = listener(n).await;
+    let client = runtime::spawn(move |mut cx: Context| async move {
+        cx.connect(at, ConnectOptions::native());
+        let proxy = loop {
+            if let Ok(c) = cx.input().await.downcast::<Connected>() {
+                break c.proxy;
+            }
+        };
+        let start = Instant::now();
+        for i in 0..n {
+            cx.send_wait(i as i64, &proxy).await.unwrap();
+        }
+        loop {
+            if cx.input().await.is::<bool>() {
+                break;
+            }
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    });
+    let rate = client.join().await.unwrap();
+    server.address().send(Stop).unwrap();
+    rate
+}
+
+fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_type::<u32>()
+        .max_frame_length(1 << 20)
+        .new_codec()
+}
+
+async fn one_way_raw(n: u64) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let reader = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut frames = FramedRead::new(stream, codec());
+        let mut seen = 0u64;
+        while seen < n {
+            let frame = frames.next().await.unwrap().unwrap();
+            std::hint::black_box(u64::from_le_bytes(frame[..8].try_into().unwrap()));
+            seen += 1;
+        }
+    });
+    // On a worker thread, like the actors.
+    tokio::spawn(async move {
+        let stream = TcpStream::connect(at).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let start = Instant::now();
+        let mut writer = BufWriter::with_capacity(256 * 1024, stream);
+        for i in 0..n {
+            writer.write_all(&8u32.to_be_bytes()).await.unwrap();
+            writer.write_all(&i.to_le_bytes()).await.unwrap();
+        }
+        writer.flush().await.unwrap();
+        reader.await.unwrap();
+        n as f64 / start.elapsed().as_secs_f64()
+    })
+    .await
+    .unwrap()
+}
+
+async fn ask_actors(n: usize) -> Vec<f64> {
+    let (server, at) = listener(u64::MAX).await;
+    let client = runtime::spawn(move |mut cx: Context| async move {
+        cx.connect(at, ConnectOptions::native());
+        let proxy = loop {
+            if let Ok(c) = cx.input().await.downcast::<Connected>() {
+                break c.proxy;
+            }
+        };
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n as i64 {
+            let t = Instant::now();
+            let v: i64 = cx.ask(i, &proxy, Duration::from_secs(10)).await.unwrap();
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
+            assert_eq!(v, i);
+        }
+        samples
+    });
+    let samples = client.join().await.unwrap();
+    server.address().send(Stop).unwrap();
+    samples
+}
+
+async fn ask_raw(n: usize) -> Vec<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut frame = [0u8; 12];
+        while stream.read_exact(&mut frame).await.is_ok() {
+            if stream.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    // On a worker thread, like the actors.
+    tokio::spawn(async move {
+        let mut stream = TcpStream::connect(at).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut samples = Vec::with_capacity(n);
+        let mut frame = [0u8; 12];
+        for i in 0..n as u64 {
+            let t = Instant::now();
+            frame[..4].copy_from_slice(&8u32.to_be_bytes());
+            frame[4..].copy_from_slice(&i.to_le_bytes());
+            stream.write_all(&frame).await.unwrap();
+            stream.read_exact(&mut frame).await.unwrap();
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        samples
+    })
+    .await
+    .unwrap()
+}
