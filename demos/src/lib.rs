@@ -48,3 +48,27 @@ pub fn texture(x: i64, y: i64) -> Vec<Vec<f64>> {
         })
         .collect()
 }
+
+/// The arguments of the HTTP server demos: where to listen
+/// (`--server-address=127.0.0.1:5050`, the default; port 0 for any free
+/// port).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerArgs {
+    /// Where to listen.
+    pub server_address: layer_cake::HostPort,
+}
+
+impl Default for ServerArgs {
+    fn default() -> Self {
+        ServerArgs {
+            server_address: layer_cake::HostPort::new("127.0.0.1", 5050),
+        }
+    }
+}
+
+/// Says on stderr where a server listens (`NAME: listening on HOST:PORT`),
+/// the line tests read to learn a port-0 server's real port.
+pub fn announce(name: &str, listening: &layer_cake::net::Listening) {
+    eprintln!("{name}: listening on {}", listening.listening);
+}

@@ -1,0 +1,186 @@
+//! The HTTP demos as real processes: each server on port 0 (its real port
+//! read from its `listening on` line), asked over HTTP; the load client run
+//! against one of them. Every child is killed if a test ends early.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running server; killed on drop if still running.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts a server demo on port 0 and waits for its `listening on` line.
+fn start(program: &str) -> Server {
+    let mut child = Command::new(program)
+        .arg("--server-address=127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stderr = child.stderr.take().unwrap();
+    let (found, port) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if let Some((_, at)) = line.split_once("listening on ") {
+                let port: u16 = at.rsplit(':').next().unwrap().trim().parse().unwrap();
+                let _ = found.send(port);
+            }
+        }
+    });
+    let mut server = Server { child, port: 0 };
+    server.port = port.recv_timeout(PATIENCE).expect("a listening line");
+    server
+}
+
+/// `GET target` on a fresh connection; the status and the body.
+fn get(port: u16, target: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("a response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, raw[split + 4..].to_vec())
+}
+
+fn check_table(port: u16, x: usize, y: usize) {
+    let (status, body) = get(port, &format!("/Xy?x={x}&y={y}"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["value"][0], "vector<vector<float8>>");
+    let table = v["value"][1].as_array().unwrap();
+    assert_eq!(table.len(), y);
+    assert!(table.iter().all(|row| row.as_array().unwrap().len() == x));
+    assert_eq!(v["value"][2], serde_json::json!([]));
+}
+
+/// Stops the server with SIGINT and checks it ends `Aborted`.
+fn interrupt(mut server: Server) {
+    signal::kill(Pid::from_raw(server.child.id() as i32), Signal::SIGINT).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "ends after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "an interrupted server ends with a fault");
+}
+
+fn serves_tables(program: &str) {
+    let server = start(program);
+    check_table(server.port, 2, 2);
+    check_table(server.port, 3, 1);
+    check_table(server.port, 1, 4);
+    let (status, _) = get(server.port, "/Nope");
+    assert_eq!(status, 404);
+    let (status, body) = get(server.port, "/Xy?x=abc");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("x: invalid value"));
+    // A bare GET gets the defaults: a 1×1 table.
+    check_table(server.port, 1, 1);
+    interrupt(server);
+}
+
+#[test]
+fn test_server_1_answers_inline() {
+    serves_tables(env!("CARGO_BIN_EXE_test_server_1"));
+}
+
+#[test]
+fn test_server_2_answers_through_children() {
+    serves_tables(env!("CARGO_BIN_EXE_test_server_2"));
+}
+
+#[test]
+fn test_server_3_asks_its_worker() {
+    serves_tables(env!("CARGO_BIN_EXE_test_server_3"));
+}
+
+#[test]
+fn a_taken_port_is_not_listening() {
+    let first = start(env!("CARGO_BIN_EXE_test_server_1"));
+    let out = Command::new(env!("CARGO_BIN_EXE_test_server_1"))
+        .arg(format!("--server-address=127.0.0.1:{}", first.port))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen at"), "{err}");
+}
+
+#[test]
+fn clients_as_threads_reports_its_load() {
+    let server = start(env!("CARGO_BIN_EXE_test_server_2"));
+    let out = Command::new(env!("CARGO_BIN_EXE_clients_as_threads"))
+        .args([
+            format!("--server-address=127.0.0.1:{}", server.port),
+            "--clients=3".into(),
+            "--requests=20".into(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["clients"], 3);
+    assert_eq!(report["requests"], 60);
+    assert_eq!(report["answered"], 60);
+    assert_eq!(report["errors"]["other"], 0);
+    assert!(report["requests_per_second"].as_f64().unwrap() > 0.0);
+    assert!(
+        report["latency_ms"]["p99"].as_f64().unwrap()
+            >= report["latency_ms"]["p50"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn clients_as_threads_without_a_server_faults() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let out = Command::new(env!("CARGO_BIN_EXE_clients_as_threads"))
+        .args([
+            format!("--server-address=127.0.0.1:{port}"),
+            "--clients=2".into(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+}
