@@ -308,3 +308,28 @@ async fn asking_an_actor_that_has_ended_gets_a_fault() {
         other => panic!("expected a fault, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_when_the_connection_ends_is_answered_with_a_fault() {
+    // The server takes requests but never answers; then it closes the link.
+    let mut server = Context::detached("server");
+    server.listen(any_port(), ListenOptions::native());
+    let at = expect::<Listening>(&mut server).await.listening;
+    let asker = runtime::spawn(move |mut cx: Context| async move {
+        cx.connect(at, ConnectOptions::native());
+        let proxy = expect::<Connected>(&mut cx).await.proxy;
+        // A deadline far longer than the test: only the fault can end it.
+        cx.ask::<i64, _>(1_i64, &proxy, Duration::from_secs(3600))
+            .await
+    });
+    let client_proxy = expect::<Accepted>(&mut server).await.proxy;
+    assert_eq!(expect::<i64>(&mut server).await, 1);
+    server.send(Close::default(), &client_proxy).unwrap();
+    let answer = tokio::time::timeout(PATIENCE, asker.join())
+        .await
+        .expect("answered in time");
+    // The actor returns the ask's error, which becomes its fault.
+    let fault = answer.expect_err("the ask failed");
+    assert_eq!(fault.condition, "connection lost");
+    assert!(fault.explanation.unwrap().contains("AbandonedByRemote"));
+}

@@ -50,6 +50,10 @@ pub(crate) struct Link {
     cancel: CancellationToken,
     /// What ended the link, for the one `Closed`.
     ending: Mutex<Option<(EndOfTransport, String)>>,
+    /// Requests sent (or relayed) over this link and not yet answered, by
+    /// who asked and the request id: if the link ends first, each asker gets
+    /// a fault at once rather than waiting out its deadline.
+    outstanding: Mutex<std::collections::HashSet<(Address, u64)>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -92,6 +96,7 @@ impl Link {
             closed: AtomicBool::new(false),
             cancel: CancellationToken::new(),
             ending: Mutex::new(None),
+            outstanding: Mutex::new(Default::default()),
         });
         let heartbeat = heartbeats.then_some(link.options.heartbeat_every);
         tokio::spawn(writer(write, queue, link.clone(), heartbeat));
@@ -193,6 +198,9 @@ impl Link {
                 return Err((envelope, PushError::Unencodable));
             }
         };
+        if let Tag::Request(RequestId(id)) = envelope.tag {
+            self.expect_answer(envelope.from.clone(), id);
+        }
         self.queue(bytes, counted).map_err(|why| (envelope, why))
     }
 
@@ -217,6 +225,41 @@ impl Link {
                 }
                 other => return other,
             }
+        }
+    }
+
+    fn expect_answer(&self, asker: Address, id: u64) {
+        if !asker.is_null() {
+            self.outstanding
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((asker, id));
+        }
+    }
+
+    /// An answer came back over this link: its request is no longer owed.
+    fn answered(&self, asker: &Address, id: u64) {
+        self.outstanding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(asker.clone(), id));
+    }
+
+    /// The link ended: every request it carried that has not been answered
+    /// gets a fault as its answer.
+    fn fault_outstanding(&self, reason: EndOfTransport, note: &str) {
+        let owed = std::mem::take(&mut *self.outstanding.lock().unwrap_or_else(|e| e.into_inner()));
+        for (asker, id) in owed {
+            let fault = Faulted::new("connection lost").with_explanation(format!(
+                "the connection to \"{}\" ended ({reason:?}: {note}) before the request was answered",
+                self.remote
+            ));
+            let _ = asker.push(Envelope {
+                from: Address::NULL,
+                payload: Payload::new(fault),
+                tag: Tag::Response(RequestId(id)),
+                meta: None,
+            });
         }
     }
 
@@ -296,6 +339,7 @@ impl Link {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .unwrap_or((EndOfTransport::AbandonedByRemote, "connection ended".into()));
+        self.fault_outstanding(reason, &note);
         match reason {
             EndOfTransport::OnRequest | EndOfTransport::AbandonedByRemote => {
                 tracing::debug!(target: "layer_cake::object", tag = ")", link = self.id, "Closed \"{}\" ({reason:?}: {note})", self.remote)
@@ -475,8 +519,11 @@ impl Link {
             }
             return Ok(());
         };
+        if let Tag::Response(RequestId(id)) = tag {
+            self.answered(&target, id);
+        }
         if let crate::runtime::RouteRef::Remote(next, next_id) = target.route() {
-            return self.relay(next, next_id, header, body, tag);
+            return self.relay(next, next_id, header, body, tag, from);
         }
         let entries = header.book.clone();
         let payload = book::decoding(self, entries, || {
@@ -539,6 +586,7 @@ impl Link {
         mut header: MessageHeader,
         body: &[u8],
         tag: Tag,
+        asker: Address,
     ) -> Result<(), Ending> {
         let bad = |why: String| Ending(EndOfTransport::InboundStreaming, why);
         let rewrite = |wire: WireAddr| -> Result<WireAddr, Ending> {
@@ -559,6 +607,9 @@ impl Link {
             return Err(bad("cannot re-frame a relayed message".into()));
         }
         let counted = !matches!(tag, Tag::Response(_));
+        if let Tag::Request(RequestId(id)) = tag {
+            next.expect_answer(asker, id);
+        }
         if let Err(why) = next.queue(bytes, counted) {
             tracing::warn!(
                 link = self.id,
