@@ -333,3 +333,36 @@ async fn a_request_in_flight_when_the_connection_ends_is_answered_with_a_fault()
     assert_eq!(fault.condition, "connection lost");
     assert!(fault.explanation.unwrap().contains("AbandonedByRemote"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_cannot_be_decoded_closes_the_link_and_the_asker_hears_why() {
+    // The server answers with a constructed type nobody registered here.
+    let mut server = Context::detached("server");
+    server.listen(any_port(), ListenOptions::native());
+    let at = expect::<Listening>(&mut server).await.listening;
+    let mut client = Context::detached("client");
+    client.connect(at, ConnectOptions::native());
+    let proxy = expect::<Connected>(&mut client).await.proxy;
+    expect::<Accepted>(&mut server).await;
+    let asking = tokio::spawn(async move {
+        let answer = client
+            .ask_payload(Payload::new(1_i64), &proxy, Duration::from_secs(3600))
+            .await;
+        (answer, client)
+    });
+    assert_eq!(expect::<i64>(&mut server).await, 1);
+    server.reply(vec![vec![7_u16]]).unwrap();
+    let (answer, mut client) = tokio::time::timeout(PATIENCE, asking)
+        .await
+        .unwrap()
+        .unwrap();
+    let fault = answer
+        .unwrap()
+        .downcast::<Faulted>()
+        .expect("a fault as the answer");
+    assert_eq!(fault.condition, "connection lost");
+    let why = fault.explanation.unwrap();
+    assert!(why.contains("vector<vector<unsigned2>>"), "{why}");
+    let closed = expect::<Closed>(&mut client).await;
+    assert_eq!(closed.reason, EndOfTransport::InboundStreaming);
+}

@@ -552,6 +552,8 @@ impl Context {
     /// order, for later [`input`](Context::input)s; the message being handled
     /// (and so [`reply`](Context::reply)) is not changed by the ask. Asking
     /// one's own address is refused at once with [`AskError::AskedSelf`].
+    /// Asking across the network registers `R`, so that its answer can be
+    /// decoded here.
     ///
     /// # Cancel safety
     ///
@@ -563,6 +565,10 @@ impl Context {
         to: &Address,
         timeout: Duration,
     ) -> Result<R, AskError<M>> {
+        if to.is_remote() {
+            // The answer will arrive as bytes: make sure it can be decoded.
+            crate::message::registry::register::<R>();
+        }
         let answer = self
             .ask_payload(Payload::new(message), to, timeout)
             .await

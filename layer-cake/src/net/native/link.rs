@@ -247,6 +247,9 @@ impl Link {
 
     /// The link ended: every request it carried that has not been answered
     /// gets a fault as its answer.
+    // An Address hashes and compares by ids that never change, whatever
+    // the mailbox behind it does.
+    #[allow(clippy::mutable_key_type)]
     fn fault_outstanding(&self, reason: EndOfTransport, note: &str) {
         let owed = std::mem::take(&mut *self.outstanding.lock().unwrap_or_else(|e| e.into_inner()));
         for (asker, id) in owed {
@@ -519,10 +522,10 @@ impl Link {
             }
             return Ok(());
         };
-        if let Tag::Response(RequestId(id)) = tag {
-            self.answered(&target, id);
-        }
         if let crate::runtime::RouteRef::Remote(next, next_id) = target.route() {
+            if let Tag::Response(RequestId(id)) = tag {
+                self.answered(&target, id);
+            }
             return self.relay(next, next_id, header, body, tag, from);
         }
         let entries = header.book.clone();
@@ -530,6 +533,11 @@ impl Link {
             crate::message::codec::binary::decode_payload(&header.signature, body)
         })
         .map_err(|e| bad(e.to_string()))?;
+        // Only a decoded answer settles its request: one that cannot be
+        // decoded closes the link, and the asker hears why.
+        if let Tag::Response(RequestId(id)) = tag {
+            self.answered(&target, id);
+        }
         let ingress = self.address_of(header.ingress).map_err(bad)?;
         let meta =
             (header.trace.is_some() || header.caller.is_some() || !ingress.is_null()).then(|| {
