@@ -45,4 +45,8 @@ mod guides {
     struct Processes;
     #[doc = include_str!("../../docs/logging.md")]
     struct Logging;
+    #[doc = include_str!("../../docs/http.md")]
+    struct Http;
+    #[doc = include_str!("../../docs/wire-protocol.md")]
+    struct WireProtocol;
 }
