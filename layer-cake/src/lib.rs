@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod directory;
 pub mod log;
 pub mod message;
 pub mod net;

@@ -1,0 +1,1 @@
+//! Where the LAN directory is expected (being built).
