@@ -497,3 +497,16 @@ async fn many_idle_actors() {
         next(&mut cx).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_hears_when_an_actor_ends() {
+    let mut cx = Context::detached("test");
+    let worker = runtime::spawn(echo);
+    let target = worker.address().clone();
+    assert!(cx.watch(&target));
+    target.send(Stop).unwrap();
+    let ended = next(&mut cx).await.downcast::<runtime::Ended>().unwrap();
+    assert_eq!(ended.address, target);
+    // Watching an actor that has already ended says so at once.
+    assert!(!cx.watch(&target));
+}

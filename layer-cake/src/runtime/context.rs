@@ -711,6 +711,17 @@ impl Context {
         }
     }
 
+    /// Asks to be told when the actor at `address` ends: this actor then
+    /// receives [`Ended`](super::Ended) with that address, once. Returns false
+    /// (and nothing will come) if it has already ended or is not in this
+    /// process.
+    pub fn watch(&self, address: &Address) -> bool {
+        match address.mailbox() {
+            Some(mailbox) => mailbox.watch(self.core.me.clone()),
+            None => false,
+        }
+    }
+
     /// How many children have not yet been seen to return.
     pub fn working(&self) -> usize {
         self.core.extras.as_ref().map_or(0, |x| x.children.len())
@@ -789,7 +800,18 @@ impl Drop for Context {
             return;
         }
         let mut left: Vec<Envelope> = untaken.into();
-        left.extend(self.core.rx.close());
+        let (queued, watchers) = self.core.rx.close();
+        left.extend(queued);
+        for watcher in watchers {
+            let _ = watcher.post(
+                super::Ended {
+                    address: self.core.me.clone(),
+                },
+                Address::NULL,
+                Tag::None,
+                None,
+            );
+        }
         let mut dropped = 0usize;
         for envelope in left {
             if let Tag::Request(id) = envelope.tag {

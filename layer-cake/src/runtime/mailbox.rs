@@ -49,6 +49,8 @@ struct Inner {
     control: VecDeque<Envelope>,
     receiver: Option<Waker>,
     senders: Vec<Waker>,
+    /// Told with `Ended` when this mailbox closes.
+    watchers: Vec<super::address::Address>,
 }
 
 impl Mailbox {
@@ -145,6 +147,17 @@ impl Mailbox {
             waker.wake();
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Adds a watcher, told with [`Ended`](crate::runtime::Ended) when this
+    /// mailbox closes; false if it already has (then nothing is recorded).
+    pub(crate) fn watch(&self, watcher: super::address::Address) -> bool {
+        let mut inner = self.lock();
+        if self.is_closed() {
+            return false;
+        }
+        inner.watchers.push(watcher);
+        true
     }
 
     fn wake_senders(&self) {
@@ -249,9 +262,11 @@ impl Receiver {
         inner.user = untaken;
     }
 
-    /// Closes the mailbox and returns whatever was still queued.
-    pub(crate) fn close(&mut self) -> Vec<Envelope> {
+    /// Closes the mailbox and returns whatever was still queued, and who is
+    /// watching it.
+    pub(crate) fn close(&mut self) -> (Vec<Envelope>, Vec<super::address::Address>) {
         let mut left: Vec<Envelope> = Vec::new();
+        let watchers;
         let senders = {
             let mut inner = self.mailbox.lock();
             self.mailbox.closed.store(true, Ordering::Release);
@@ -260,11 +275,12 @@ impl Receiver {
             left.extend(inner.user.drain(..));
             self.mailbox.pending.store(0, Ordering::SeqCst);
             inner.receiver = None;
+            watchers = std::mem::take(&mut inner.watchers);
             std::mem::take(&mut inner.senders)
         };
         for waker in senders {
             waker.wake();
         }
-        left
+        (left, watchers)
     }
 }

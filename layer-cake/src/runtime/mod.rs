@@ -26,6 +26,14 @@ pub use spawn::{
 };
 pub use supervise::RetryPolicy;
 
+/// An actor this one [`watch`](Context::watch)es has ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, crate::Message)]
+#[message(control)]
+pub struct Ended {
+    /// The actor that ended.
+    pub address: Address,
+}
+
 pub(crate) use address::RouteRef;
 pub(crate) use envelope::{Envelope, Tag};
 pub(crate) use mailbox::PushError;

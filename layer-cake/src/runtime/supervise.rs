@@ -143,7 +143,10 @@ impl Context {
                 };
                 // The last run's context left the mailbox open for a restart.
                 let mut rx = Receiver::new(mailbox);
-                drop(rx.close());
+                let (_, watchers) = rx.close();
+                for watcher in watchers {
+                    let _ = watcher.send(super::Ended { address: me.clone() });
+                }
                 deliver(result, &me, &parent, OnEnd::Parent);
             }
             .instrument(span),
