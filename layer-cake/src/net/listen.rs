@@ -40,37 +40,26 @@ impl Context {
     /// operating system's reason). In native mode each connection then
     /// arrives as an [`Accepted`](super::Accepted); as an HTTP front, each
     /// request arrives as the message it names, with a return address that
-    /// answers it.
+    /// answers it. The listen belongs to this actor: it stops when the actor
+    /// ends (and so do the native connections it accepted).
     pub fn listen(&mut self, at: HostPort, options: ListenOptions) -> ListenId {
         let id = next_listen_id();
         let owner = self.address().clone();
         let requested = at.clone();
         let reporter = owner.clone();
+        let owned = tokio_util::sync::CancellationToken::new();
+        let alive = owner
+            .mailbox()
+            .is_some_and(|m| m.watch(crate::runtime::Watcher::Token(owned.clone())));
+        if !alive {
+            owned.cancel();
+        }
         let task = tokio::spawn(async move {
-            let listener = match TcpListener::bind((at.host.as_str(), at.port)).await {
-                Ok(listener) => listener,
-                Err(e) => {
+            tokio::select! {
+                () = owned.cancelled() => {
                     listens().lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    let _ = reporter.send(NotListening {
-                        requested: at,
-                        reason: e.to_string(),
-                    });
-                    return;
                 }
-            };
-            let listening = match listener.local_addr() {
-                Ok(a) => host_port(a),
-                Err(_) => at.clone(),
-            };
-            tracing::debug!(target: "layer_cake::object", tag = "(", "Listening on \"{listening}\", requested \"{at}\"");
-            let _ = reporter.send(Listening {
-                requested: at,
-                listening: listening.clone(),
-                id,
-            });
-            match options.http {
-                Some(front) => super::http::serve(listener, reporter, listening, front).await,
-                None => super::native::serve(listener, reporter, listening, options.link).await,
+                () = listen_and_serve(id, at, reporter, options) => {}
             }
         })
         .abort_handle();
@@ -134,5 +123,37 @@ impl Context {
                 None => super::native::connected(stream, owner, to, options.link).await,
             }
         });
+    }
+}
+
+/// Binds, reports the outcome to `reporter`, then serves until aborted.
+async fn listen_and_serve(id: ListenId, at: HostPort, reporter: Address, options: ListenOptions) {
+    let listener = match TcpListener::bind((at.host.as_str(), at.port)).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            listens()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            let _ = reporter.send(NotListening {
+                requested: at,
+                reason: e.to_string(),
+            });
+            return;
+        }
+    };
+    let listening = match listener.local_addr() {
+        Ok(a) => host_port(a),
+        Err(_) => at.clone(),
+    };
+    tracing::debug!(target: "layer_cake::object", tag = "(", "Listening on \"{listening}\", requested \"{at}\"");
+    let _ = reporter.send(Listening {
+        requested: at,
+        listening: listening.clone(),
+        id,
+    });
+    match options.http {
+        Some(front) => super::http::serve(listener, reporter, listening, front).await,
+        None => super::native::serve(listener, reporter, listening, options.link).await,
     }
 }

@@ -717,7 +717,7 @@ impl Context {
     /// process.
     pub fn watch(&self, address: &Address) -> bool {
         match address.mailbox() {
-            Some(mailbox) => mailbox.watch(self.core.me.clone()),
+            Some(mailbox) => mailbox.watch(super::mailbox::Watcher::Actor(self.core.me.clone())),
             None => false,
         }
     }
@@ -802,16 +802,7 @@ impl Drop for Context {
         let mut left: Vec<Envelope> = untaken.into();
         let (queued, watchers) = self.core.rx.close();
         left.extend(queued);
-        for watcher in watchers {
-            let _ = watcher.post(
-                super::Ended {
-                    address: self.core.me.clone(),
-                },
-                Address::NULL,
-                Tag::None,
-                None,
-            );
-        }
+        super::mailbox::tell_watchers(watchers, &self.core.me);
         let mut dropped = 0usize;
         for envelope in left {
             if let Tag::Request(id) = envelope.tag {

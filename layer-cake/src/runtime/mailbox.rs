@@ -49,8 +49,16 @@ struct Inner {
     control: VecDeque<Envelope>,
     receiver: Option<Waker>,
     senders: Vec<Waker>,
-    /// Told with `Ended` when this mailbox closes.
-    watchers: Vec<super::address::Address>,
+    /// Told when this mailbox closes.
+    watchers: Vec<Watcher>,
+}
+
+/// Who is told when a mailbox closes.
+pub(crate) enum Watcher {
+    /// An actor, with `Ended`.
+    Actor(super::address::Address),
+    /// A token cancelled (ends the connections and listens an actor owns).
+    Token(tokio_util::sync::CancellationToken),
 }
 
 impl Mailbox {
@@ -151,7 +159,7 @@ impl Mailbox {
 
     /// Adds a watcher, told with [`Ended`](crate::runtime::Ended) when this
     /// mailbox closes; false if it already has (then nothing is recorded).
-    pub(crate) fn watch(&self, watcher: super::address::Address) -> bool {
+    pub(crate) fn watch(&self, watcher: Watcher) -> bool {
         let mut inner = self.lock();
         if self.is_closed() {
             return false;
@@ -264,7 +272,7 @@ impl Receiver {
 
     /// Closes the mailbox and returns whatever was still queued, and who is
     /// watching it.
-    pub(crate) fn close(&mut self) -> (Vec<Envelope>, Vec<super::address::Address>) {
+    pub(crate) fn close(&mut self) -> (Vec<Envelope>, Vec<Watcher>) {
         let mut left: Vec<Envelope> = Vec::new();
         let watchers;
         let senders = {
@@ -282,5 +290,19 @@ impl Receiver {
             waker.wake();
         }
         (left, watchers)
+    }
+}
+
+/// Tells a closed mailbox's watchers that `ended` has ended.
+pub(crate) fn tell_watchers(watchers: Vec<Watcher>, ended: &super::address::Address) {
+    for watcher in watchers {
+        match watcher {
+            Watcher::Actor(address) => {
+                let _ = address.send(super::Ended {
+                    address: ended.clone(),
+                });
+            }
+            Watcher::Token(token) => token.cancel(),
+        }
     }
 }

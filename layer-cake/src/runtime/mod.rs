@@ -36,7 +36,7 @@ pub struct Ended {
 
 pub(crate) use address::RouteRef;
 pub(crate) use envelope::{Envelope, Tag};
-pub(crate) use mailbox::PushError;
+pub(crate) use mailbox::{PushError, Watcher};
 pub(crate) use spawn::next_id;
 
 /// Matches a [`Payload`](crate::Payload) on its type, like a `match` on

@@ -144,9 +144,7 @@ impl Context {
                 // The last run's context left the mailbox open for a restart.
                 let mut rx = Receiver::new(mailbox);
                 let (_, watchers) = rx.close();
-                for watcher in watchers {
-                    let _ = watcher.send(super::Ended { address: me.clone() });
-                }
+                super::mailbox::tell_watchers(watchers, &me);
                 deliver(result, &me, &parent, OnEnd::Parent);
             }
             .instrument(span),

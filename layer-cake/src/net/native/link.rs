@@ -100,6 +100,15 @@ impl Link {
         });
         let heartbeat = heartbeats.then_some(link.options.heartbeat_every);
         tokio::spawn(writer(write, queue, link.clone(), heartbeat));
+        // A connection belongs to the actor that listened or connected: it
+        // ends when that actor does.
+        let owned = link
+            .owner
+            .mailbox()
+            .is_some_and(|m| m.watch(crate::runtime::Watcher::Token(link.cancel.clone())));
+        if !owned {
+            link.cancel.cancel();
+        }
         link
     }
 
@@ -418,7 +427,12 @@ impl Link {
             };
             let next = tokio::select! {
                 biased;
-                () = self.cancel.cancelled() => break None,
+                () = self.cancel.cancelled() => {
+                    if self.is_closed() {
+                        break None;
+                    }
+                    break Some(Ending(EndOfTransport::OnRequest, "the actor that owned it has ended".into()));
+                }
                 next = tokio::time::timeout(quiet, frames.next()) => match next {
                     Ok(next) => next,
                     Err(_) => break Some(Ending(

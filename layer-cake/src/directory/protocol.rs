@@ -1,0 +1,130 @@
+//! What directory nodes say to applications and to each other.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Scope;
+use crate::message::Message;
+use crate::net::HostPort;
+use crate::runtime::Address;
+
+/// App → its process node: list a publication.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct PublishAs {
+    pub(crate) name: String,
+    pub(crate) scope: Scope,
+    pub(crate) publisher: Address,
+}
+
+/// App → its process node: list a subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct SubscribeTo {
+    pub(crate) pattern: String,
+    pub(crate) scope: Scope,
+    pub(crate) subscriber: Address,
+}
+
+/// App → its process node: withdraw a publication.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct ClearPublished {
+    pub(crate) id: Uuid,
+}
+
+/// App → its process node: withdraw a subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct ClearSubscribed {
+    pub(crate) id: Uuid,
+}
+
+/// A publication as nodes know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Publication {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    pub(crate) scope: Scope,
+    /// Where the publisher's process takes sessions, as seen from the node
+    /// holding this copy (rewritten on the way up).
+    pub(crate) listening: Option<HostPort>,
+    /// The publisher, for a match inside its own process.
+    pub(crate) publisher: Address,
+    /// The publisher process's start.
+    pub(crate) incarnation: u128,
+}
+
+/// A subscription as nodes know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Subscription {
+    pub(crate) id: Uuid,
+    pub(crate) pattern: String,
+    pub(crate) scope: Scope,
+    /// The subscriber's process node, which picks and opens routes.
+    pub(crate) home: Address,
+}
+
+/// Child → parent: listings. `full` replaces everything learned from this
+/// child before (sent on every (re)connect); otherwise these are additions.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct Listings {
+    pub(crate) full: bool,
+    pub(crate) publications: Vec<Publication>,
+    pub(crate) subscriptions: Vec<Subscription>,
+}
+
+/// Child → parent: listings withdrawn.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct Withdrawn {
+    pub(crate) publications: Vec<Uuid>,
+    pub(crate) subscriptions: Vec<Uuid>,
+}
+
+/// A matching node → the subscriber's home: the publication can be reached
+/// by a route at `level`.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct RouteOffer {
+    pub(crate) subscription: Uuid,
+    pub(crate) publication: Publication,
+    pub(crate) level: Scope,
+}
+
+/// A matching node → the subscriber's home: that route is gone.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct RouteWithdrawn {
+    pub(crate) subscription: Uuid,
+    pub(crate) publication: Uuid,
+    pub(crate) level: Scope,
+}
+
+/// Parent → children, passed down to every process node: every route offered
+/// from a level above `level` is void (a link above has been lost).
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct LostAbove {
+    pub(crate) level: Scope,
+}
+
+/// Subscriber's home → the publisher's process node, over a direct
+/// connection: open a session.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct OpenSession {
+    pub(crate) subscription: Uuid,
+    pub(crate) publication: Uuid,
+    pub(crate) subscriber: Address,
+    pub(crate) level: Scope,
+}
+
+/// The answer to [`OpenSession`].
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct SessionOpened {
+    pub(crate) publisher: Address,
+}
+
+/// Either side's node → the other's: a session has ended.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct SessionClosed {
+    pub(crate) subscription: Uuid,
+    pub(crate) publication: Uuid,
+    pub(crate) reason: String,
+}
+
+/// A node's retry timer for its parent link.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+pub(crate) struct Reconnect;

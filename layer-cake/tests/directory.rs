@@ -1,0 +1,296 @@
+//! The publish/subscribe directory with real nodes: process, group and host
+//! nodes in one test process, linked by real connections on loopback, each
+//! on its own ephemeral port.
+
+use std::time::Duration;
+
+use layer_cake::directory::{
+    Available, Delivered, Dropped, NodeOptions, NotPublished, NotSubscribed, Published,
+    PublishedCleared, Scope, Subscribed, spawn_node,
+};
+use layer_cake::net::{HostPort, Listening};
+use layer_cake::runtime::{self, AskError};
+use layer_cake::{Ack, Address, Context, Message, Payload, Stop, on};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Waits for the first `M` that `wanted` accepts; other messages are
+/// skipped. Panics (failing the test) past the deadline.
+async fn wait_for<M: Message>(cx: &mut Context, wanted: impl Fn(&M) -> bool) -> M {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let message = tokio::time::timeout_at(deadline, cx.input())
+            .await
+            .unwrap_or_else(|_| panic!("no {} in time", layer_cake::message::signature_of::<M>()));
+        if let Some(m) = message.downcast_ref::<M>()
+            && wanted(m)
+        {
+            return message.downcast::<M>().unwrap();
+        }
+    }
+}
+
+async fn first<M: Message>(cx: &mut Context) -> M {
+    wait_for::<M>(cx, |_| true).await
+}
+
+/// Messages that arrive within `quiet`, for checking that something does
+/// *not* happen (after a positive control has already arrived).
+async fn drain(cx: &mut Context, quiet: Duration) -> Vec<Payload> {
+    let mut seen = Vec::new();
+    while let Ok(message) = tokio::time::timeout(quiet, cx.input()).await {
+        seen.push(message);
+    }
+    seen
+}
+
+fn fast(options: NodeOptions) -> NodeOptions {
+    options.reconnect(Duration::from_millis(50), Duration::from_millis(400))
+}
+
+/// A node that accepts children; returns its address and where it listens.
+async fn daemon(level: Scope, parent: Option<&HostPort>) -> (Address, HostPort) {
+    let mut cx = Context::detached("starter");
+    let mut options = fast(NodeOptions::new(level).accept_at(HostPort::new("127.0.0.1", 0)));
+    if let Some(parent) = parent {
+        options = options.parent(parent.clone());
+    }
+    let node = spawn_node(options, cx.address().clone());
+    let at = first::<Listening>(&mut cx).await.listening;
+    (node, at)
+}
+
+/// A process node under `parent`.
+fn process(parent: Option<&HostPort>) -> Address {
+    let mut options = fast(NodeOptions::new(Scope::Process));
+    if let Some(parent) = parent {
+        options = options.parent(parent.clone());
+    }
+    spawn_node(options, Address::NULL)
+}
+
+/// An actor that publishes `name` and answers `Ack` with its name.
+fn publisher(node: Address, name: &'static str, scope: Scope) -> runtime::ActorHandle<()> {
+    runtime::spawn(move |mut cx: Context| async move {
+        cx.publish_at(&node, name, scope);
+        loop {
+            on!(cx.input().await, {
+                Ack as _ => { let _ = cx.reply(name.to_string()); },
+                Stop as _ => return,
+                _other => {},
+            })
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_match_inside_one_process() {
+    let node = process(None);
+    let mut publisher = Context::detached("publisher");
+    let mut subscriber = Context::detached("subscriber");
+    publisher.publish_at(&node, "abc", Scope::Process);
+    let published = first::<Published>(&mut publisher).await;
+    assert_eq!(published.name, "abc");
+    subscriber.subscribe_at(&node, "abc", Scope::Process);
+    let subscribed = first::<Subscribed>(&mut subscriber).await;
+
+    let available = first::<Available>(&mut subscriber).await;
+    assert_eq!(available.publisher, *publisher.address());
+    assert_eq!(available.scope, Scope::Process);
+    assert_eq!(available.subscription, subscribed.id);
+    assert_eq!(available.publication, published.id);
+    let delivered = first::<Delivered>(&mut publisher).await;
+    assert_eq!(delivered.subscriber, *subscriber.address());
+
+    // They talk directly.
+    subscriber.send(Ack, &available.publisher).unwrap();
+    first::<Ack>(&mut publisher).await;
+    assert_eq!(publisher.return_address(), subscriber.address());
+
+    // Clearing the publication ends the session on both sides.
+    publisher.clear_published_at(&node, published.id);
+    first::<PublishedCleared>(&mut publisher).await;
+    let dropped = first::<Dropped>(&mut subscriber).await;
+    assert_eq!(dropped.publication, published.id);
+    let dropped = first::<Dropped>(&mut publisher).await;
+    assert_eq!(dropped.remote, *subscriber.address());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_with_a_reason() {
+    let node = process(None);
+    let mut cx = Context::detached("app");
+    cx.subscribe_at(&node, "(unclosed", Scope::Process);
+    let refused = first::<NotSubscribed>(&mut cx).await;
+    assert!(
+        refused.reason.contains("regular expression"),
+        "{}",
+        refused.reason
+    );
+    cx.subscribe_at(&node, "x", Scope::Process);
+    first::<Subscribed>(&mut cx).await;
+    cx.subscribe_at(&node, "x", Scope::Process);
+    assert_eq!(
+        first::<NotSubscribed>(&mut cx).await.reason,
+        "already subscribed"
+    );
+    cx.publish_at(&node, "", Scope::Process);
+    assert_eq!(first::<NotPublished>(&mut cx).await.reason, "an empty name");
+    cx.publish_at(&node, "y", Scope::Process);
+    first::<Published>(&mut cx).await;
+    cx.publish_at(&node, "y", Scope::Process);
+    assert_eq!(
+        first::<NotPublished>(&mut cx).await.reason,
+        "already published"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_meet_through_the_host_and_talk_directly() {
+    let (_host, host_at) = daemon(Scope::Host, None).await;
+    let a = process(Some(&host_at));
+    let b = process(Some(&host_at));
+    let p1 = publisher(a.clone(), "worker:1", Scope::Host);
+    let _p2 = publisher(a.clone(), "worker:2", Scope::Host);
+    let mut subscriber = Context::detached("subscriber");
+    subscriber.subscribe_at(&b, "worker:[0-9]+", Scope::Host);
+    first::<Subscribed>(&mut subscriber).await;
+
+    // Each match is a session of its own.
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let available = first::<Available>(&mut subscriber).await;
+        assert_eq!(available.scope, Scope::Host);
+        assert!(available.publisher.is_remote());
+        sessions.push((available.name, available.publisher));
+    }
+    sessions.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(sessions[0].0, "worker:1");
+    assert_eq!(sessions[1].0, "worker:2");
+    for (name, publisher) in &sessions {
+        let answer: String = subscriber.ask(Ack, publisher, PATIENCE).await.unwrap();
+        assert_eq!(&answer, name, "each session reaches its own publisher");
+    }
+
+    // A publisher that ends: its session is dropped, the other carries on.
+    p1.address().send(Stop).unwrap();
+    let dropped = wait_for::<Dropped>(&mut subscriber, |d| d.name == "worker:1").await;
+    assert_eq!(dropped.scope, Scope::Host);
+    let name: String = subscriber.ask(Ack, &sessions[1].1, PATIENCE).await.unwrap();
+    assert_eq!(name, "worker:2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_is_never_visible_beyond_its_scope() {
+    let (_host, host_at) = daemon(Scope::Host, None).await;
+    let (_g1, g1_at) = daemon(Scope::Group, Some(&host_at)).await;
+    let (_g2, g2_at) = daemon(Scope::Group, Some(&host_at)).await;
+    let a = process(Some(&g1_at));
+    let _group_only = publisher(a.clone(), "only-in-g1", Scope::Group);
+    let _host_wide = publisher(a.clone(), "host-wide", Scope::Host);
+
+    // In the same group: the GROUP listing is visible.
+    let c = process(Some(&g1_at));
+    let mut near = Context::detached("near");
+    near.subscribe_at(&c, "only-in-g1|host-wide", Scope::Host);
+    let mut seen = [
+        first::<Available>(&mut near).await,
+        first::<Available>(&mut near).await,
+    ];
+    seen.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(seen[0].name, "host-wide");
+    assert_eq!(seen[1].name, "only-in-g1");
+    assert_eq!(seen[1].scope, Scope::Group, "matched in the group");
+
+    // In another group: only the HOST listing.
+    let b = process(Some(&g2_at));
+    let mut far = Context::detached("far");
+    far.subscribe_at(&b, "only-in-g1|host-wide", Scope::Host);
+    let available = first::<Available>(&mut far).await;
+    assert_eq!(available.name, "host-wide");
+    assert_eq!(available.scope, Scope::Host);
+    let later = drain(&mut far, Duration::from_millis(500)).await;
+    assert!(
+        later.iter().all(|m| !m.is::<Available>()),
+        "a GROUP listing leaked to another group"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nearest_publisher_wins_with_fallback_and_upgrade() {
+    let (_host, host_at) = daemon(Scope::Host, None).await;
+    let a = process(Some(&host_at));
+    let b = process(Some(&host_at));
+    // A far publisher of "svc" in another process.
+    let _far = publisher(a.clone(), "svc", Scope::Host);
+    let mut subscriber = Context::detached("subscriber");
+    subscriber.subscribe_at(&b, "svc", Scope::Host);
+    let available = first::<Available>(&mut subscriber).await;
+    assert_eq!(available.scope, Scope::Host);
+    let far = available.publisher;
+
+    // A near publisher of the same name in the subscriber's own process: the
+    // session moves to it (upgrade).
+    let near = publisher(b.clone(), "svc", Scope::Host);
+    let dropped = first::<Dropped>(&mut subscriber).await;
+    assert_eq!(dropped.remote, far);
+    assert_eq!(dropped.reason, "a nearer route");
+    let available = first::<Available>(&mut subscriber).await;
+    assert_eq!(available.scope, Scope::Process);
+    assert_eq!(available.publisher, *near.address());
+
+    // The near one goes: back to the far one (fallback).
+    near.address().send(Stop).unwrap();
+    let dropped = first::<Dropped>(&mut subscriber).await;
+    assert_eq!(dropped.scope, Scope::Process);
+    let available = first::<Available>(&mut subscriber).await;
+    assert_eq!(available.scope, Scope::Host);
+    assert_eq!(available.publisher, far);
+    let name: String = subscriber.ask(Ack, &far, PATIENCE).await.unwrap();
+    assert_eq!(name, "svc");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_process_is_dropped_and_a_restarted_host_brings_everything_back() {
+    let (host, host_at) = daemon(Scope::Host, None).await;
+    let a = process(Some(&host_at));
+    let b = process(Some(&host_at));
+    let _p = publisher(a.clone(), "svc", Scope::Host);
+    let mut subscriber = Context::detached("subscriber");
+    subscriber.subscribe_at(&b, "svc", Scope::Host);
+    let first_session = first::<Available>(&mut subscriber).await;
+
+    // The host directory goes away (with its connections): routes it offered
+    // are void.
+    host.send(Stop).unwrap();
+    let dropped = first::<Dropped>(&mut subscriber).await;
+    assert_eq!(dropped.publication, first_session.publication);
+
+    // A new host directory on the same port: both processes reconnect,
+    // re-send their listings, and the session comes back.
+    let mut starter = Context::detached("starter");
+    let _host = spawn_node(
+        fast(NodeOptions::new(Scope::Host).accept_at(host_at.clone())),
+        starter.address().clone(),
+    );
+    first::<Listening>(&mut starter).await;
+    let again = first::<Available>(&mut subscriber).await;
+    assert_eq!(again.publication, first_session.publication);
+    let name: String = subscriber
+        .ask(Ack, &again.publisher, PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(name, "svc");
+
+    // The publisher's whole process goes (its node and connections with it).
+    a.send(Stop).unwrap();
+    let dropped = first::<Dropped>(&mut subscriber).await;
+    assert_eq!(dropped.publication, first_session.publication);
+    match subscriber
+        .ask::<String, _>(Ack, &again.publisher, Duration::from_secs(2))
+        .await
+    {
+        Err(AskError::Send(_)) | Err(AskError::TimedOut) | Err(AskError::Faulted(_)) => {}
+        other => panic!("the publisher is gone, got {other:?}"),
+    }
+}
