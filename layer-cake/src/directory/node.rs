@@ -21,9 +21,9 @@ use regex::Regex;
 use uuid::Uuid;
 
 use super::protocol::{
-    ClearPublished, ClearSubscribed, Listings, LostAbove, OpenSession, Publication, PublishAs,
-    Reconnect, RouteOffer, RouteWithdrawn, SessionClosed, SessionOpened, SubscribeTo, Subscription,
-    Withdrawn,
+    ClearPublished, ClearSubscribed, DirectoryListing, Inspect, Listings, LostAbove, OpenSession,
+    Publication, PublishAs, Reconnect, RouteOffer, RouteWithdrawn, SessionClosed, SessionOpened,
+    SubscribeTo, Subscription, Withdrawn,
 };
 use super::{
     Available, Delivered, Dropped, NotPublished, NotSubscribed, Published, PublishedCleared, Scope,
@@ -216,6 +216,8 @@ struct Node {
     subscriptions: HashMap<Uuid, HeldSubscription>,
     parent: Parent,
     backoff: Duration,
+    /// Where this node accepts children, once listening.
+    accepting: Option<HostPort>,
     /// Accepted connections by proxy, with the address they come from.
     accepted: HashMap<Address, HostPort>,
     /// Child nodes (accepted connections that sent listings) by proxy.
@@ -233,6 +235,14 @@ struct Node {
     serving: HashMap<(Uuid, Uuid), Serving>,
     /// Actors watched for their end.
     watched: HashSet<Address>,
+}
+
+/// Runs a directory node as the actor owning `cx`, until it receives
+/// `Stop`. With `accept_at`, where it listens (or why it cannot) goes to
+/// `report_to` as [`Listening`] / [`NotListening`]. The daemons' main actors
+/// run their node through this.
+pub async fn run_node(cx: Context, options: NodeOptions, report_to: Address) {
+    run(cx, options, report_to).await
 }
 
 async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
@@ -253,6 +263,7 @@ async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
         subscriptions: HashMap::new(),
         parent,
         backoff,
+        accepting: None,
         accepted: HashMap::new(),
         children: HashMap::new(),
         loopback: None,
@@ -320,8 +331,64 @@ impl Node {
             NotConnected as n => self.not_connected(cx, n),
             Closed as c => self.closed(cx, c),
             Reconnect as _ => self.connect_parent(cx),
+            Inspect as _ => { let _ = cx.reply(self.describe()); },
+            crate::Ack as _ => { let _ = cx.reply(crate::Ack); },
             other => tracing::warn!(level = %self.level(), "directory ignores {}", other.signature()),
         })
+    }
+
+    fn describe(&self) -> DirectoryListing {
+        let mut published: Vec<_> = self
+            .publications
+            .values()
+            .map(|h| {
+                (
+                    h.listing.name.clone(),
+                    h.listing.scope,
+                    h.listing.id,
+                    h.listing.listening.clone(),
+                )
+            })
+            .collect();
+        published.sort();
+        let mut subscribed: Vec<_> = self
+            .subscriptions
+            .values()
+            .map(|h| (h.listing.pattern.clone(), h.listing.scope, h.listing.id))
+            .collect();
+        subscribed.sort();
+        let mut connected: Vec<_> = self
+            .routing
+            .iter()
+            .filter_map(|(key, r)| {
+                r.active
+                    .as_ref()
+                    .map(|a| (key.1.clone(), a.level, a.publication, a.peer.clone()))
+            })
+            .collect();
+        connected.sort();
+        let executable = std::env::args()
+            .next()
+            .and_then(|p| {
+                std::path::Path::new(&p)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+            })
+            .unwrap_or_default();
+        DirectoryListing {
+            id: Uuid::from_u128(
+                crate::process::incarnation() ^ self.me.id().map_or(0, |i| i.0 as u128),
+            ),
+            level: self.level(),
+            executable,
+            accepting: self.accepting.clone(),
+            parent: self.options.parent.clone(),
+            parent_connected: matches!(self.parent, Parent::Up(_)),
+            published,
+            subscribed,
+            connected,
+            children: self.children.keys().cloned().collect(),
+        }
     }
 
     // ---- listings ------------------------------------------------------
@@ -770,6 +837,7 @@ impl Node {
 
     fn listening(&mut self, cx: &mut Context, l: Listening) {
         if Some(&l.requested) == self.options.accept_at.as_ref() {
+            self.accepting = Some(l.listening.clone());
             let _ = cx.send(l, &self.report_to.clone());
             return;
         }

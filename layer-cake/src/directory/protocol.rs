@@ -128,3 +128,33 @@ pub(crate) struct SessionClosed {
 /// A node's retry timer for its parent link.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
 pub(crate) struct Reconnect;
+
+/// Anyone → a node: describe yourself. Answered with [`DirectoryListing`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Message)]
+pub struct Inspect;
+
+/// A node's description, for `layer-cake network`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+pub struct DirectoryListing {
+    /// Identifies the node (its process's incarnation).
+    pub id: Uuid,
+    /// The node's level.
+    pub level: Scope,
+    /// The program the node runs in.
+    pub executable: String,
+    /// Where it accepts child directories, if it does.
+    pub accepting: Option<HostPort>,
+    /// Its parent, if it has one configured.
+    pub parent: Option<HostPort>,
+    /// Whether it is connected to that parent.
+    pub parent_connected: bool,
+    /// The publications it holds: (name, scope, id, where sessions are taken).
+    pub published: Vec<(String, Scope, Uuid, Option<HostPort>)>,
+    /// The subscriptions it holds: (pattern, scope, id).
+    pub subscribed: Vec<(String, Scope, Uuid)>,
+    /// Open sessions of its subscribers: (name, route level, publication id,
+    /// the publisher's process, if another).
+    pub connected: Vec<(String, Scope, Uuid, Option<HostPort>)>,
+    /// Its child nodes, each reachable for another `Inspect`.
+    pub children: Vec<Address>,
+}

@@ -1,0 +1,75 @@
+//! **host-cake** — the HOST directory: one per host, started at boot.
+//!
+//! Every process and composite process on the host that lists something at
+//! HOST scope or wider connects here (127.0.0.1:54195 unless told
+//! otherwise). It matches what it holds and passes LAN listings up to the
+//! LAN directory: the one at `--directory-at-lan`, or the standard LAN
+//! address (the private range's base with station .195, port 54195) unless
+//! `--no-lan-autoconnect` or `LAYER_CAKE_LAN_AUTOCONNECT=off` says not to.
+//!
+//! ```text
+//! host-cake [--directory-at-host=127.0.0.1:54195] [--directory-at-lan=HOST:PORT]
+//!           [--no-lan-autoconnect] [--debug-level=CONSOLE]
+//! ```
+//!
+//! It prints `host-cake: listening on <address>` on stderr and runs until
+//! SIGINT or SIGTERM, then exits 0.
+
+use layer_cake::directory::{NodeOptions, Scope, lan, run_node};
+use layer_cake::net::{HostPort, Listening, NotListening};
+use layer_cake::{Context, Faulted, Stop, on};
+use serde::Deserialize;
+
+/// The flags.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct Args {
+    /// Where to accept the host's processes and composites.
+    directory_at_host: HostPort,
+    /// The LAN directory to connect to.
+    directory_at_lan: Option<HostPort>,
+    /// Never connect to the standard LAN address by itself.
+    no_lan_autoconnect: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            directory_at_host: lan::directory_at_host(),
+            directory_at_lan: None,
+            no_lan_autoconnect: false,
+        }
+    }
+}
+
+async fn host_cake(mut cx: Context, args: Args) -> Result<(), Faulted> {
+    let parent = match args.directory_at_lan {
+        Some(at) => Some(at),
+        None if args.no_lan_autoconnect => None,
+        None => lan::auto_lan_directory(),
+    };
+    let mut options = NodeOptions::new(Scope::Host).accept_at(args.directory_at_host);
+    if let Some(parent) = parent {
+        options = options.parent(parent);
+    }
+    let me = cx.address().clone();
+    let node = cx.spawn(move |node_cx| run_node(node_cx, options, me));
+    loop {
+        on!(cx.input().await, {
+            Listening as l => eprintln!("host-cake: listening on {}", l.listening),
+            NotListening as n => {
+                let _ = cx.send(Stop, &node);
+                return Err(n.into_fault());
+            },
+            Stop as _ => {
+                let _ = cx.stop(&node, std::time::Duration::from_secs(5)).await;
+                return Ok(());
+            },
+            _other => {},
+        })
+    }
+}
+
+fn main() {
+    layer_cake::create(host_cake)
+}
