@@ -50,4 +50,8 @@ mod guides {
     struct Http;
     #[doc = include_str!("../../docs/wire-protocol.md")]
     struct WireProtocol;
+    #[doc = include_str!("../../docs/directory.md")]
+    struct Directory;
+    #[doc = include_str!("../../docs/lan.md")]
+    struct Lan;
 }
