@@ -20,25 +20,13 @@ use layer_cake::{Context, Faulted, Stop, on};
 use serde::Deserialize;
 
 /// The flags.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Args {
-    /// Where the roles connect (an ephemeral port by default).
-    accept_directories_at: HostPort,
     /// The host directory to pass HOST and LAN listings to.
     directory_at_host: Option<HostPort>,
     /// A LAN directory to use instead of the host's.
     directory_at_lan: Option<HostPort>,
-}
-
-impl Default for Args {
-    fn default() -> Self {
-        Args {
-            accept_directories_at: HostPort::new("127.0.0.1", 0),
-            directory_at_host: None,
-            directory_at_lan: None,
-        }
-    }
 }
 
 async fn group_cake(mut cx: Context, args: Args) -> Result<(), Faulted> {
@@ -52,8 +40,15 @@ async fn group_cake(mut cx: Context, args: Args) -> Result<(), Faulted> {
         .directory_at_lan
         .or(args.directory_at_host)
         .unwrap_or_else(lan::directory_at_host);
+    // `--accept-directories-at` is a standard flag (every process may
+    // accept child directories), so it is read from the process's
+    // configuration rather than from this program's own arguments.
+    let accept_at = layer_cake::process::config()
+        .accept_directories_at
+        .clone()
+        .unwrap_or_else(|| HostPort::new("127.0.0.1", 0));
     let options = NodeOptions::new(Scope::Group)
-        .accept_at(args.accept_directories_at)
+        .accept_at(accept_at)
         .parent(parent);
     let me = cx.address().clone();
     let node = cx.spawn(move |node_cx| run_node(node_cx, options, me));
