@@ -1,0 +1,256 @@
+//! The multihosting demos as real processes: a host-cake on an ephemeral
+//! port (never the standard one, never the LAN), a server and its workers
+//! pointed at it with `--connect-to-directory`, and HTTP requests to the
+//! server. Workers are killed with SIGKILL to show that the server notices
+//! (its `worker dropped` line) and carries on with the others. Every child
+//! is killed when its test ends, however it ends.
+//!
+//! host-cake belongs to another package of the workspace, so cargo does not
+//! build it for this test: the test runs `cargo build -p host-cake` itself
+//! (once per test binary, into the same target directory as this test),
+//! which is a no-op when it is up to date. That keeps `cargo test -p
+//! layer-cake-demos` working from a clean tree, without relying on an
+//! earlier `cargo build --workspace`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Where cargo put this test's executable's sibling binaries
+/// (`target/debug`): the directory above `deps/`.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test runs from target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The path of a binary of another workspace package, built on first use.
+fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let dir = bin_dir();
+    let built = BUILT.get_or_init(|| {
+        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+        let target_dir = dir.parent().expect("a target directory");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "-p", package])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        match profile {
+            "debug" => {}
+            "release" => {
+                cargo.arg("--release");
+            }
+            other => {
+                cargo.args(["--profile", other]);
+            }
+        }
+        match cargo.status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("cargo build -p {package} failed: {s}")),
+            Err(e) => Err(format!("cannot run cargo: {e}")),
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+    dir.join(name)
+}
+
+/// A running child process whose stderr lines are read as they come; killed
+/// (SIGKILL) on drop if still running.
+struct Proc {
+    name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn start(program: impl Into<PathBuf>, args: &[String]) -> Proc {
+        let program = program.into();
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut child = Command::new(&program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Proc { name, child, lines }
+    }
+
+    /// The first line from now on that contains `wanted`; panics past the
+    /// deadline.
+    fn line_with(&self, wanted: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(wanted) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("{}: no line with {wanted:?} in time", self.name),
+            }
+        }
+    }
+
+    /// The port of its `listening on HOST:PORT` line.
+    fn port(&self) -> u16 {
+        let line = self.line_with("listening on ");
+        line.rsplit(':').next().unwrap().trim().parse().unwrap()
+    }
+
+    /// SIGKILL, and reaped.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A host-cake on an ephemeral port, and the flag pointing processes at it.
+fn host_cake() -> (Proc, String) {
+    let host = Proc::start(
+        workspace_binary("host-cake", "host-cake"),
+        &[
+            "--directory-at-host=127.0.0.1:0".into(),
+            "--no-lan-autoconnect".into(),
+        ],
+    );
+    let port = host.port();
+    (host, format!("--connect-to-directory=127.0.0.1:{port}"))
+}
+
+/// `GET target` on a fresh connection; the status and the body.
+fn get(port: u16, target: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("a response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, raw[split + 4..].to_vec())
+}
+
+/// Asks for an x×y table and checks its shape.
+fn check_table(port: u16, x: usize, y: usize) {
+    let (status, body) = get(port, &format!("/Xy?x={x}&y={y}"));
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let table = v["value"][1].as_array().expect("a table");
+    assert_eq!(table.len(), y, "{text}");
+    assert!(
+        table.iter().all(|row| row.as_array().unwrap().len() == x),
+        "{text}"
+    );
+}
+
+fn check_unavailable(port: u16) {
+    let (status, body) = get(port, "/Xy?x=2&y=2");
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("TemporarilyUnavailable"), "{text}");
+}
+
+fn server(program: &str, directory: &str) -> (Proc, u16) {
+    let server = Proc::start(
+        program,
+        &["--server-address=127.0.0.1:0".into(), directory.into()],
+    );
+    let port = server.port();
+    (server, port)
+}
+
+fn worker(program: &str, directory: &str) -> Proc {
+    let worker = Proc::start(program, &[directory.into()]);
+    worker.line_with("published test-multihosting:");
+    worker
+}
+
+#[test]
+fn server_9_forwards_to_its_worker_and_says_503_without_one() {
+    let (_host, directory) = host_cake();
+    let (server, port) = server(env!("CARGO_BIN_EXE_test_server_9"), &directory);
+    check_unavailable(port);
+
+    let worker = worker(env!("CARGO_BIN_EXE_test_worker_9"), &directory);
+    server.line_with("worker available");
+    for (x, y) in [(2, 2), (3, 1), (1, 4)] {
+        check_table(port, x, y);
+    }
+
+    worker.kill();
+    server.line_with("worker dropped");
+    check_unavailable(port);
+
+    // A new worker is picked up again.
+    let _worker = self::worker(env!("CARGO_BIN_EXE_test_worker_9"), &directory);
+    server.line_with("worker available");
+    check_table(port, 2, 3);
+}
+
+#[test]
+fn server_10_round_robins_and_survives_losing_workers() {
+    let (_host, directory) = host_cake();
+    let (server, port) = server(env!("CARGO_BIN_EXE_test_server_10"), &directory);
+    check_unavailable(port);
+
+    let w1 = worker(env!("CARGO_BIN_EXE_test_worker_10"), &directory);
+    let w2 = worker(env!("CARGO_BIN_EXE_test_worker_10"), &directory);
+    server.line_with("(2 in all)");
+    for i in 0..10 {
+        check_table(port, 1 + i % 3, 2);
+    }
+
+    // One worker dies without a word: once the server has dropped it, every
+    // request goes to the other.
+    w1.kill();
+    server.line_with("(1 left)");
+    for i in 0..10 {
+        check_table(port, 2, 1 + i % 3);
+    }
+
+    w2.kill();
+    server.line_with("(0 left)");
+    check_unavailable(port);
+}
