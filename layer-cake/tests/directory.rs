@@ -294,3 +294,26 @@ async fn a_lost_process_is_dropped_and_a_restarted_host_brings_everything_back()
         other => panic!("the publisher is gone, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_that_has_gone_says_so() {
+    let node = process(None);
+    let mut cx = Context::detached("app");
+    assert!(cx.watch(&node));
+    node.send(Stop).unwrap();
+    first::<layer_cake::runtime::Ended>(&mut cx).await;
+    cx.publish_at(&node, "x", Scope::Host);
+    assert!(
+        first::<NotPublished>(&mut cx)
+            .await
+            .reason
+            .starts_with("no directory")
+    );
+    cx.subscribe_at(&node, "x", Scope::Host);
+    assert!(
+        first::<NotSubscribed>(&mut cx)
+            .await
+            .reason
+            .starts_with("no directory")
+    );
+}

@@ -217,7 +217,16 @@ impl Context {
             scope,
             publisher: self.address().clone(),
         };
-        let _ = self.send(request, directory);
+        // Directory requests take the control lane, so only a directory that
+        // has gone refuses one: say so rather than stay silent.
+        if let Err(e) = self.send(request, directory) {
+            let refused = e.into_inner();
+            let _ = self.address().send(NotPublished {
+                name: refused.name,
+                scope,
+                reason: format!("no directory at {directory}"),
+            });
+        }
     }
 
     /// Subscribes to every name that `pattern` (a regular expression matched
@@ -236,7 +245,14 @@ impl Context {
             scope,
             subscriber: self.address().clone(),
         };
-        let _ = self.send(request, directory);
+        if let Err(e) = self.send(request, directory) {
+            let refused = e.into_inner();
+            let _ = self.address().send(NotSubscribed {
+                pattern: refused.pattern,
+                scope,
+                reason: format!("no directory at {directory}"),
+            });
+        }
     }
 
     /// Withdraws a publication; the answer is [`PublishedCleared`], and every

@@ -1,4 +1,7 @@
 //! What directory nodes say to applications and to each other.
+//!
+//! Every one of these travels on the control lane: a directory request or
+//! event is never refused for lack of room (DESIGN.md decision 5).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -10,6 +13,7 @@ use crate::runtime::Address;
 
 /// App → its process node: list a publication.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct PublishAs {
     pub(crate) name: String,
     pub(crate) scope: Scope,
@@ -18,6 +22,7 @@ pub(crate) struct PublishAs {
 
 /// App → its process node: list a subscription.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct SubscribeTo {
     pub(crate) pattern: String,
     pub(crate) scope: Scope,
@@ -26,12 +31,14 @@ pub(crate) struct SubscribeTo {
 
 /// App → its process node: withdraw a publication.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct ClearPublished {
     pub(crate) id: Uuid,
 }
 
 /// App → its process node: withdraw a subscription.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct ClearSubscribed {
     pub(crate) id: Uuid,
 }
@@ -64,6 +71,7 @@ pub(crate) struct Subscription {
 /// Child → parent: listings. `full` replaces everything learned from this
 /// child before (sent on every (re)connect); otherwise these are additions.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct Listings {
     pub(crate) full: bool,
     pub(crate) publications: Vec<Publication>,
@@ -72,6 +80,7 @@ pub(crate) struct Listings {
 
 /// Child → parent: listings withdrawn.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct Withdrawn {
     pub(crate) publications: Vec<Uuid>,
     pub(crate) subscriptions: Vec<Uuid>,
@@ -80,6 +89,7 @@ pub(crate) struct Withdrawn {
 /// A matching node → the subscriber's home: the publication can be reached
 /// by a route at `level`.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct RouteOffer {
     pub(crate) subscription: Uuid,
     pub(crate) publication: Publication,
@@ -88,6 +98,7 @@ pub(crate) struct RouteOffer {
 
 /// A matching node → the subscriber's home: that route is gone.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct RouteWithdrawn {
     pub(crate) subscription: Uuid,
     pub(crate) publication: Uuid,
@@ -97,6 +108,7 @@ pub(crate) struct RouteWithdrawn {
 /// Parent → children, passed down to every process node: every route offered
 /// from a level above `level` is void (a link above has been lost).
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct LostAbove {
     pub(crate) level: Scope,
 }
@@ -104,6 +116,7 @@ pub(crate) struct LostAbove {
 /// Subscriber's home → the publisher's process node, over a direct
 /// connection: open a session.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct OpenSession {
     pub(crate) subscription: Uuid,
     pub(crate) publication: Uuid,
@@ -113,12 +126,14 @@ pub(crate) struct OpenSession {
 
 /// The answer to [`OpenSession`].
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct SessionOpened {
     pub(crate) publisher: Address,
 }
 
 /// Either side's node → the other's: a session has ended.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct SessionClosed {
     pub(crate) subscription: Uuid,
     pub(crate) publication: Uuid,
@@ -127,14 +142,17 @@ pub(crate) struct SessionClosed {
 
 /// A node's retry timer for its parent link.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
 pub(crate) struct Reconnect;
 
 /// Anyone → a node: describe yourself. Answered with [`DirectoryListing`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Message)]
+#[message(control)]
 pub struct Inspect;
 
 /// A node's description, for `layer-cake network`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(control)]
 pub struct DirectoryListing {
     /// Identifies the node (its process's incarnation).
     pub id: Uuid,
