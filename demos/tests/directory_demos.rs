@@ -16,56 +16,16 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod support;
+
+use support::workspace_binary;
+
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Where cargo put this test's executable's sibling binaries
-/// (`target/debug`): the directory above `deps/`.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test runs from target/<profile>/deps")
-        .to_path_buf()
-}
-
-/// The path of a binary of another workspace package, built on first use.
-fn workspace_binary(package: &str, name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let dir = bin_dir();
-    let built = BUILT.get_or_init(|| {
-        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
-        let target_dir = dir.parent().expect("a target directory");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "-p", package])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile {
-            "debug" => {}
-            "release" => {
-                cargo.arg("--release");
-            }
-            other => {
-                cargo.args(["--profile", other]);
-            }
-        }
-        match cargo.status() {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(format!("cargo build -p {package} failed: {s}")),
-            Err(e) => Err(format!("cannot run cargo: {e}")),
-        }
-    });
-    if let Err(e) = built {
-        panic!("{e}");
-    }
-    dir.join(name)
-}
 
 /// A running child process whose stderr lines are read as they come; killed
 /// (SIGKILL) on drop if still running.

@@ -138,3 +138,88 @@ fn lan_rule_probe() {
         );
     }
 }
+
+/// The whole tree across three hosts of a test LAN: lan-cake on the host
+/// with the standard LAN address, a host-cake on each application host
+/// finding it by the standard rule (inside the test's namespaces only), a
+/// worker on one host publishing at LAN scope, and a server on the other
+/// reaching it — with an HTTP client on the server's host getting tables
+/// computed on the worker's host. Then the worker's host-cake is killed and
+/// the server hears the worker is gone.
+#[test]
+fn a_lan_publication_is_reached_from_another_host() {
+    let lan = match Lan::new(&three_hosts()) {
+        Ok(lan) => lan,
+        Err(skip) => return skip.report(),
+    };
+    let lan_cake = support::workspace_binary("lan-cake", "lan-cake");
+    let host_cake = support::workspace_binary("host-cake", "host-cake");
+    let lan_cake = lan_cake.to_str().unwrap();
+    let host_cake = host_cake.to_str().unwrap();
+
+    // lan-cake at its default listen (0.0.0.0:54195) on 10.0.0.195.
+    let mut directory = Running::start(&lan, 2, lan_cake, &[]);
+    directory
+        .stderr
+        .wait_for("lan-cake: listening on ", PATIENCE);
+    // A host-cake on each application host, with no --directory-at-lan: it
+    // finds the LAN directory by the standard rule.
+    let mut host_a = Running::start(&lan, 0, host_cake, &[]);
+    host_a.stderr.wait_for("host-cake: listening on ", PATIENCE);
+    let mut host_b = Running::start(&lan, 1, host_cake, &[]);
+    host_b.stderr.wait_for("host-cake: listening on ", PATIENCE);
+
+    let mut worker = Running::start(
+        &lan,
+        0,
+        env!("CARGO_BIN_EXE_test_worker_10"),
+        &["--scope=LAN".to_string()],
+    );
+    worker
+        .stderr
+        .wait_for("test_worker_10: published ", PATIENCE);
+    let mut server = Running::start(
+        &lan,
+        1,
+        env!("CARGO_BIN_EXE_test_server_10"),
+        &[
+            "--scope=LAN".to_string(),
+            "--server-address=127.0.0.1:5050".to_string(),
+        ],
+    );
+    server
+        .stderr
+        .wait_for("test_server_10: listening on ", PATIENCE);
+    server
+        .stderr
+        .wait_for("test_server_10: worker available ", PATIENCE);
+
+    // An HTTP client on the server's host: every request is answered by the
+    // worker on the other host.
+    let output = lan
+        .command(1, env!("CARGO_BIN_EXE_clients_as_threads"))
+        .args([
+            "--server-address=127.0.0.1:5050",
+            "--clients=2",
+            "--requests=10",
+            "--child-process",
+        ])
+        .output()
+        .expect("run the client inside the namespace");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    assert_eq!(report["answered"], 20, "{report}");
+    let errors = report["errors"].as_object().expect("error counts");
+    assert!(errors.values().all(|n| n == 0), "{report}");
+
+    // The worker's host directory dies: the route through it is withdrawn
+    // at the LAN level and the server drops the worker.
+    let _ = host_a.child.kill();
+    server
+        .stderr
+        .wait_for("test_server_10: worker dropped ", PATIENCE);
+}

@@ -72,10 +72,29 @@ impl RoundRobin {
 // decode it.
 layer_cake::register!(Vec<Vec<f64>>);
 
-async fn test_server_10(mut cx: Context, args: ServerArgs) -> Result<(), Faulted> {
+/// The arguments: where to listen (`--server-address`, 127.0.0.1:5050 by
+/// default) and the scope to subscribe at (`--scope=LAN` to reach workers on
+/// other hosts; HOST by default).
+#[derive(Debug, serde::Deserialize)]
+#[serde(default)]
+struct Args {
+    server_address: layer_cake::HostPort,
+    scope: Scope,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            server_address: ServerArgs::default().server_address,
+            scope: Scope::Host,
+        }
+    }
+}
+
+async fn test_server_10(mut cx: Context, args: Args) -> Result<(), Faulted> {
     let front = HttpServer::new().accept::<Xy>();
     cx.listen(args.server_address, ListenOptions::http(front));
-    cx.subscribe(SERVICES, Scope::Host);
+    cx.subscribe(SERVICES, args.scope);
     let mut workers = RoundRobin::default();
     loop {
         let message = cx.input().await;

@@ -18,15 +18,24 @@
 //! $ cargo run -p layer-cake-cli -- network --list-published
 //! ```
 //!
-//! `--connect-to-directory=HOST:PORT` names another directory.
+//! `--connect-to-directory=HOST:PORT` names another directory; `--scope=LAN`
+//! publishes for the whole LAN (through host-cake to lan-cake).
 
 use layer_cake::directory::{Delivered, Dropped, NotPublished, Published, Scope};
 use layer_cake::{Context, Faulted, Stop, on};
 use layer_cake_demos::{self as demo, Xy};
 
-async fn test_worker_10(mut cx: Context, _: ()) -> Result<(), Faulted> {
+/// The arguments: the scope to publish at (`--scope=LAN` for workers on
+/// other hosts; HOST by default).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Args {
+    scope: Scope,
+}
+
+async fn test_worker_10(mut cx: Context, args: Args) -> Result<(), Faulted> {
     let name = format!("test-multihosting:worker-10:{}", uuid::Uuid::new_v4());
-    cx.publish(name, Scope::Host);
+    cx.publish(name, args.scope);
     loop {
         let message = cx.input().await;
         on!(message, {
