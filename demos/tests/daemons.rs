@@ -26,13 +26,16 @@ impl Drop for Daemon {
 }
 
 fn start(package: &str, args: &[&str]) -> (Daemon, String) {
-    let mut child = Command::new(workspace_binary(package, package))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the daemon");
-    let stderr = child.stderr.take().unwrap();
+    // Owned by the guard from the start, so a failing test reaps it.
+    let mut daemon = Daemon(
+        Command::new(workspace_binary(package, package))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon"),
+    );
+    let stderr = daemon.0.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -46,7 +49,7 @@ fn start(package: &str, args: &[&str]) -> (Daemon, String) {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("{package} never said where it listens"));
         if let Some(at) = line.strip_prefix(&prefix) {
-            return (Daemon(child), at.to_string());
+            return (daemon, at.to_string());
         }
     }
 }
