@@ -14,9 +14,9 @@
 //! It prints `group-cake: listening on <address>` on stderr and runs until
 //! SIGINT or SIGTERM, then exits 0.
 
-use layer_cake::directory::{NodeOptions, Scope, lan, run_node};
-use layer_cake::net::{HostPort, Listening, NotListening};
-use layer_cake::{Context, Faulted, Stop, on};
+use layer_cake::directory::{NodeOptions, Scope, lan, run_daemon};
+use layer_cake::net::HostPort;
+use layer_cake::{Context, Faulted};
 use serde::Deserialize;
 
 /// The flags.
@@ -29,7 +29,7 @@ struct Args {
     directory_at_lan: Option<HostPort>,
 }
 
-async fn group_cake(mut cx: Context, args: Args) -> Result<(), Faulted> {
+async fn group_cake(cx: Context, args: Args) -> Result<(), Faulted> {
     if args.directory_at_host.is_some() && args.directory_at_lan.is_some() {
         return Err(
             Faulted::new("give --directory-at-host or --directory-at-lan, not both")
@@ -50,22 +50,7 @@ async fn group_cake(mut cx: Context, args: Args) -> Result<(), Faulted> {
     let options = NodeOptions::new(Scope::Group)
         .accept_at(accept_at)
         .parent(parent);
-    let me = cx.address().clone();
-    let node = cx.spawn(move |node_cx| run_node(node_cx, options, me));
-    loop {
-        on!(cx.input().await, {
-            Listening as l => eprintln!("group-cake: listening on {}", l.listening),
-            NotListening as n => {
-                let _ = cx.send(Stop, &node);
-                return Err(n.into_fault());
-            },
-            Stop as _ => {
-                let _ = cx.stop(&node, std::time::Duration::from_secs(5)).await;
-                return Ok(());
-            },
-            _other => {},
-        })
-    }
+    run_daemon(cx, "group-cake", options).await
 }
 
 fn main() {

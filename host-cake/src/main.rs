@@ -15,9 +15,9 @@
 //! It prints `host-cake: listening on <address>` on stderr and runs until
 //! SIGINT or SIGTERM, then exits 0.
 
-use layer_cake::directory::{NodeOptions, Scope, lan, run_node};
-use layer_cake::net::{HostPort, Listening, NotListening};
-use layer_cake::{Context, Faulted, Stop, on};
+use layer_cake::directory::{NodeOptions, Scope, lan, run_daemon};
+use layer_cake::net::HostPort;
+use layer_cake::{Context, Faulted};
 use serde::Deserialize;
 
 /// The flags.
@@ -42,7 +42,7 @@ impl Default for Args {
     }
 }
 
-async fn host_cake(mut cx: Context, args: Args) -> Result<(), Faulted> {
+async fn host_cake(cx: Context, args: Args) -> Result<(), Faulted> {
     let parent = match args.directory_at_lan {
         Some(at) => Some(at),
         None if args.no_lan_autoconnect => None,
@@ -52,22 +52,7 @@ async fn host_cake(mut cx: Context, args: Args) -> Result<(), Faulted> {
     if let Some(parent) = parent {
         options = options.parent(parent);
     }
-    let me = cx.address().clone();
-    let node = cx.spawn(move |node_cx| run_node(node_cx, options, me));
-    loop {
-        on!(cx.input().await, {
-            Listening as l => eprintln!("host-cake: listening on {}", l.listening),
-            NotListening as n => {
-                let _ = cx.send(Stop, &node);
-                return Err(n.into_fault());
-            },
-            Stop as _ => {
-                let _ = cx.stop(&node, std::time::Duration::from_secs(5)).await;
-                return Ok(());
-            },
-            _other => {},
-        })
-    }
+    run_daemon(cx, "host-cake", options).await
 }
 
 fn main() {

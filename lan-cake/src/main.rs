@@ -13,9 +13,9 @@
 //! It prints `lan-cake: listening on <address>` on stderr and runs until
 //! SIGINT or SIGTERM, then exits 0.
 
-use layer_cake::directory::{NodeOptions, Scope, lan, run_node};
-use layer_cake::net::{HostPort, Listening, NotListening};
-use layer_cake::{Context, Faulted, Stop, on};
+use layer_cake::directory::{NodeOptions, Scope, lan, run_daemon};
+use layer_cake::net::HostPort;
+use layer_cake::{Context, Faulted};
 use serde::Deserialize;
 
 /// The flags.
@@ -34,24 +34,9 @@ impl Default for Args {
     }
 }
 
-async fn lan_cake(mut cx: Context, args: Args) -> Result<(), Faulted> {
+async fn lan_cake(cx: Context, args: Args) -> Result<(), Faulted> {
     let options = NodeOptions::new(Scope::Lan).accept_at(args.directory_at_lan);
-    let me = cx.address().clone();
-    let node = cx.spawn(move |node_cx| run_node(node_cx, options, me));
-    loop {
-        on!(cx.input().await, {
-            Listening as l => eprintln!("lan-cake: listening on {}", l.listening),
-            NotListening as n => {
-                let _ = cx.send(Stop, &node);
-                return Err(n.into_fault());
-            },
-            Stop as _ => {
-                let _ = cx.stop(&node, std::time::Duration::from_secs(5)).await;
-                return Ok(());
-            },
-            _other => {},
-        })
-    }
+    run_daemon(cx, "lan-cake", options).await
 }
 
 fn main() {

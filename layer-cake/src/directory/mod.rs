@@ -54,7 +54,7 @@ use uuid::Uuid;
 use crate::message::Message;
 use crate::runtime::{Address, Context};
 
-pub use node::{NodeOptions, run_node, spawn_node};
+pub use node::{NodeOptions, run_daemon, run_node, spawn_node};
 pub use protocol::{DirectoryListing, Inspect};
 
 /// How far a listing is visible: at and below the directory level it names,

@@ -245,6 +245,34 @@ pub async fn run_node(cx: Context, options: NodeOptions, report_to: Address) {
     run(cx, options, report_to).await
 }
 
+/// The main actor of a directory daemon (`host-cake`, `lan-cake`,
+/// `group-cake`): runs a node with `options` as a child, prints
+/// `<program>: listening on <address>` on stderr once it listens, and on
+/// `Stop` (SIGINT, SIGTERM) stops the node and returns. A listen that fails
+/// is the daemon's fault (exit 71).
+pub async fn run_daemon(
+    mut cx: Context,
+    program: &str,
+    options: NodeOptions,
+) -> Result<(), Faulted> {
+    let me = cx.address().clone();
+    let node = cx.spawn(move |node_cx| run_node(node_cx, options, me));
+    loop {
+        on!(cx.input().await, {
+            Listening as l => eprintln!("{program}: listening on {}", l.listening),
+            NotListening as n => {
+                let _ = cx.send(Stop, &node);
+                return Err(n.into_fault());
+            },
+            Stop as _ => {
+                let _ = cx.stop(&node, Duration::from_secs(5)).await;
+                return Ok(());
+            },
+            _other => {},
+        })
+    }
+}
+
 async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
     let parent = if options.parent.is_some() {
         Parent::Idle
@@ -651,28 +679,50 @@ impl Node {
         true
     }
 
+    /// The ids of what `source` listed here.
+    fn listed_by(&self, source: &Source) -> (Vec<Uuid>, Vec<Uuid>) {
+        let publications = self
+            .publications
+            .iter()
+            .filter(|(_, h)| h.from == *source)
+            .map(|(id, _)| *id)
+            .collect();
+        let subscriptions = self
+            .subscriptions
+            .iter()
+            .filter(|(_, h)| h.from == *source)
+            .map(|(id, _)| *id)
+            .collect();
+        (publications, subscriptions)
+    }
+
+    /// Withdraws everything `source` listed here.
+    fn withdraw_all(
+        &mut self,
+        cx: &mut Context,
+        source: &Source,
+        publications_why: &str,
+        subscriptions_why: &str,
+    ) {
+        let (publications, subscriptions) = self.listed_by(source);
+        for id in publications {
+            self.withdraw_publication(cx, id, publications_why);
+        }
+        for id in subscriptions {
+            self.withdraw_subscription(cx, id, subscriptions_why);
+        }
+    }
+
     /// An actor with listings here has ended: everything it listed goes.
     fn ended(&mut self, cx: &mut Context, actor: &Address) {
         self.watched.remove(actor);
         let source = Source::Local(actor.clone());
-        let publications: Vec<Uuid> = self
-            .publications
-            .iter()
-            .filter(|(_, h)| h.from == source)
-            .map(|(id, _)| *id)
-            .collect();
-        let subscriptions: Vec<Uuid> = self
-            .subscriptions
-            .iter()
-            .filter(|(_, h)| h.from == source)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in publications {
-            self.withdraw_publication(cx, id, "the publisher has ended");
-        }
-        for id in subscriptions {
-            self.withdraw_subscription(cx, id, "the subscriber has ended");
-        }
+        self.withdraw_all(
+            cx,
+            &source,
+            "the publisher has ended",
+            "the subscriber has ended",
+        );
     }
 
     // ---- the tree ------------------------------------------------------
@@ -767,18 +817,7 @@ impl Node {
         if l.full {
             // Replace what this child told us before.
             let from = Source::Child(child.clone());
-            let old_publications: Vec<Uuid> = self
-                .publications
-                .iter()
-                .filter(|(_, h)| h.from == from)
-                .map(|(id, _)| *id)
-                .collect();
-            let old_subscriptions: Vec<Uuid> = self
-                .subscriptions
-                .iter()
-                .filter(|(_, h)| h.from == from)
-                .map(|(id, _)| *id)
-                .collect();
+            let (old_publications, old_subscriptions) = self.listed_by(&from);
             let keep_p: HashSet<Uuid> = l.publications.iter().map(|p| p.id).collect();
             let keep_s: HashSet<Uuid> = l.subscriptions.iter().map(|s| s.id).collect();
             for id in old_publications
@@ -890,24 +929,8 @@ impl Node {
         self.accepted.remove(&c.proxy);
         self.children.remove(&c.proxy);
         let from = Source::Child(c.proxy.clone());
-        let publications: Vec<Uuid> = self
-            .publications
-            .iter()
-            .filter(|(_, h)| h.from == from)
-            .map(|(id, _)| *id)
-            .collect();
-        let subscriptions: Vec<Uuid> = self
-            .subscriptions
-            .iter()
-            .filter(|(_, h)| h.from == from)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in publications {
-            self.withdraw_publication(cx, id, "lost the directory below");
-        }
-        for id in subscriptions {
-            self.withdraw_subscription(cx, id, "lost the directory below");
-        }
+        let why = "lost the directory below";
+        self.withdraw_all(cx, &from, why, why);
         // Sessions this process served over that connection.
         let keys: Vec<(Uuid, Uuid)> = self
             .serving
