@@ -81,7 +81,6 @@ impl Link {
         remote: HostPort,
         owner: Address,
         options: LinkOptions,
-        heartbeats: bool,
     ) -> Arc<Link> {
         let (out, queue) = mpsc::unbounded_channel();
         let link = Arc::new(Link {
@@ -98,7 +97,7 @@ impl Link {
             ending: Mutex::new(None),
             outstanding: Mutex::new(Default::default()),
         });
-        let heartbeat = heartbeats.then_some(link.options.heartbeat_every);
+        let heartbeat = link.heartbeats().then_some(link.options.heartbeat_every);
         tokio::spawn(writer(write, queue, link.clone(), heartbeat));
         // A connection belongs to the actor that listened or connected: it
         // ends when that actor does.
@@ -372,13 +371,15 @@ impl Link {
         }
     }
 
+    /// Links that leave the host exchange heartbeats (and go stale when
+    /// silent); loopback links only when asked to.
     fn heartbeats(&self) -> bool {
-        !self
+        let loopback = self
             .remote
             .host
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-            || self.options.heartbeat_on_loopback
+            .is_ok_and(|ip| ip.is_loopback());
+        !loopback || self.options.heartbeat_on_loopback
     }
 
     /// Reads the peer's hello; then the owner learns of the link through

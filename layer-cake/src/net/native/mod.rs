@@ -113,12 +113,7 @@ async fn establish(
         return Err("only a local actor can own a connection".into());
     };
     let (read, write) = stream.into_split();
-    let loopback = remote
-        .host
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback());
-    let heartbeats = !loopback || options.heartbeat_on_loopback;
-    let link = Link::open(write, remote, owner, options, heartbeats);
+    let link = Link::open(write, remote, owner, options);
     link.hello(controller).map_err(|e| format!("{e:?}"))?;
     link.run(read, announce).await
 }
