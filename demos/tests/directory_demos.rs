@@ -214,3 +214,31 @@ fn server_10_round_robins_and_survives_losing_workers() {
     server.line_with("(0 left)");
     check_unavailable(port);
 }
+
+/// host-cake killed under live sessions and started again on the same port:
+/// the server hears its route is gone, both processes reconnect by
+/// themselves, re-send their listings, and the worker is back in use.
+#[test]
+fn a_restarted_host_cake_brings_the_sessions_back() {
+    let (host, directory) = host_cake();
+    let host_port = directory.rsplit(':').next().unwrap().to_string();
+    let (server, port) = server(env!("CARGO_BIN_EXE_test_server_10"), &directory);
+    let _worker = worker(env!("CARGO_BIN_EXE_test_worker_10"), &directory);
+    server.line_with("(1 in all)");
+    check_table(port, 2, 2);
+
+    host.kill();
+    server.line_with("worker dropped");
+    check_unavailable(port);
+
+    let again = Proc::start(
+        workspace_binary("host-cake", "host-cake"),
+        &[
+            format!("--directory-at-host=127.0.0.1:{host_port}"),
+            "--no-lan-autoconnect".into(),
+        ],
+    );
+    again.line_with("listening on");
+    server.line_with("worker available");
+    check_table(port, 3, 2);
+}
