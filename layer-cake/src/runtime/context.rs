@@ -543,6 +543,55 @@ impl Context {
         Ok(id)
     }
 
+    /// [`request`](Context::request) for a message of any type.
+    pub fn request_payload(
+        &mut self,
+        message: Payload,
+        to: &Address,
+    ) -> Result<RequestId, SendError<Payload>> {
+        let id = self.next_request_id();
+        object_log!(self, ">", "Sent {} to {}", message.signature(), to);
+        let meta = self.core.current.meta.clone();
+        to.post_payload(message, self.core.me.clone(), Tag::Request(id), meta)?;
+        Ok(id)
+    }
+
+    /// Waits until `deadline` for the answer to one of the `pending` requests,
+    /// keeping every other message, in order, for later
+    /// [`input`](Context::input)s; `None` at the deadline. Cancel safe.
+    pub(crate) async fn next_answer(
+        &mut self,
+        pending: &HashSet<RequestId>,
+        deadline: tokio::time::Instant,
+    ) -> Option<(RequestId, Payload)> {
+        loop {
+            let rx = &mut self.core.rx;
+            let envelope = tokio::select! {
+                biased;
+                envelope = poll_fn(|task| rx.poll_recv(task)) => envelope,
+                () = tokio::time::sleep_until(deadline) => return None,
+            };
+            if let Tag::Response(id) = envelope.tag
+                && pending.contains(&id)
+            {
+                object_log!(
+                    self,
+                    "<",
+                    "Received {} from {}",
+                    envelope.payload.signature(),
+                    envelope.from
+                );
+                return Some((id, envelope.payload));
+            }
+            self.extras().deferred.push_back(envelope);
+        }
+    }
+
+    /// Gives up on request `id`: its late answer will be discarded.
+    pub(crate) fn abandon(&mut self, id: RequestId) {
+        self.extras().abandoned.insert(id);
+    }
+
     /// Sends `message` to `to` and waits up to `timeout` for the answer, which
     /// must be an `R` (a [`Faulted`] answer gives [`AskError::Faulted`]).
     ///

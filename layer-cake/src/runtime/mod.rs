@@ -10,6 +10,7 @@ mod context;
 mod envelope;
 mod error;
 pub(crate) mod exports;
+mod helpers;
 mod machine;
 mod mailbox;
 mod spawn;
