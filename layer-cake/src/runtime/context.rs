@@ -561,7 +561,7 @@ impl Context {
     /// [`input`](Context::input)s; `None` at the deadline. Cancel safe.
     pub(crate) async fn next_answer(
         &mut self,
-        pending: &HashSet<RequestId>,
+        pending: impl Fn(RequestId) -> bool,
         deadline: tokio::time::Instant,
     ) -> Option<(RequestId, Payload)> {
         loop {
@@ -572,7 +572,7 @@ impl Context {
                 () = tokio::time::sleep_until(deadline) => return None,
             };
             if let Tag::Response(id) = envelope.tag
-                && pending.contains(&id)
+                && pending(id)
             {
                 object_log!(
                     self,
@@ -655,38 +655,22 @@ impl Context {
             tag: Tag::Request(id),
             meta: self.core.current.meta.clone(),
         });
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
+        let deadline = tokio::time::Instant::now() + timeout;
         // Wait for room in the receiver's mailbox within the same deadline.
         let pushed = tokio::select! {
             biased;
             pushed = to.push_waiting(&mut slot) => pushed,
-            () = &mut deadline => Err(PushError::Full),
+            () = tokio::time::sleep_until(deadline) => Err(PushError::Full),
         };
         if let Err(why) = pushed {
             return Err(AskError::Send(refused(slot, why)));
         }
-        loop {
-            let rx = &mut self.core.rx;
-            let envelope = tokio::select! {
-                biased;
-                envelope = poll_fn(|task| rx.poll_recv(task)) => envelope,
-                () = &mut deadline => {
-                    self.extras().abandoned.insert(id);
-                    return Err(AskError::TimedOut);
-                }
-            };
-            if envelope.tag == Tag::Response(id) {
-                object_log!(
-                    self,
-                    "<",
-                    "Received {} from {}",
-                    envelope.payload.signature(),
-                    envelope.from
-                );
-                return Ok(envelope.payload);
+        match self.next_answer(|answered| answered == id, deadline).await {
+            Some((_, answer)) => Ok(answer),
+            None => {
+                self.extras().abandoned.insert(id);
+                Err(AskError::TimedOut)
             }
-            self.extras().deferred.push_back(envelope);
         }
     }
 

@@ -91,7 +91,8 @@ impl Context {
         }
         let mut pending: HashSet<_> = slots.keys().copied().collect();
         while !pending.is_empty() {
-            let Some((id, answer)) = self.next_answer(&pending, deadline).await else {
+            let Some((id, answer)) = self.next_answer(|id| pending.contains(&id), deadline).await
+            else {
                 break;
             };
             pending.remove(&id);
