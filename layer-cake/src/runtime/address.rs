@@ -51,7 +51,15 @@ pub(crate) enum Route {
     Null,
     Local(Arc<Mailbox>),
     /// An actor reached over a native link: its id in the peer's table.
-    Remote(Arc<Link>, u64),
+    /// Behind one pointer, so that an `Address` stays two words: addresses
+    /// sit in every envelope, context and table of children.
+    Remote(Arc<Remote>),
+}
+
+/// Where a remote address leads: a link, and an id in the peer's table.
+pub(crate) struct Remote {
+    link: Arc<Link>,
+    id: u64,
 }
 
 impl Address {
@@ -63,7 +71,7 @@ impl Address {
     }
 
     pub(crate) fn remote(link: Arc<Link>, id: u64) -> Self {
-        Address(Route::Remote(link, id))
+        Address(Route::Remote(Arc::new(Remote { link, id })))
     }
 
     /// Whether this address names an actor in another process.
@@ -91,7 +99,7 @@ impl Address {
         match &self.0 {
             Route::Null => true,
             Route::Local(m) => m.is_closed(),
-            Route::Remote(link, _) => link.is_closed(),
+            Route::Remote(r) => r.link.is_closed(),
         }
     }
 
@@ -145,7 +153,7 @@ impl Address {
                 let lane = Lane::of(&envelope.payload, envelope.tag);
                 m.push(envelope, lane)
             }
-            Route::Remote(link, id) => link.send(envelope, *id),
+            Route::Remote(r) => r.link.send(envelope, r.id),
         }
     }
 
@@ -160,7 +168,7 @@ impl Address {
                 *slot = Some(envelope);
                 std::future::poll_fn(|task| m.poll_push(slot, task)).await
             }
-            Route::Remote(link, id) => link.send_waiting(envelope, *id).await,
+            Route::Remote(r) => r.link.send_waiting(envelope, r.id).await,
             _ => self.push(envelope),
         };
         result.map_err(|(envelope, why)| {
@@ -174,7 +182,7 @@ impl Address {
         match &self.0 {
             Route::Null => RouteRef::Null,
             Route::Local(_) => RouteRef::Local,
-            Route::Remote(link, id) => RouteRef::Remote(link.clone(), *id),
+            Route::Remote(r) => RouteRef::Remote(r.link.clone(), r.id),
         }
     }
 
@@ -198,7 +206,7 @@ impl PartialEq for Address {
         match (&self.0, &other.0) {
             (Route::Null, Route::Null) => true,
             (Route::Local(a), Route::Local(b)) => Arc::ptr_eq(a, b),
-            (Route::Remote(a, x), Route::Remote(b, y)) => a.id == b.id && x == y,
+            (Route::Remote(a), Route::Remote(b)) => a.link.id == b.link.id && a.id == b.id,
             _ => false,
         }
     }
@@ -211,7 +219,7 @@ impl Hash for Address {
         match &self.0 {
             Route::Null => 0u8.hash(state),
             Route::Local(m) => (1u8, m.id).hash(state),
-            Route::Remote(link, id) => (2u8, link.id, *id).hash(state),
+            Route::Remote(r) => (2u8, r.link.id, r.id).hash(state),
         }
     }
 }
@@ -227,7 +235,7 @@ impl fmt::Display for Address {
         match &self.0 {
             Route::Null => f.write_str("<null>"),
             Route::Local(m) => fmt::Display::fmt(&m.id, f),
-            Route::Remote(link, id) => write!(f, "<{id:08x}@{}>", link.id),
+            Route::Remote(r) => write!(f, "<{:08x}@{}>", r.id, r.link.id),
         }
     }
 }
@@ -244,7 +252,7 @@ impl Serialize for Address {
         }
         let id = match &self.0 {
             Route::Local(m) => Some(super::exports::export(m)),
-            Route::Remote(link, id) => Some(super::exports::export_relay(link, *id)),
+            Route::Remote(r) => Some(super::exports::export_relay(&r.link, r.id)),
             Route::Null => None,
         };
         id.serialize(s)
@@ -269,3 +277,7 @@ impl Message for Address {
         out.push_str("address");
     }
 }
+
+// An address is in every envelope, context and table of children: keep it
+// two words (a remote route lives behind its own pointer).
+const _: () = assert!(std::mem::size_of::<Address>() == 2 * std::mem::size_of::<usize>());

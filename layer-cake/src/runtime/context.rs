@@ -564,12 +564,15 @@ impl Context {
         pending: impl Fn(RequestId) -> bool,
         deadline: tokio::time::Instant,
     ) -> Option<(RequestId, Payload)> {
+        // One timer for the whole wait.
+        let expiry = tokio::time::sleep_until(deadline);
+        tokio::pin!(expiry);
         loop {
             let rx = &mut self.core.rx;
             let envelope = tokio::select! {
                 biased;
                 envelope = poll_fn(|task| rx.poll_recv(task)) => envelope,
-                () = tokio::time::sleep_until(deadline) => return None,
+                () = &mut expiry => return None,
             };
             if let Tag::Response(id) = envelope.tag
                 && pending(id)
@@ -656,11 +659,22 @@ impl Context {
             meta: self.core.current.meta.clone(),
         });
         let deadline = tokio::time::Instant::now() + timeout;
-        // Wait for room in the receiver's mailbox within the same deadline.
-        let pushed = tokio::select! {
-            biased;
-            pushed = to.push_waiting(&mut slot) => pushed,
-            () = tokio::time::sleep_until(deadline) => Err(PushError::Full),
+        let pushed = match slot.take().map(|envelope| to.push(envelope)) {
+            Some(Err((envelope, PushError::Full))) => {
+                // Wait for room in the receiver's mailbox within the same
+                // deadline (a timer only on this slow path).
+                slot = Some(envelope);
+                tokio::select! {
+                    biased;
+                    pushed = to.push_waiting(&mut slot) => pushed,
+                    () = tokio::time::sleep_until(deadline) => Err(PushError::Full),
+                }
+            }
+            Some(Err((envelope, why))) => {
+                slot = Some(envelope);
+                Err(why)
+            }
+            Some(Ok(())) | None => Ok(()),
         };
         if let Err(why) = pushed {
             return Err(AskError::Send(refused(slot, why)));

@@ -48,6 +48,13 @@ struct Inner {
     user: VecDeque<Envelope>,
     control: VecDeque<Envelope>,
     receiver: Option<Waker>,
+    /// Rarely needed, so out of line: an idle actor's mailbox stays small.
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Default)]
+struct Rare {
+    /// Senders waiting for room.
     senders: Vec<Waker>,
     /// Told when this mailbox closes.
     watchers: Vec<Watcher>,
@@ -138,7 +145,11 @@ impl Mailbox {
                 return Poll::Ready(Err((envelope, PushError::Closed)));
             }
             if self.pending.load(Ordering::SeqCst) >= self.capacity {
-                inner.senders.push(cx.waker().clone());
+                inner
+                    .rare
+                    .get_or_insert_with(Default::default)
+                    .senders
+                    .push(cx.waker().clone());
                 self.senders_waiting.store(true, Ordering::SeqCst);
                 // The receiver may have made room between our check and the
                 // flag becoming visible; look again before sleeping.
@@ -164,7 +175,11 @@ impl Mailbox {
         if self.is_closed() {
             return false;
         }
-        inner.watchers.push(watcher);
+        inner
+            .rare
+            .get_or_insert_with(Default::default)
+            .watchers
+            .push(watcher);
         true
     }
 
@@ -172,7 +187,11 @@ impl Mailbox {
         let senders = {
             let mut inner = self.lock();
             self.senders_waiting.store(false, Ordering::SeqCst);
-            std::mem::take(&mut inner.senders)
+            inner
+                .rare
+                .as_mut()
+                .map(|r| std::mem::take(&mut r.senders))
+                .unwrap_or_default()
         };
         for waker in senders {
             waker.wake();
@@ -283,8 +302,9 @@ impl Receiver {
             left.extend(inner.user.drain(..));
             self.mailbox.pending.store(0, Ordering::SeqCst);
             inner.receiver = None;
-            watchers = std::mem::take(&mut inner.watchers);
-            std::mem::take(&mut inner.senders)
+            let rare = inner.rare.take().map(|r| *r).unwrap_or_default();
+            watchers = rare.watchers;
+            rare.senders
         };
         for waker in senders {
             waker.wake();
