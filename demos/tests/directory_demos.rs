@@ -12,8 +12,7 @@
 //! layer-cake-demos` working from a clean tree, without relying on an
 //! earlier `cargo build --workspace`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -111,25 +110,7 @@ fn host_cake() -> (Proc, String) {
     (host, format!("--connect-to-directory=127.0.0.1:{port}"))
 }
 
-/// `GET target` on a fresh connection; the status and the body.
-fn get(port: u16, target: &str) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("a response");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, raw[split + 4..].to_vec())
-}
+use support::http_get as get;
 
 /// Asks for an x×y table and checks its shape.
 fn check_table(port: u16, x: usize, y: usize) {

@@ -30,27 +30,11 @@ use layer_cake::directory::{
 use layer_cake::net::{HostPort, Listening};
 use layer_cake::{Address, Context, Message, Stop, on};
 
-/// Counts live heap bytes (as in the runtime benchmark).
-struct Counting;
-
-static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
-
-// A global allocator that forwards to the system allocator and counts bytes;
-// it exists only in the benchmarks.
-#[allow(unsafe_code)]
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -263,7 +247,7 @@ async fn subscriber(quick: bool) {
 async fn scale(quick: bool) {
     let (publications, subscriptions) = (10_000, 1_000);
     let probes = if quick { 20 } else { 100 };
-    let before = LIVE.load(std::sync::atomic::Ordering::Relaxed);
+    let before = counting::heap_bytes();
     let mut starter = Context::detached("starter");
     let host = spawn_node(
         NodeOptions::new(Scope::Host).accept_at(HostPort::new("127.0.0.1", 0)),
@@ -298,7 +282,7 @@ async fn scale(quick: bool) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let heap = LIVE.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let heap = counting::heap_bytes() - before;
     let mut matched = Vec::new();
     for k in 0..probes {
         let t = Instant::now();

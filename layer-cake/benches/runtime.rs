@@ -17,31 +17,14 @@ use layer_cake::{Stop, on};
 
 const CAPACITY: usize = 1024;
 
-/// Counts live heap bytes, so memory per actor is exact rather than read off
-/// the resident set (which also counts allocator slack and freed pages).
-struct Counting;
-
-static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
-
-// The one use of `unsafe` in the project: a global allocator that forwards to
-// the system allocator and counts bytes. It exists only in this benchmark.
-#[allow(unsafe_code)]
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 fn heap_bytes() -> f64 {
-    LIVE.load(std::sync::atomic::Ordering::Relaxed) as f64
+    counting::heap_bytes() as f64
 }
 
 struct Counts {
