@@ -429,10 +429,7 @@ impl Context {
     /// [`reply`](Context::reply) with a message of any type.
     pub fn reply_payload(&self, message: Payload) -> Result<(), SendError<Payload>> {
         let current = &self.core.current;
-        let tag = match current.tag {
-            Some(Tag::Request(id)) => Tag::Response(id),
-            _ => Tag::None,
-        };
+        let tag = self.answer_tag();
         object_log!(
             self,
             ">",
@@ -455,11 +452,17 @@ impl Context {
         ReturnPath {
             to: current.from.clone(),
             from: self.core.me.clone(),
-            tag: match current.tag {
-                Some(Tag::Request(id)) => Tag::Response(id),
-                _ => Tag::None,
-            },
+            tag: self.answer_tag(),
             meta: current.meta.clone(),
+        }
+    }
+
+    /// What an answer to the message being handled carries: its request id
+    /// when it was a request.
+    fn answer_tag(&self) -> Tag {
+        match self.core.current.tag {
+            Some(Tag::Request(id)) => Tag::Response(id),
+            _ => Tag::None,
         }
     }
 
