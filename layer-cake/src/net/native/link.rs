@@ -322,11 +322,15 @@ impl Link {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Recorded before anything is sent: once the peer sees the Close
+        // frame it may hang up, and the reader reporting that must already
+        // find why this side closed.
+        *self.ending.lock().unwrap_or_else(|e| e.into_inner()) = Some((reason, note.clone()));
         if reason == EndOfTransport::OnRequest {
             let mut bytes = Vec::new();
             let header = Header {
                 version: VERSION,
-                kind: Kind::Close { note: note.clone() },
+                kind: Kind::Close { note },
             };
             if wire::frame(&mut bytes, &header, &[]).is_ok() {
                 let _ = self.out.send(Out::Frame {
@@ -336,7 +340,6 @@ impl Link {
             }
         }
         let _ = self.out.send(Out::Shutdown);
-        *self.ending.lock().unwrap_or_else(|e| e.into_inner()) = Some((reason, note));
         self.cancel.cancel();
         self.room.notify_waiters();
     }
