@@ -280,8 +280,19 @@ async fn asking_an_actor_that_has_ended_gets_a_fault() {
     let proxy = expect::<Connected>(&mut client).await.proxy;
     // The server hands out a short-lived actor's address, which then ends.
     let brief = server.spawn(|_cx: Context| async {});
-    expect::<Accepted>(&mut server).await;
-    expect::<layer_cake::Returned>(&mut server).await;
+    // The connection's Accepted and the child's Returned come from separate
+    // tasks, in either order; both must come.
+    let (mut accepted, mut returned) = (false, false);
+    while !(accepted && returned) {
+        let message = next(&mut server).await;
+        accepted |= message.is::<Accepted>();
+        returned |= message.is::<layer_cake::Returned>();
+        assert!(
+            message.is::<Accepted>() || message.is::<layer_cake::Returned>(),
+            "unexpected {}",
+            message.signature()
+        );
+    }
     client
         .send(
             Greeting {
