@@ -150,6 +150,10 @@ pub enum FaultKind {
     Overloaded,
     /// The service has been taken out of operation.
     OutOfService,
+    /// The request never got an answer from the one that held it: the actor
+    /// ended, or the connection to it was lost, before answering. Whether the
+    /// work was done is unknown; a spool retries such a request once.
+    Lost,
 }
 
 impl FaultKind {
@@ -163,6 +167,7 @@ impl FaultKind {
             FaultKind::Busy => "busy",
             FaultKind::Overloaded => "overloaded",
             FaultKind::OutOfService => "out of service",
+            FaultKind::Lost => "lost",
         }
     }
 }
@@ -254,6 +259,16 @@ impl Faulted {
     /// Taken out of operation.
     pub fn out_of_service(explanation: impl Into<String>) -> Self {
         Faulted::of(FaultKind::OutOfService, Some(explanation.into()))
+    }
+
+    /// A request lost with the actor or connection that held it.
+    pub fn lost(condition: impl Into<String>, explanation: impl Into<String>) -> Self {
+        Faulted {
+            kind: FaultKind::Lost,
+            condition: condition.into(),
+            explanation: Some(explanation.into()),
+            ..Faulted::default()
+        }
     }
 
     /// Sets the explanation.

@@ -857,11 +857,14 @@ impl Drop for Context {
         for envelope in left {
             if let Tag::Request(id) = envelope.tag {
                 // Every request gets an answer, even from an actor that ended.
-                let fault = Faulted::new("not answered").with_explanation(format!(
-                    "{} ended before answering {}",
-                    self.core.me,
-                    envelope.payload.signature()
-                ));
+                let fault = Faulted::lost(
+                    "not answered",
+                    format!(
+                        "{} ended before answering {}",
+                        self.core.me,
+                        envelope.payload.signature()
+                    ),
+                );
                 let _ = envelope.from.post(
                     fault,
                     self.core.me.clone(),

@@ -38,12 +38,14 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// assert_eq!(status_of(&Faulted::timed_out("late")), (504, false));
 /// assert_eq!(status_of(&Faulted::new("no such customer").with_error_code(404)), (404, false));
 /// assert_eq!(status_of(&Faulted::new("oops")), (500, false));
+/// assert_eq!(status_of(&Faulted::lost("not answered", "the worker ended")), (502, false));
 /// ```
 pub fn status_of(fault: &Faulted) -> (u16, bool) {
     match fault.kind {
         FaultKind::Busy | FaultKind::Overloaded => (503, true),
         FaultKind::TimedOut => (504, false),
         FaultKind::TemporarilyUnavailable | FaultKind::OutOfService => (503, false),
+        FaultKind::Lost => (502, false),
         FaultKind::Faulted | FaultKind::Aborted => match fault.error_code {
             Some(code @ 400..=599) => (code as u16, false),
             _ => (500, false),

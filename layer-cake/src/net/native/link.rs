@@ -261,10 +261,13 @@ impl Link {
     fn fault_outstanding(&self, reason: EndOfTransport, note: &str) {
         let owed = std::mem::take(&mut *self.outstanding.lock().unwrap_or_else(|e| e.into_inner()));
         for (asker, id) in owed {
-            let fault = Faulted::new("connection lost").with_explanation(format!(
-                "the connection to \"{}\" ended ({reason:?}: {note}) before the request was answered",
-                self.remote
-            ));
+            let fault = Faulted::lost(
+                "connection lost",
+                format!(
+                    "the connection to \"{}\" ended ({reason:?}: {note}) before the request was answered",
+                    self.remote
+                ),
+            );
             let _ = asker.push(Envelope {
                 from: Address::NULL,
                 payload: Payload::new(fault),
