@@ -15,6 +15,7 @@ pub mod message;
 pub mod net;
 pub mod process;
 pub mod runtime;
+pub mod spool;
 
 // Lets `#[derive(Message)]`, which names `::layer_cake`, work inside this crate too.
 extern crate self as layer_cake;

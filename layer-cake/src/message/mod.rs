@@ -159,6 +159,37 @@ impl Payload {
         serde_json::to_value(self.0.as_serialize())
     }
 
+    /// A copy of the message, made through the binary codec (encode, then
+    /// decode as the type registered under its signature).
+    ///
+    /// [`Message`] has no `Clone` bound — a message is moved, not shared —
+    /// but some holders need a spare: a spool keeps one of each request so
+    /// it can retry the request on another worker when the first dies with
+    /// it. The copy costs what sending the message to another process would.
+    ///
+    /// ```
+    /// use layer_cake::Payload;
+    ///
+    /// let p = Payload::new(vec![1.5_f64, 2.5]);
+    /// let copy = p.try_copy().unwrap();
+    /// assert_eq!(copy.downcast::<Vec<f64>>().unwrap(), vec![1.5, 2.5]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::UnknownSignature`](codec::CodecError::UnknownSignature)
+    /// when the type is not the one registered under its signature, or the
+    /// codec's error when the value does not encode.
+    pub fn try_copy(&self) -> Result<Payload, codec::CodecError> {
+        let signature = self.static_signature();
+        let entry = registry::lookup(signature)
+            .filter(|&entry| entry.type_id() == Payload::type_id(self))
+            .ok_or_else(|| codec::CodecError::UnknownSignature(signature.to_owned()))?;
+        let mut bytes = Vec::new();
+        self.encode_binary(&mut bytes)?;
+        entry.decode_binary(&bytes)
+    }
+
     /// Appends the message's value in the binary codec to `out`.
     pub fn encode_binary(&self, out: &mut Vec<u8>) -> Result<(), codec::CodecError> {
         codec::binary::encode(self.0.as_serialize(), out).map_err(|e| match e {

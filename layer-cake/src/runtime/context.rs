@@ -559,6 +559,26 @@ impl Context {
         Ok(id)
     }
 
+    /// [`request_payload`](Context::request_payload) carrying `meta` rather
+    /// than the handled message's: for a request held and sent later on
+    /// behalf of another message (a spool's queue).
+    pub(crate) fn request_payload_with(
+        &mut self,
+        message: Payload,
+        to: &Address,
+        meta: Option<Arc<Meta>>,
+    ) -> Result<RequestId, SendError<Payload>> {
+        let id = self.next_request_id();
+        object_log!(self, ">", "Sent {} to {}", message.signature(), to);
+        to.post_payload(message, self.core.me.clone(), Tag::Request(id), meta)?;
+        Ok(id)
+    }
+
+    /// The request context of the handled message, shared.
+    pub(crate) fn meta_shared(&self) -> Option<Arc<Meta>> {
+        self.core.current.meta.clone()
+    }
+
     /// Waits until `deadline` for the answer to one of the `pending` requests,
     /// keeping every other message, in order, for later
     /// [`input`](Context::input)s; `None` at the deadline. Cancel safe.

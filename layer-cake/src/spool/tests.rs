@@ -1,0 +1,88 @@
+use std::time::Duration;
+
+use super::load::{Pool, WINDOW, Window};
+use crate::runtime::{self, Address, Context};
+
+/// Addresses of `n` idle actors (the pool only compares addresses).
+fn addresses(n: usize) -> Vec<Address> {
+    (0..n)
+        .map(|_| {
+            runtime::spawn(|mut cx: Context| async move {
+                let _ = cx.input().await;
+            })
+            .address()
+            .clone()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pick_spreads_over_idle_workers_then_fills_the_least_loaded() {
+    let workers = addresses(3);
+    let mut pool = Pool::new(2);
+    for w in &workers {
+        assert!(pool.add(w.clone()));
+    }
+    assert!(!pool.add(workers[0].clone()), "no worker joins twice");
+    // Three idle workers: each gets one before any gets a second.
+    let first: Vec<Address> = (0..3).map(|_| pool.pick().unwrap()).collect();
+    for w in &workers {
+        assert_eq!(first.iter().filter(|p| *p == w).count(), 1);
+    }
+    assert_eq!(pool.idle(), 0);
+    // Worker 1 finishes: it is now the least loaded.
+    pool.done(&workers[1]);
+    assert_eq!(pool.pick().unwrap(), workers[1]);
+    // Everyone at capacity 2 after three more picks; then nothing.
+    for _ in 0..3 {
+        assert!(pool.pick().is_some());
+    }
+    assert!(pool.pick().is_none(), "every worker is full");
+    pool.done(&workers[2]);
+    assert_eq!(pool.pick().unwrap(), workers[2]);
+}
+
+#[tokio::test]
+async fn a_removed_worker_is_never_picked() {
+    let workers = addresses(2);
+    let mut pool = Pool::new(1);
+    pool.add(workers[0].clone());
+    pool.add(workers[1].clone());
+    assert!(pool.remove(&workers[0]));
+    assert!(!pool.remove(&workers[0]));
+    assert_eq!(pool.pick().unwrap(), workers[1]);
+    assert!(pool.pick().is_none());
+    pool.done(&workers[0]); // harmless for a worker no longer in the pool
+    assert!(pool.pick().is_none());
+    assert_eq!(pool.len(), 1);
+}
+
+#[test]
+fn the_window_averages_the_last_spans() {
+    let mut window = Window::new();
+    assert_eq!(window.average(), None);
+    window.record(Duration::from_millis(10));
+    window.record(Duration::from_millis(30));
+    assert_eq!(window.average(), Some(Duration::from_millis(20)));
+    // A full window of 1 ms pushes the old spans out.
+    for _ in 0..WINDOW {
+        window.record(Duration::from_millis(1));
+    }
+    assert_eq!(window.average(), Some(Duration::from_millis(1)));
+}
+
+#[test]
+fn a_request_is_copied_through_the_codec() {
+    let p = crate::Payload::new(7_i64);
+    assert_eq!(p.try_copy().unwrap().downcast::<i64>().unwrap(), 7);
+    // A type nobody registered has no decoder: no copy.
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Unlisted;
+    impl crate::Message for Unlisted {
+        fn write_signature(out: &mut String) {
+            out.push_str("layer_cake.tests.Unlisted");
+        }
+    }
+    let e = crate::Payload::new(Unlisted).try_copy().unwrap_err();
+    assert!(e.to_string().contains("Unlisted"), "{e}");
+}
