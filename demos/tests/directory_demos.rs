@@ -171,7 +171,7 @@ fn server_9_forwards_to_its_worker_and_says_503_without_one() {
 }
 
 #[test]
-fn server_10_round_robins_and_survives_losing_workers() {
+fn server_10_spools_over_its_workers_and_survives_losing_workers() {
     let (_host, directory) = host_cake();
     let (server, port) = server(env!("CARGO_BIN_EXE_test_server_10"), &directory);
     check_unavailable(port);
@@ -194,6 +194,67 @@ fn server_10_round_robins_and_survives_losing_workers() {
     w2.kill();
     server.line_with("(0 left)");
     check_unavailable(port);
+}
+
+/// Workers killed with SIGKILL in the middle of a load: the requests they
+/// held are retried on the others, so every request is answered, once, with
+/// its table.
+#[test]
+fn server_10_answers_every_request_while_workers_are_killed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (_host, directory) = host_cake();
+    let (server, port) = server(env!("CARGO_BIN_EXE_test_server_10"), &directory);
+    let mut workers: Vec<Proc> = (0..4)
+        .map(|_| worker(env!("CARGO_BIN_EXE_test_worker_10"), &directory))
+        .collect();
+    server.line_with("(4 in all)");
+
+    const CLIENTS: usize = 6;
+    const EACH: usize = 60;
+    let done = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                for i in 0..EACH {
+                    let (x, y) = (1 + (c + i) % 5, 1 + i % 3);
+                    let (status, body) = get(port, &format!("/Xy?x={x}&y={y}"));
+                    answers.push((x, y, status, body));
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+                answers
+            })
+        })
+        .collect();
+    // Two of the four die mid-load, one after the other.
+    for at in [CLIENTS * EACH / 4, CLIENTS * EACH / 2] {
+        let deadline = Instant::now() + PATIENCE;
+        while done.load(Ordering::SeqCst) < at {
+            assert!(Instant::now() < deadline, "the load stalled at {at}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        workers.remove(0).kill();
+        server.line_with("left)");
+    }
+    let mut answered = 0;
+    for client in clients {
+        for (x, y, status, body) in client.join().unwrap() {
+            let text = String::from_utf8_lossy(&body);
+            assert_eq!(status, 200, "{text}");
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            let table = v["value"][1].as_array().expect("a table");
+            assert_eq!(table.len(), y, "{text}");
+            assert!(
+                table.iter().all(|row| row.as_array().unwrap().len() == x),
+                "{text}"
+            );
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, CLIENTS * EACH);
 }
 
 /// host-cake killed under live sessions and started again on the same port:

@@ -113,6 +113,28 @@ fn test_server_3_asks_its_worker() {
 }
 
 #[test]
+fn test_server_4_spools_over_eight_workers() {
+    serves_tables(env!("CARGO_BIN_EXE_test_server_4"));
+}
+
+#[test]
+fn test_server_4_answers_every_request_of_a_burst() {
+    let server = start(env!("CARGO_BIN_EXE_test_server_4"));
+    let port = server.port;
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            std::thread::spawn(move || (0..25).for_each(|i| check_table(port, 1 + (c + i) % 4, 2)))
+        })
+        .collect();
+    for client in clients {
+        client
+            .join()
+            .expect("every request answered with its table");
+    }
+    interrupt(server);
+}
+
+#[test]
 fn a_taken_port_is_not_listening() {
     let first = start(env!("CARGO_BIN_EXE_test_server_1"));
     let out = Command::new(env!("CARGO_BIN_EXE_test_server_1"))

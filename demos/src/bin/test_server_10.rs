@@ -8,9 +8,13 @@
 //! HTTP session. With no worker left a request is answered
 //! `TemporarilyUnavailable` (503).
 //!
-//! Plain round robin, deliberately: it neither queues nor looks at how busy
-//! a worker is. Least-loaded dispatch with queueing is the ObjectSpool's
-//! job, which comes later.
+//! The workers go into an [`ObjectSpool`](layer_cake::spool) fed by the
+//! directory: every `Available` and `Dropped` is forwarded to the spool,
+//! which puts the publisher in rotation or takes it out. Each [`Xy`] is
+//! forwarded to the spool, which sends it to the least-loaded worker; the
+//! table goes back to the HTTP session. A worker that dies with a request is
+//! replaced for that request by another (one retry); with no worker at all a
+//! request is answered `TemporarilyUnavailable` (503).
 //!
 //! Standalone, against a host-cake on this host:
 //!
@@ -29,43 +33,12 @@
 
 use layer_cake::directory::{Available, Dropped, NotSubscribed, Scope, Subscribed};
 use layer_cake::net::{HttpServer, ListenOptions, Listening, NotListening};
-use layer_cake::{Address, Context, Faulted, Stop, on};
+use layer_cake::spool::{SpoolOptions, Workers};
+use layer_cake::{Context, Faulted, Returned, Stop, on};
 use layer_cake_demos::{self as demo, ServerArgs, Xy};
 
 /// Every worker-10's name.
 const SERVICES: &str = "test-multihosting:worker-10:[-a-f0-9]+";
-
-/// The available workers, served in turn.
-#[derive(Debug, Default)]
-struct RoundRobin {
-    /// (publication name, publisher).
-    workers: Vec<(String, Address)>,
-    next: usize,
-}
-
-impl RoundRobin {
-    fn add(&mut self, name: String, worker: Address) {
-        if !self.workers.iter().any(|(n, _)| *n == name) {
-            self.workers.push((name, worker));
-        }
-    }
-
-    fn remove(&mut self, name: &str, worker: &Address) -> bool {
-        let before = self.workers.len();
-        self.workers.retain(|(n, w)| n != name || w != worker);
-        self.workers.len() != before
-    }
-
-    /// The next worker, if any.
-    fn next(&mut self) -> Option<&Address> {
-        if self.workers.is_empty() {
-            return None;
-        }
-        let i = self.next % self.workers.len();
-        self.next = i + 1;
-        Some(&self.workers[i].1)
-    }
-}
 
 // The worker's table comes back through this process on its way to the
 // HTTP session (the reply to a forward), so this process must be able to
@@ -92,10 +65,11 @@ impl Default for Args {
 }
 
 async fn test_server_10(mut cx: Context, args: Args) -> Result<(), Faulted> {
+    let spool = cx.spawn_spool(Workers::external(), SpoolOptions::new())?;
     let front = HttpServer::new().accept::<Xy>();
     cx.listen(args.server_address, ListenOptions::http(front));
     cx.subscribe(SERVICES, args.scope);
-    let mut workers = RoundRobin::default();
+    let mut count = 0_usize;
     loop {
         let message = cx.input().await;
         on!(message, {
@@ -106,29 +80,21 @@ async fn test_server_10(mut cx: Context, args: Args) -> Result<(), Faulted> {
                 return Err(Faulted::new(format!("cannot subscribe to {}", n.pattern)).with_explanation(n.reason));
             },
             Available as a => {
-                workers.add(a.name.clone(), a.publisher);
-                eprintln!("test_server_10: worker available {} ({} in all)", a.name, workers.workers.len());
+                count += 1;
+                eprintln!("test_server_10: worker available {} ({count} in all)", a.name);
+                let _ = cx.send(a, &spool);
             },
             Dropped as d => {
-                if workers.remove(&d.name, &d.remote) {
-                    eprintln!("test_server_10: worker dropped {} ({} left)", d.name, workers.workers.len());
-                }
+                count = count.saturating_sub(1);
+                eprintln!("test_server_10: worker dropped {} ({count} left)", d.name);
+                let _ = cx.send(d, &spool);
             },
             Xy as xy => {
-                // A worker whose connection has just closed refuses the
-                // forward: try the others before giving up.
-                let mut request = Some(xy);
-                for _ in 0..workers.workers.len() {
-                    let Some(worker) = workers.next() else { break };
-                    match cx.forward(request.take().expect("still held"), worker) {
-                        Ok(()) => break,
-                        Err(e) => request = Some(e.into_inner()),
-                    }
-                }
-                if request.is_some() {
-                    let _ = cx.reply(Faulted::temporarily_unavailable("no worker available"));
+                if let Err(e) = cx.forward(xy, &spool) {
+                    let _ = cx.reply(Faulted::out_of_service(format!("the spool is gone: {e}")));
                 }
             },
+            Returned as r => return Err(r.into_result::<()>().err().unwrap_or_else(|| Faulted::new("the spool ended"))),
             Stop as _ => return Err(Faulted::aborted()),
             other => tracing::warn!("test_server_10 ignores {}", other.signature()),
         })
