@@ -55,4 +55,6 @@ mod guides {
     struct Directory;
     #[doc = include_str!("../../docs/lan.md")]
     struct Lan;
+    #[doc = include_str!("../../docs/spool.md")]
+    struct Spool;
 }
