@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod directory;
+pub mod home;
 pub mod log;
 pub mod message;
 pub mod net;
