@@ -15,3 +15,4 @@
 
 pub mod network;
 pub mod ping;
+pub mod roles;

@@ -182,9 +182,10 @@ impl Home {
         Ok(roles)
     }
 
-    /// The roles (not the group role) whose names match any of `patterns`,
-    /// regular expressions matched from the start of the name (so `worker`
-    /// matches `worker-3`); every role when `patterns` is empty.
+    /// The roles whose names match any of `patterns`, regular expressions
+    /// matched from the start of the name (so `worker` matches `worker-3`);
+    /// when `patterns` is empty, every role but the group role (which is
+    /// included only when a pattern names it).
     pub fn matching(&self, patterns: &[String]) -> Result<Vec<Role>, MatchError> {
         let regexes = patterns
             .iter()
@@ -198,8 +199,10 @@ impl Home {
         let roles = self.roles()?;
         Ok(roles
             .into_iter()
-            .filter(|r| !r.is_group())
-            .filter(|r| regexes.is_empty() || regexes.iter().any(|re| re.is_match(r.name())))
+            .filter(|r| match regexes.is_empty() {
+                true => !r.is_group(),
+                false => regexes.iter().any(|re| re.is_match(r.name())),
+            })
             .collect())
     }
 
@@ -310,6 +313,7 @@ mod tests {
         );
         // Anchored at the start: "erver" matches nothing.
         assert!(home.matching(&["erver".into()]).unwrap().is_empty());
+        assert_eq!(names(home.matching(&["group".into()]).unwrap()), ["group"]);
         let e = home.matching(&["(".into()]).unwrap_err();
         assert!(e.to_string().starts_with("bad role pattern \"(\""), "{e}");
         assert!(matches!(
