@@ -155,7 +155,12 @@ impl ProcessOptions {
     /// The child's arguments (without the program): the words, the flags,
     /// the standard flags of a child, the ones inherited from this process
     /// (`config`) and the connect-back flags.
-    pub(crate) fn arguments(&self, config: &ProcessConfig, hub: &HostPort, key: &str) -> Vec<String> {
+    pub(crate) fn arguments(
+        &self,
+        config: &ProcessConfig,
+        hub: &HostPort,
+        key: &str,
+    ) -> Vec<String> {
         let mut out = self.words.clone();
         out.extend(self.flags.iter().map(|(n, v)| format!("--{n}={v}")));
         out.push("--child-process".into());
@@ -337,7 +342,9 @@ async fn hub_at() -> Result<HostPort, Faulted> {
         Ok(Err(_)) => return Err(Faulted::new("the process hub ended before listening")),
         Err(_) => {
             let _ = handle.address().send(Stop);
-            return Err(Faulted::timed_out("the process hub did not start listening"));
+            return Err(Faulted::timed_out(
+                "the process hub did not start listening",
+            ));
         }
     };
     *hub = Some(Hub {
@@ -412,9 +419,9 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
         // process, which stops its children in order.
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|e| {
-        Faulted::from_error(format!("cannot start {}", program.display()), &e)
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| Faulted::from_error(format!("cannot start {}", program.display()), &e))?;
     tracing::info!(pid = child.id(), program = %program.display(), role = %name, "Started a child process");
     // The lifeline: never written, closed when this proxy ends (or this
     // process dies), which the child sees as end of file.
@@ -469,7 +476,8 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
     drop(lifeline);
     let out = drained(stdout).await.unwrap_or_default();
     let tail: Vec<String> = drained(stderr).await.map(Vec::from).unwrap_or_default();
-    let status = status.map_err(|e| Faulted::from_error("cannot wait for the child process", &e))?;
+    let status =
+        status.map_err(|e| Faulted::from_error("cannot wait for the child process", &e))?;
     tracing::info!(role = %name, %status, "The child process ended");
     if stopping {
         return Err(Faulted::aborted());
@@ -763,19 +771,16 @@ mod tests {
 
     #[test]
     fn outcomes() {
-        let value = outcome(
-            "p",
-            exited(0),
-            br#"{"value":["integer8",7,[]]}"#,
-            &[],
-        )
-        .unwrap();
+        let value = outcome("p", exited(0), br#"{"value":["integer8",7,[]]}"#, &[]).unwrap();
         assert_eq!(value.downcast::<i64>().unwrap(), 7);
         assert!(outcome("p", exited(0), b"\n", &[]).unwrap().is::<()>());
 
         let fault = Faulted::new("bad dimensions").with_exit_status(3);
         let text = json::to_typed_string(&Payload::new(fault.clone()), false).unwrap();
-        assert_eq!(outcome("p", exited(3), text.as_bytes(), &[]).unwrap_err(), fault);
+        assert_eq!(
+            outcome("p", exited(3), text.as_bytes(), &[]).unwrap_err(),
+            fault
+        );
 
         let usage = outcome("p", exited(2), b"", &["p: unknown flag --z".into()]).unwrap_err();
         assert_eq!(usage.condition, "non-standard process exit");

@@ -48,7 +48,8 @@ mod entry;
 mod tests;
 
 pub use child::{
-    ChildReady, DEFAULT_STDERR_LINES, DEFAULT_STOP_GRACE, LIFELINE_GRACE, ProcessOptions, find_program,
+    ChildReady, DEFAULT_STDERR_LINES, DEFAULT_STOP_GRACE, LIFELINE_GRACE, ProcessOptions,
+    find_program,
 };
 pub use config::{Origin, ProcessConfig, Scope, config};
 pub use entry::{EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
