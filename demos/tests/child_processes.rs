@@ -456,3 +456,104 @@ fn a_server_whose_worker_dies_ends_with_a_fault() {
     };
     assert_eq!(status.code(), Some(71));
 }
+
+/// A stand-in parent: this test listens where a hub would, and starts
+/// `test_worker_7` by hand with the connect-back flags and a piped stdin.
+/// Returns the child (killed on drop), the link's proxy and the main actor
+/// the child introduced.
+async fn hand_started_child(cx: &mut Context) -> (ChildGuard, Address, Address) {
+    use layer_cake::net::{Accepted, ListenOptions, Listening};
+    use layer_cake::process::ChildReady;
+    cx.listen(
+        layer_cake::HostPort::new("127.0.0.1", 0),
+        ListenOptions::native(),
+    );
+    let at = loop {
+        if let Ok(l) = next(cx).await.downcast::<Listening>() {
+            break l.listening;
+        }
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_test_worker_7"))
+        .args([
+            "--child-process".to_owned(),
+            format!("--connect-to-parent={at}"),
+            "--parent-key=0123456789abcdef".to_owned(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the worker starts");
+    let child = ChildGuard(child);
+    let mut link = None;
+    let mut main = None;
+    while link.is_none() || main.is_none() {
+        let message = next(cx).await;
+        if let Some(a) = message.downcast_ref::<Accepted>() {
+            link = Some(a.proxy.clone());
+        } else if let Ok(ready) = message.downcast::<ChildReady>() {
+            assert_eq!(ready.key, "0123456789abcdef");
+            main = Some(ready.main);
+        }
+    }
+    (child, link.unwrap(), main.unwrap())
+}
+
+/// A child started by hand; killed on drop if still running.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl ChildGuard {
+    /// Waits (generously) for the child to exit; its exit status.
+    async fn exited(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the child ends");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[test]
+fn a_child_stops_when_its_lifeline_closes() {
+    block_on(async {
+        let mut cx = Context::detached("stand-in parent");
+        let (mut child, _link, main) = hand_started_child(&mut cx).await;
+        // Connected and serving.
+        let _: Table = cx.ask(Xy { x: 1, y: 1 }, &main, PATIENCE).await.unwrap();
+        // The link stays up; only stdin closes.
+        drop(child.0.stdin.take());
+        let status = child.exited().await;
+        assert_eq!(status.code(), Some(71), "stopped: aborted");
+    });
+}
+
+#[test]
+fn a_child_stops_when_the_link_to_its_parent_closes() {
+    block_on(async {
+        let mut cx = Context::detached("stand-in parent");
+        let (mut child, link, main) = hand_started_child(&mut cx).await;
+        let _: Table = cx.ask(Xy { x: 1, y: 1 }, &main, PATIENCE).await.unwrap();
+        // stdin stays open (the guard holds it); only the link closes.
+        cx.send(
+            layer_cake::net::Close {
+                note: Some("test".into()),
+            },
+            &link,
+        )
+        .unwrap();
+        let status = child.exited().await;
+        assert_eq!(status.code(), Some(71), "stopped: aborted");
+    });
+}
