@@ -162,6 +162,20 @@ fn a_childs_value_reaches_the_parent() {
 }
 
 #[test]
+fn a_big_result_does_not_stall_the_pipe() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        // About a megabyte of JSON: far more than a pipe holds.
+        let child = cx.spawn_process(function_5(500, 400));
+        let table = returned_from(&mut cx, &child)
+            .await
+            .into_result::<Table>()
+            .expect("a table");
+        assert_eq!((table.len(), table[0].len()), (400, 500));
+    });
+}
+
+#[test]
 fn a_childs_fault_reaches_the_parent_as_that_fault() {
     block_on(async {
         let mut cx = Context::detached("parent");
