@@ -136,12 +136,14 @@ where
         .role_name
         .clone()
         .unwrap_or_else(|| function_name::<F>().to_owned());
+    let child_config = config.clone();
     let result = runtime.block_on(async move {
         let signals = Signals::install();
         let handle = runtime::spawn_with(SpawnOptions::new().name(name), move |cx| {
             main_actor(cx, arguments)
         });
         let main = handle.address().clone();
+        super::child::child_side(&child_config, &main);
         let ended = handle.join_payload();
         tokio::pin!(ended);
         let mut signals = signals;

@@ -33,14 +33,24 @@
 //! | 70 ([`EXIT_SOFTWARE`]) | the program's fault: no runtime, an unencodable result, argument names clashing with standard flags |
 //! | 74 ([`EXIT_IO`]) | the result could not be written |
 //!
+//! [`Context::spawn_process`](crate::Context::spawn_process) runs another
+//! executable as a child process ([`ProcessOptions`]): its main actor is
+//! reachable through the proxy address it returns, and its result comes back
+//! as [`Returned`](crate::Returned).
+//!
 //! See `docs/processes.md` for the whole story.
 
 mod args;
+mod child;
 mod config;
 mod entry;
 #[cfg(test)]
 mod tests;
 
+pub use child::{
+    ChildReady, DEFAULT_STDERR_LINES, DEFAULT_STOP_GRACE, LIFELINE_GRACE, ProcessOptions,
+    find_program,
+};
 pub use config::{Origin, ProcessConfig, Scope, config};
 pub use entry::{EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
 
