@@ -571,3 +571,99 @@ fn a_child_stops_when_the_link_to_its_parent_closes() {
         assert_eq!(status.code(), Some(71), "stopped: aborted");
     });
 }
+
+/// Waits until `parent` has `n` children whose command line has `needle`.
+fn wait_children(parent: i32, needle: &str, n: usize) -> Vec<i32> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let found = children_of(parent, needle);
+        if found.len() == n {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} children with {needle}, wanted {n}",
+            found.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn test_server_8_spools_over_eight_worker_processes() {
+    let server = start(env!("CARGO_BIN_EXE_test_server_8"));
+    let workers = wait_children(server.pid(), "test_worker_7", 8);
+    let _guards: Vec<KillOnDrop> = workers.iter().map(|&pid| KillOnDrop(pid)).collect();
+    for n in 1..=4 {
+        check_table(server.port, n, 2);
+    }
+    interrupt(server);
+}
+
+/// Worker processes killed with SIGKILL in the middle of a load: every
+/// request is answered with its table (the requests a dead worker held go
+/// to another), and each dead worker is replaced by a new process.
+#[test]
+fn test_server_8_answers_every_request_while_worker_processes_are_killed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let server = start(env!("CARGO_BIN_EXE_test_server_8"));
+    let port = server.port;
+    let first = wait_children(server.pid(), "test_worker_7", 8);
+    let mut guards: Vec<KillOnDrop> = first.iter().map(|&pid| KillOnDrop(pid)).collect();
+
+    const CLIENTS: usize = 6;
+    const EACH: usize = 50;
+    let done = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    check_table(port, 1 + (c + i) % 5, 1 + i % 3);
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for (k, at) in [CLIENTS * EACH / 5, CLIENTS * EACH / 2]
+        .into_iter()
+        .enumerate()
+    {
+        let deadline = Instant::now() + PATIENCE;
+        while done.load(Ordering::SeqCst) < at {
+            assert!(Instant::now() < deadline, "the load stalled at {at}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        signal::kill(Pid::from_raw(first[k]), Signal::SIGKILL).unwrap();
+    }
+    for client in clients {
+        client
+            .join()
+            .expect("every request answered with its table");
+    }
+    assert_eq!(done.load(Ordering::SeqCst), CLIENTS * EACH);
+    // Both dead workers were replaced (after the 2 s stand-down).
+    let now = wait_children(server.pid(), "test_worker_7", 8);
+    let replaced: Vec<&i32> = now.iter().filter(|pid| !first.contains(pid)).collect();
+    assert_eq!(replaced.len(), 2, "{first:?} → {now:?}");
+    guards.extend(now.iter().map(|&pid| KillOnDrop(pid)));
+    interrupt(server);
+}
+
+#[test]
+fn no_worker_process_outlives_a_killed_spool_server() {
+    let mut server = start(env!("CARGO_BIN_EXE_test_server_8"));
+    let workers = wait_children(server.pid(), "test_worker_7", 8);
+    let _guards: Vec<KillOnDrop> = workers.iter().map(|&pid| KillOnDrop(pid)).collect();
+    check_table(server.port, 2, 2);
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    for pid in workers {
+        assert!(
+            wait_gone(pid),
+            "worker {pid} ended after its parent was killed"
+        );
+    }
+}
