@@ -24,11 +24,43 @@ const SUB: u32 = 16;
 /// assert!((470..=530).contains(&p50), "{p50}");
 /// assert!(h.percentile(0.99) >= 930);
 /// assert_eq!(h.count(), 1000);
+/// let text = serde_json::to_string(&h).unwrap();
+/// assert_eq!(serde_json::from_str::<Histogram>(&text).unwrap(), h);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// It travels as one line of text, `bucket:count` pairs, so that a printed
+/// report stays readable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Histogram {
     /// (bucket, count), buckets ascending.
     buckets: BTreeMap<u32, u64>,
+}
+
+impl Serialize for Histogram {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text: Vec<String> = self
+            .buckets
+            .iter()
+            .map(|(b, n)| format!("{b}:{n}"))
+            .collect();
+        s.serialize_str(&text.join(" "))
+    }
+}
+
+impl<'de> Deserialize<'de> for Histogram {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut buckets = BTreeMap::new();
+        for pair in text.split_whitespace() {
+            let parsed = pair
+                .split_once(':')
+                .and_then(|(b, n)| Some((b.parse().ok()?, n.parse().ok()?)));
+            let (b, n) = parsed
+                .ok_or_else(|| serde::de::Error::custom(format!("{pair:?} is not bucket:count")))?;
+            buckets.insert(b, n);
+        }
+        Ok(Histogram { buckets })
+    }
 }
 
 impl Histogram {
