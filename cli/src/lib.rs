@@ -16,3 +16,4 @@
 pub mod network;
 pub mod ping;
 pub mod roles;
+pub mod run;

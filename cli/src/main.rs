@@ -24,6 +24,7 @@ use layer_cake::net::HostPort;
 use layer_cake_cli::network::{self, DEFAULT_DEADLINE, Show};
 use layer_cake_cli::ping;
 use layer_cake_cli::roles;
+use layer_cake_cli::run;
 
 /// Inspect and ping a running layer-cake directory tree.
 #[derive(Debug, Parser)]
@@ -57,6 +58,17 @@ enum Command {
     History(HistoryArgs),
     /// The value a role's run returned.
     Returned(ReturnedArgs),
+    /// Run the roles (matching the patterns, if any) in the foreground under
+    /// group-cake; Ctrl-C stops them all.
+    Run(RunCommand),
+    /// The same in the background, logging to the group's logs/ folder.
+    Start(RunCommand),
+    /// Stop what `start` (or `run`) is running.
+    Stop,
+    /// The running roles.
+    Status(ListArgs),
+    /// The last lines a role logged while running under `start`.
+    Log(LogArgs),
     /// Print the live directory tree: one line per node, children indented.
     Network(NetworkArgs),
     /// Time round trips to one directory node, found by a prefix of its id.
@@ -85,6 +97,38 @@ struct AddArgs {
         value_name = "ROLE|--NAME=VALUE"
     )]
     args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct RunCommand {
+    /// Regular expressions matched from the start of role names; all roles
+    /// when none.
+    patterns: Vec<String>,
+    /// The role whose end ends the run, with its value.
+    #[arg(long)]
+    main_role: Option<String>,
+    /// Log at this level and above (FAULT, WARNING, CONSOLE, OBJECT, TRACE, DEBUG).
+    #[arg(long)]
+    debug_level: Option<String>,
+}
+
+impl RunCommand {
+    fn args(&self) -> run::RunArgs {
+        run::RunArgs {
+            patterns: self.patterns.clone(),
+            main_role: self.main_role.clone(),
+            debug_level: self.debug_level.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// The role.
+    role: String,
+    /// How many lines, from the end.
+    #[arg(long, default_value_t = 40)]
+    tail: usize,
 }
 
 #[derive(Debug, Args)]
@@ -337,13 +381,27 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             roles::returned(&role, args.start, &mut out)
         }
-        Command::Network(_) | Command::Ping(_) => unreachable!("not a home command"),
+        Command::Start(args) => run::start(&open(home_path)?, &args.args(), &mut out),
+        Command::Stop => run::stop(&open(home_path)?, &mut out),
+        Command::Status(args) => run::status(
+            &open(home_path)?,
+            &args.patterns,
+            args.long_listing,
+            &mut out,
+        ),
+        Command::Log(args) => run::log(&open(home_path)?, &args.role, args.tail, &mut out),
+        Command::Network(_) | Command::Ping(_) | Command::Run(_) => {
+            unreachable!("not a home command")
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Network(_) | Command::Ping(_)) {
+    if !matches!(
+        cli.command,
+        Command::Network(_) | Command::Ping(_) | Command::Run(_)
+    ) {
         return match home_command(&cli.home_path, cli.command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -362,16 +420,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
+    // Ok(status): the exit status of what ran (0 for the inspections).
+    let result: Result<i32, String> = runtime.block_on(async move {
         match cli.command {
-            Command::Network(args) => network_command(args).await,
-            Command::Ping(args) => ping_command(args).await,
+            Command::Network(args) => network_command(args).await.map(|()| 0),
+            Command::Ping(args) => ping_command(args).await.map(|()| 0),
+            Command::Run(args) => run::run(&open(&cli.home_path)?, &args.args()).await,
             _ => unreachable!("home commands run without a runtime"),
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
         Err(e) => {
             eprintln!("layer-cake: {e}");
             ExitCode::FAILURE

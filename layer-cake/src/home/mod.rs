@@ -32,11 +32,13 @@
 //! assert_eq!(roles[0].settings().unwrap()["x"], "2");
 //! ```
 
+mod group;
 mod history;
 mod role;
 
 use std::path::{Path, PathBuf};
 
+pub use group::{GroupOptions, RolesReturned, run_group};
 pub use history::StartStop;
 pub use role::{Role, RoleLock, Running};
 

@@ -183,17 +183,27 @@ impl Role {
         write_json(&self.dir.join(HISTORY), &history)
     }
 
-    /// Records that the run of process `pid` ended, returning `returned`
-    /// (a typed JSON envelope).
-    pub fn record_stop(&self, pid: u32, returned: serde_json::Value) -> Result<(), HomeError> {
+    /// Records that its latest run ended, returning `returned` (a typed
+    /// JSON envelope). A run that never recorded its start (it failed before
+    /// it could) is recorded as starting and ending now, with pid 0.
+    pub fn record_stop(&self, returned: serde_json::Value) -> Result<(), HomeError> {
         let mut history = self.history()?;
-        if let Some(run) = history
-            .iter_mut()
-            .rev()
-            .find(|r| r.pid == pid && r.stop.is_none())
-        {
-            run.stop = Some(Utc::now());
-            run.returned = Some(returned);
+        let now = Utc::now();
+        match history.last_mut() {
+            Some(run) if run.stop.is_none() => {
+                run.stop = Some(now);
+                run.returned = Some(returned);
+            }
+            _ => {
+                history.push(StartStop {
+                    start: now,
+                    pid: 0,
+                    stop: Some(now),
+                    returned: Some(returned),
+                });
+                let excess = history.len().saturating_sub(KEPT);
+                history.drain(..excess);
+            }
         }
         write_json(&self.dir.join(HISTORY), &history)
     }
@@ -309,7 +319,7 @@ mod tests {
         }
         for pid in 0..20 {
             role.record_start(pid).unwrap();
-            role.record_stop(pid, serde_json::json!({"value": ["Faulted", {}, []]}))
+            role.record_stop(serde_json::json!({"value": ["Faulted", {}, []]}))
                 .unwrap();
         }
         let history = role.history().unwrap();

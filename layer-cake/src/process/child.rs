@@ -40,7 +40,7 @@ use crate::net::{
     Accepted, Closed, ConnectOptions, Connected, HostPort, ListenOptions, Listening, NotConnected,
     NotListening,
 };
-use crate::runtime::{self, Address, Context, IntoReturn, SpawnOptions};
+use crate::runtime::{self, Address, Context, SpawnOptions};
 use crate::{FAULTY_EXIT, Faulted, Payload, Stop, on};
 
 /// How many lines of a child's stderr a fault quotes, unless
@@ -268,23 +268,8 @@ impl Context {
     pub fn spawn_process(&mut self, options: ProcessOptions) -> Address {
         let name = options.name();
         self.spawn_with(SpawnOptions::new().name(name), move |cx| async move {
-            ProxyEnd(proxy(cx, options).await)
+            crate::runtime::AnyReturn(proxy(cx, options).await)
         })
-    }
-}
-
-/// What a proxy ends with: a value of any type, or a fault.
-struct ProxyEnd(Result<Payload, Faulted>);
-
-impl IntoReturn for ProxyEnd {
-    type Value = ();
-
-    fn into_return(self) -> Result<(), Faulted> {
-        self.0.map(drop)
-    }
-
-    fn into_payload(self) -> Result<Payload, Faulted> {
-        self.0
     }
 }
 

@@ -59,6 +59,24 @@ impl<T: Message, E: Into<Faulted> + Send + 'static> IntoReturn for Result<T, E> 
     }
 }
 
+/// The end of an actor whose value's type is known only at run time — a
+/// value decoded from a child process's output, a role's result passed on.
+/// Its parent's [`Returned`](crate::Returned) holds the payload as it is.
+#[derive(Debug)]
+pub struct AnyReturn(pub Result<Payload, Faulted>);
+
+impl IntoReturn for AnyReturn {
+    type Value = ();
+
+    fn into_return(self) -> Result<(), Faulted> {
+        self.0.map(drop)
+    }
+
+    fn into_payload(self) -> Result<Payload, Faulted> {
+        self.0
+    }
+}
+
 /// Options for spawning an actor.
 ///
 /// ```
