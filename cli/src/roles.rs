@@ -63,6 +63,10 @@ pub fn create(home: &Path, group: Settings, out: &mut dyn Write) -> Result<(), S
         ));
     }
     check_group(&group)?;
+    if home.exists() {
+        return Err(format!("a home already exists at {}", home.display()));
+    }
+    check_settings("group-cake", &group)?;
     let made = Home::create(home).map_err(|e| e.to_string())?;
     if let Err(e) = made.add_role(GROUP_ROLE, "group-cake", group) {
         let _ = made.destroy();
@@ -78,6 +82,32 @@ fn check_group(group: &Settings) -> Result<(), String> {
             .map_err(|e| format!("--retry={retry}: {e}"))?;
     }
     Ok(())
+}
+
+/// Asks `executable` whether it accepts `settings`: it reads them as its
+/// own command line (`--check-settings`) and says what is wrong, if
+/// anything, in one line.
+pub fn check_settings(executable: &str, settings: &Settings) -> Result<(), String> {
+    let program = layer_cake::process::find_program(executable)
+        .ok_or_else(|| format!("cannot find {executable} (next to layer-cake or on PATH)"))?;
+    let out = std::process::Command::new(&program)
+        .arg("--check-settings")
+        .args(flags(settings))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    // `program: reason` → the reason.
+    let reason = line.split_once(": ").map_or(line, |(_, r)| r);
+    Err(format!("{executable} refuses the settings: {reason}"))
 }
 
 /// The names `add` gives: `role` (or the executable's name) once, or
@@ -100,8 +130,8 @@ pub fn role_names(
     }
 }
 
-/// `add`: new roles running `executable` with `settings`, which `check` has
-/// approved; all or nothing.
+/// `add`: new roles running `executable` with `settings`, once the
+/// executable has accepted them ([`check_settings`]); all or nothing.
 pub fn add(
     home: &Home,
     executable: &str,
@@ -109,12 +139,14 @@ pub fn add(
     settings: &Settings,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    // Every name is checked before anything is stored.
+    // Every name, and the settings, are checked before anything is stored.
     for name in names {
+        layer_cake::home::check_role_name(name).map_err(|e| e.to_string())?;
         if home.role(name).is_ok() {
             return Err(format!("role \"{name}\" already exists"));
         }
     }
+    check_settings(executable, settings)?;
     let mut added: Vec<Role> = Vec::new();
     for name in names {
         match home.add_role(name, executable, settings.clone()) {
@@ -190,9 +222,14 @@ pub fn update(roles: &[Role], settings: &Settings, out: &mut dyn Write) -> Resul
             check_group(settings)?;
         }
     }
+    let mut merged = Vec::new();
     for role in roles {
-        let mut merged = role.settings().map_err(|e| e.to_string())?;
-        merged.extend(settings.clone());
+        let mut new = role.settings().map_err(|e| e.to_string())?;
+        new.extend(settings.clone());
+        check_settings(&role.executable().map_err(|e| e.to_string())?, &new)?;
+        merged.push(new);
+    }
+    for (role, merged) in roles.iter().zip(merged) {
         role.set_settings(&merged).map_err(|e| e.to_string())?;
         writeln!(out, "updated {}", role.name()).map_err(|e| e.to_string())?;
     }
@@ -238,6 +275,7 @@ pub fn edit(role: &Role, editor: &str, out: &mut dyn Write) -> Result<(), String
     if role.is_group() {
         check_group(&edited)?;
     }
+    check_settings(&role.executable().map_err(|e| e.to_string())?, &edited)?;
     if edited == settings {
         return writeln!(out, "{}: no change", role.name()).map_err(|e| e.to_string());
     }

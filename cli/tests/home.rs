@@ -5,7 +5,55 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// `target/<profile>`: the directory above this test's `deps/`, where the
+/// CLI finds the executables the roles run.
+fn bin_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test runs from target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds what the roles run (demos, group-cake) into this target directory,
+/// once: `add` asks each executable to check its settings.
+fn build_executables() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let dir = bin_dir();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "group-cake",
+                "-p",
+                "layer-cake-demos",
+            ])
+            .args([
+                "--bin",
+                "group-cake",
+                "--bin",
+                "test_server_10",
+                "--bin",
+                "test_worker_10",
+            ])
+            .arg("--target-dir")
+            .arg(dir.parent().expect("a target directory"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        assert!(
+            cargo.status().expect("cargo runs").success(),
+            "the executables build"
+        );
+    });
+}
+
 fn layer_cake(dir: &Path, args: &[&str]) -> Output {
+    build_executables();
     Command::new(env!("CARGO_BIN_EXE_layer-cake"))
         .args(args)
         .current_dir(dir)
@@ -100,6 +148,17 @@ fn mistakes_are_refused_with_one_line_and_nothing_stored() {
     assert!(fails(d, &["add", "x", "group-2"]).contains("reserved"));
     assert!(fails(d, &["add", "x", "w", "--role-count=0"]).contains("1 to 1000"));
     assert!(fails(d, &["add", "x", "w", "-r=2"]).contains("in full"));
+    assert!(fails(d, &["add", "no_such_program", "w"]).contains("cannot find no_such_program"));
+    // The executable checks the settings against its own arguments.
+    let e = fails(d, &["add", "test_worker_10", "w", "--scope=PLANET"]);
+    assert!(
+        e.contains("test_worker_10 refuses the settings: --scope: invalid value \"PLANET\""),
+        "{e}"
+    );
+    let e = fails(d, &["add", "test_worker_10", "w", "--colour=red"]);
+    assert!(e.contains("unknown flag --colour"), "{e}");
+    let e = fails(d, &["update", "worker", "--scope=nowhere"]);
+    assert!(e.contains("refuses the settings"), "{e}");
     assert!(fails(d, &["update", "nothing", "--x=1"]).contains("no role matches nothing"));
     assert!(fails(d, &["delete", "group"]).contains("destroy"));
     assert!(fails(d, &["returned", "worker"]).contains("never run"));

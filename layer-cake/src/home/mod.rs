@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 pub use group::{GroupOptions, RolesReturned, run_group};
 pub use history::StartStop;
-pub use role::{Role, RoleLock, Running};
+pub use role::{Role, RoleLock, Running, check_role_name};
 
 /// A role's settings: flag name (without `--`) → the flag's value as text,
 /// exactly as it is given on a command line (`"2"`, `"127.0.0.1:5050"`,

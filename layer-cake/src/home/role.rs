@@ -42,7 +42,10 @@ pub struct RoleLock {
     _file: File,
 }
 
-fn check_name(name: &str) -> Result<(), HomeError> {
+/// Whether `name` can name a role: letters, digits, `-`, `_` and `.`, not
+/// starting with `.` or `-`; names starting with `group` are reserved for
+/// the group role.
+pub fn check_role_name(name: &str) -> Result<(), HomeError> {
     let bad = |reason| {
         Err(HomeError::BadRoleName {
             name: name.to_owned(),
@@ -95,7 +98,7 @@ impl Role {
         executable: &str,
         settings: Settings,
     ) -> Result<Role, HomeError> {
-        check_name(name)?;
+        check_role_name(name)?;
         let dir = roles.join(name);
         if dir.exists() {
             return Err(HomeError::RoleExists(name.to_owned()));
