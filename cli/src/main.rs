@@ -126,9 +126,60 @@ impl RunCommand {
 struct LogArgs {
     /// The role.
     role: String,
-    /// How many lines, from the end.
-    #[arg(long, default_value_t = 40)]
-    tail: usize,
+    /// The last N lines (40 when no start is given).
+    #[arg(long, conflicts_with_all = ["from", "back"])]
+    tail: Option<usize>,
+    /// From this time on (UTC, 2026-11-23T16:45:14).
+    #[arg(long, conflicts_with = "back")]
+    from: Option<String>,
+    /// From this long ago on (90s, 10m, 2h, 1d).
+    #[arg(long)]
+    back: Option<String>,
+    /// Until this time (UTC).
+    #[arg(long, conflicts_with_all = ["span", "count"])]
+    to: Option<String>,
+    /// For this long after the start.
+    #[arg(long, conflicts_with = "count")]
+    span: Option<String>,
+    /// At most N lines after the start.
+    #[arg(long)]
+    count: Option<usize>,
+    /// Only lines with these tag characters (e.g. '!?' for faults and warnings).
+    #[arg(long)]
+    tags: Option<String>,
+    /// Show times in the local time zone (with a lowercase 't').
+    #[arg(long)]
+    clock: bool,
+}
+
+impl LogArgs {
+    fn query(&self) -> Result<run::LogQuery, String> {
+        let now = chrono::Utc::now();
+        let from = match (&self.from, &self.back) {
+            (Some(t), _) => Some(run::parse_time(t)?),
+            (None, Some(b)) => Some(now - run::parse_span(b)?),
+            (None, None) => None,
+        };
+        let to = match (&self.to, &self.span) {
+            (Some(t), _) => Some(run::parse_time(t)?),
+            (None, Some(s)) => {
+                let start = from.ok_or("--span needs --from or --back")?;
+                Some(start + run::parse_span(s)?)
+            }
+            (None, None) => None,
+        };
+        if self.count.is_some() && from.is_none() {
+            return Err("--count needs --from or --back".into());
+        }
+        Ok(run::LogQuery {
+            tail: self.tail,
+            from,
+            to,
+            count: self.count,
+            tags: self.tags.clone(),
+            clock: self.clock,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -389,7 +440,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
             args.long_listing,
             &mut out,
         ),
-        Command::Log(args) => run::log(&open(home_path)?, &args.role, args.tail, &mut out),
+        Command::Log(args) => run::log(&open(home_path)?, &args.role, &args.query()?, &mut out),
         Command::Network(_) | Command::Ping(_) | Command::Run(_) => {
             unreachable!("not a home command")
         }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use layer_cake::home::{GROUP_ROLE, Home, Role, Settings};
 
 use crate::roles;
@@ -253,9 +254,75 @@ fn log_files(home: &Home) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// `log`: the last `tail` lines a role wrote while running under `start`
-/// (its lines carry its pid, which its history records).
-pub fn log(home: &Home, role: &str, tail: usize, out: &mut dyn Write) -> Result<(), String> {
+/// Which lines `log` shows.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// The last this many lines (when no start is given).
+    pub tail: Option<usize>,
+    /// Lines from this time on.
+    pub from: Option<DateTime<Utc>>,
+    /// Lines before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// At most this many lines from the start.
+    pub count: Option<usize>,
+    /// Only lines whose tag character is one of these (`^!?` …).
+    pub tags: Option<String>,
+    /// Times in the local time zone rather than UTC.
+    pub clock: bool,
+}
+
+/// A span of time as `90s`, `10m`, `2h`, `1d` or a number of seconds.
+///
+/// ```
+/// use layer_cake_cli::run::parse_span;
+/// assert_eq!(parse_span("90s").unwrap().num_seconds(), 90);
+/// assert_eq!(parse_span("2h").unwrap().num_seconds(), 7200);
+/// assert!(parse_span("soon").is_err());
+/// ```
+pub fn parse_span(text: &str) -> Result<chrono::TimeDelta, String> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a span (90s, 10m, 2h, 1d)"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(format!("{text:?} is not a span (90s, 10m, 2h, 1d)")),
+    };
+    chrono::TimeDelta::try_milliseconds((seconds * 1000.0) as i64)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// A time as `2026-11-23T16:45:14[.123]` (UTC) or with an offset.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .map(|t| t.and_utc())
+        .map_err(|_| format!("{text:?} is not a time (2026-11-23T16:45:14, UTC)"))
+}
+
+/// A log line's time and tag, if it has them: `[pid] <time> <tag> …`.
+fn stamp(line: &str) -> Option<(DateTime<Utc>, char)> {
+    let rest = line.get(11..)?;
+    let time = rest.get(..23)?;
+    let time = chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S%.3f")
+        .ok()?
+        .and_utc();
+    let tag = rest.get(24..)?.chars().next()?;
+    Some((time, tag))
+}
+
+/// `log`: the lines a role wrote while running under `start`, chosen by
+/// `query` (its lines carry its pids, which its history records; lines
+/// without a time of their own count as at the time of the line before).
+pub fn log(home: &Home, role: &str, query: &LogQuery, out: &mut dyn Write) -> Result<(), String> {
     let role = home.role(role).map_err(|e| e.to_string())?;
     let pids: Vec<String> = role
         .history()
@@ -263,17 +330,60 @@ pub fn log(home: &Home, role: &str, tail: usize, out: &mut dyn Write) -> Result<
         .iter()
         .map(|run| format!("[{:08}]", run.pid))
         .collect();
+    let tail = match (query.from, query.tail) {
+        (Some(_), tail) => tail,
+        (None, Some(tail)) => Some(tail),
+        (None, None) => Some(40),
+    };
     let mut lines = std::collections::VecDeque::new();
-    for file in log_files(home)? {
+    let mut shown = 0usize;
+    'files: for file in log_files(home)? {
         let reader = std::io::BufReader::new(
             std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?,
         );
+        let mut last_time = None;
         for line in reader.lines().map_while(Result::ok) {
-            if role.is_group() || pids.iter().any(|p| line.starts_with(p.as_str())) {
-                lines.push_back(line);
-                if lines.len() > tail {
-                    lines.pop_front();
-                }
+            let stamped = stamp(&line);
+            if let Some((time, _)) = stamped {
+                last_time = Some(time);
+            }
+            if !(role.is_group() || pids.iter().any(|p| line.starts_with(p.as_str()))) {
+                continue;
+            }
+            if query
+                .from
+                .is_some_and(|from| last_time.is_none_or(|t| t < from))
+            {
+                continue;
+            }
+            if query
+                .to
+                .is_some_and(|to| last_time.is_some_and(|t| t >= to))
+            {
+                break 'files;
+            }
+            if let Some(tags) = &query.tags
+                && !stamped.is_some_and(|(_, tag)| tags.contains(tag))
+            {
+                continue;
+            }
+            let line = match (query.clock, stamped) {
+                (true, Some((time, _))) => format!(
+                    "{}{}{}",
+                    &line[..11],
+                    time.with_timezone(&chrono::Local)
+                        .format("%Y-%m-%dt%H:%M:%S%.3f"),
+                    &line[34..]
+                ),
+                _ => line,
+            };
+            lines.push_back(line);
+            shown += 1;
+            if tail.is_some_and(|t| lines.len() > t) {
+                lines.pop_front();
+            }
+            if query.count.is_some_and(|c| shown >= c) && query.from.is_some() {
+                break 'files;
             }
         }
     }

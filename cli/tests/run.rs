@@ -327,3 +327,75 @@ fn the_seed_scenario_runs_a_server_and_eight_workers() {
         );
     }
 }
+
+#[test]
+fn start_runs_in_the_background_with_logs_and_stop_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    build_executables();
+    let mut host = Command::new(bin_dir().join("host-cake"));
+    host.args(["--directory-at-host=127.0.0.1:0", "--no-lan-autoconnect"]);
+    let host = Proc::start(host);
+    let host_at = host
+        .line_with("listening on ")
+        .rsplit_once("listening on ")
+        .unwrap()
+        .1
+        .trim()
+        .to_owned();
+    ok(d, &["create", &format!("--directory-at-host={host_at}")]);
+    ok(d, &["add", "test_worker_10", "worker", "--role-count=2"]);
+    let _guard = HomeGuard(d.join(".layer-cake"));
+
+    let started = ok(d, &["start", "--debug-level=CONSOLE"]);
+    assert!(started.starts_with("started "), "{started}");
+    let out = cli(d).args(["start"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+    // Both workers run, and what they log lands in the home.
+    let deadline = Instant::now() + PATIENCE;
+    while running(d).len() < 3 || !ok(d, &["log", "worker-1"]).contains("published") {
+        assert!(Instant::now() < deadline, "the workers never logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = ok(d, &["log", "worker-0", "--back=10m"]);
+    assert!(
+        log.lines().all(|l| l.starts_with('[')),
+        "every line has its pid: {log}"
+    );
+    assert!(
+        !log.contains("worker-10:") || log.contains("published"),
+        "{log}"
+    );
+    let console = ok(d, &["log", "worker-0", "--back=10m", "--tags=^"]);
+    assert!(
+        console.lines().all(|l| l.get(35..36) == Some("^")),
+        "{console}"
+    );
+    // A running role cannot change.
+    let out = cli(d)
+        .args(["update", "worker-0", "--scope=LAN"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is running"));
+
+    let pids: Vec<i32> = running(d).into_iter().map(|(_, pid)| pid).collect();
+    assert_eq!(
+        ok(d, &["stop"]).trim(),
+        format!("stopped {}", ".layer-cake")
+    );
+    let out = cli(d).arg("status").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing is running"));
+    for pid in pids {
+        let deadline = Instant::now() + PATIENCE;
+        while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+        {
+            assert!(Instant::now() < deadline, "process {pid} outlived stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let history = ok(d, &["history", "worker-0", "--long-listing"]);
+    assert!(
+        history.contains("Faulted"),
+        "stopped roles return Aborted: {history}"
+    );
+}

@@ -410,12 +410,13 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
     tracing::info!(pid = child.id(), program = %program.display(), role = %name, "Started a child process");
     // The lifeline: never written, closed when this proxy ends (or this
     // process dies), which the child sees as end of file.
+    let pid = child.id();
     let lifeline = child.stdin.take();
     let stdout = child.stdout.take().map(|out| tokio::spawn(read_all(out)));
     let stderr = child
         .stderr
         .take()
-        .map(|err| tokio::spawn(copy_and_keep_tail(err, options.stderr_lines)));
+        .map(|err| tokio::spawn(copy_and_keep_tail(err, options.stderr_lines, pid)));
 
     let mut main: Option<Address> = None;
     let mut stopping = false;
@@ -520,8 +521,15 @@ async fn read_all(mut pipe: impl AsyncRead + Unpin) -> Vec<u8> {
 }
 
 /// Copies each line of a child's stderr to this process's stderr as it
-/// comes, keeping the last `keep`.
-async fn copy_and_keep_tail(pipe: impl AsyncRead + Unpin, keep: usize) -> VecDeque<String> {
+/// comes, keeping the last `keep`. A line that does not start with a pid
+/// prefix (`[00012345] `, as log lines do) gets the child's, so that the
+/// lines of processes sharing a stderr can be told apart — and so that
+/// `layer-cake log` can find a role's lines by its pids.
+async fn copy_and_keep_tail(
+    pipe: impl AsyncRead + Unpin,
+    keep: usize,
+    pid: Option<u32>,
+) -> VecDeque<String> {
     use std::io::Write;
     let mut lines = BufReader::new(pipe);
     let mut tail = VecDeque::with_capacity(keep.min(64));
@@ -534,6 +542,11 @@ async fn copy_and_keep_tail(pipe: impl AsyncRead + Unpin, keep: usize) -> VecDeq
         }
         {
             let mut err = std::io::stderr().lock();
+            if let Some(pid) = pid
+                && !has_pid_prefix(&raw)
+            {
+                let _ = write!(err, "[{pid:08}] ");
+            }
             let _ = err.write_all(&raw);
             if !raw.ends_with(b"\n") {
                 let _ = err.write_all(b"\n");
@@ -548,6 +561,14 @@ async fn copy_and_keep_tail(pipe: impl AsyncRead + Unpin, keep: usize) -> VecDeq
         }
     }
     tail
+}
+
+/// Whether a line starts `[` eight digits `]`.
+fn has_pid_prefix(line: &[u8]) -> bool {
+    line.len() >= 10
+        && line[0] == b'['
+        && line[9] == b']'
+        && line[1..9].iter().all(u8::is_ascii_digit)
 }
 
 /// The process's result from how it exited and what it printed.
