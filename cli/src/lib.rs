@@ -17,3 +17,4 @@ pub mod network;
 pub mod ping;
 pub mod roles;
 pub mod run;
+pub mod service;

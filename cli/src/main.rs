@@ -69,6 +69,9 @@ enum Command {
     Status(ListArgs),
     /// The last lines a role logged while running under `start`.
     Log(LogArgs),
+    /// Write a systemd unit that starts host-cake, lan-cake or this home at
+    /// boot, and say how to enable it.
+    InstallService(ServiceArgs),
     /// Print the live directory tree: one line per node, children indented.
     Network(NetworkArgs),
     /// Time round trips to one directory node, found by a prefix of its id.
@@ -120,6 +123,18 @@ impl RunCommand {
             debug_level: self.debug_level.clone(),
         }
     }
+}
+
+#[derive(Debug, Args)]
+struct ServiceArgs {
+    /// host-cake, lan-cake, or home (the home at --home-path).
+    what: String,
+    /// Where to write the unit.
+    #[arg(long, default_value = "/etc/systemd/system")]
+    unit_dir: PathBuf,
+    /// Flags for the daemon (e.g. --directory-at-lan=10.0.0.195:54195).
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+    flags: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -441,6 +456,27 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
             &mut out,
         ),
         Command::Log(args) => run::log(&open(home_path)?, &args.role, &args.query()?, &mut out),
+        Command::InstallService(args) => {
+            use layer_cake_cli::service::{self, Service};
+            let (service, program) = match args.what.as_str() {
+                "host-cake" => (Service::HostCake, "host-cake"),
+                "lan-cake" => (Service::LanCake, "lan-cake"),
+                "home" => {
+                    let home = open(home_path)?;
+                    let path = std::fs::canonicalize(home.path()).map_err(|e| e.to_string())?;
+                    (Service::Home(path), "layer-cake")
+                }
+                other => {
+                    return Err(format!(
+                        "install-service takes host-cake, lan-cake or home, not {other:?}"
+                    ));
+                }
+            };
+            let program = layer_cake::process::find_program(program)
+                .ok_or_else(|| format!("cannot find {program} next to layer-cake or on PATH"))?;
+            let program = std::fs::canonicalize(&program).unwrap_or(program);
+            service::install(&service, &program, &args.flags, &args.unit_dir, &mut out)
+        }
         Command::Network(_) | Command::Ping(_) | Command::Run(_) => {
             unreachable!("not a home command")
         }

@@ -399,3 +399,69 @@ fn start_runs_in_the_background_with_logs_and_stop_ends_it() {
         "stopped roles return Aborted: {history}"
     );
 }
+
+/// The boot recipe for admins, on an ephemeral port: host-cake as the role
+/// of a home started in the background, restarted when it dies.
+#[test]
+fn the_boot_recipe_keeps_host_cake_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let at = format!("--directory-at-host=127.0.0.1:{port}");
+    ok(d, &["create", &at]);
+    ok(d, &["add", "host-cake", &at, "--no-lan-autoconnect"]);
+    ok(d, &["update", "group", r#"--retry={"regular_steps": 1.0}"#]);
+    let _guard = HomeGuard(d.join(".layer-cake"));
+    ok(d, &["start"]);
+    let network = || {
+        cli(d)
+            .args(["network", &format!("--directory-at=127.0.0.1:{port}")])
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let out = network();
+        let tree = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && tree.contains("[HOST] host-cake") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "host-cake answers: {tree}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first = running(d)
+        .into_iter()
+        .find(|(r, _)| r == "host-cake")
+        .unwrap()
+        .1;
+    signal::kill(Pid::from_raw(first), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while !running(d)
+        .into_iter()
+        .any(|(r, pid)| r == "host-cake" && pid != first)
+    {
+        assert!(Instant::now() < deadline, "host-cake was not restarted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok(d, &["stop"]);
+
+    // And the unit that does this at boot.
+    let units = tempfile::tempdir().unwrap();
+    let unit_dir = format!("--unit-dir={}", units.path().display());
+    let said = ok(d, &["install-service", "home", &unit_dir]);
+    assert!(
+        said.contains("systemctl enable --now layer-cake-home-"),
+        "{said}"
+    );
+    let file = std::fs::read_dir(units.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let unit = std::fs::read_to_string(file).unwrap();
+    assert!(
+        unit.contains("--home-path=") && unit.contains(" run\n"),
+        "{unit}"
+    );
+}
