@@ -13,7 +13,7 @@
 //!       settings.json          the role's own flags: {"name": "value text", …}
 //!       unique_id.json         a uuid, fixed when the role is added
 //!       history.json           the last 16 starts: when, pid, when it stopped, what it returned
-//!       logs/  model/  tmp/    rolling logs; the role's persistent and scratch folders
+//!       logs/  model/  tmp/    logs (the group's: what `start` writes); persistent and scratch folders
 //!       lock                   held while the role runs (pid and parent pid inside)
 //!   resource/                  read-only files per executable
 //! ```
