@@ -68,6 +68,7 @@
 mod capture;
 mod layer;
 mod level;
+pub mod rolling;
 #[cfg(test)]
 mod tests;
 

@@ -128,7 +128,16 @@ where
     // "running" means to the CLI) and records its start in the history.
     let _role_lock = match (&config.home_path, &config.role_name) {
         (Some(home), Some(role)) => match take_role(home, role) {
-            Ok(lock) => Some(lock),
+            Ok((role, lock)) => {
+                // In the background (or asked to), stderr goes to rolling
+                // files in the role's logs/ folder.
+                if (config.origin == super::Origin::Start || config.keep_logs)
+                    && let Err(e) = crate::log::rolling::redirect_stderr(&role.logs_dir())
+                {
+                    let _ = writeln!(stderr, "{program}: cannot keep logs in {}: {e}", role.logs_dir().display());
+                }
+                Some(lock)
+            }
             Err(e) => {
                 let _ = writeln!(stderr, "{program}: {e}");
                 return EXIT_CONFIG;
@@ -184,11 +193,11 @@ where
 fn take_role(
     home: &std::path::Path,
     role: &str,
-) -> Result<crate::home::RoleLock, crate::home::HomeError> {
+) -> Result<(crate::home::Role, crate::home::RoleLock), crate::home::HomeError> {
     let role = crate::home::Home::open(home)?.role(role)?;
     let lock = role.lock(std::os::unix::process::parent_id())?;
     role.record_start(std::process::id())?;
-    Ok(lock)
+    Ok((role, lock))
 }
 
 /// Prints the main actor's result and returns the exit status.
