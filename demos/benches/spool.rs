@@ -35,7 +35,10 @@
 //! For every case it also says where the CPU went while wrk ran, in cores:
 //! each process it started (from `/proc/<pid>/stat`, children of a server
 //! included), wrk (this process's reaped children), this process (which
-//! hosts the bare server) and the rest of the machine (`/proc/stat`).
+//! hosts the bare server) and the rest of the machine (`/proc/stat`). The
+//! results table adds the cores the server side used and its requests per
+//! CPU-second, against bare's: what a request costs, a figure that other
+//! load on a shared machine disturbs less than requests/s.
 //!
 //! ```console
 //! $ apt-get install -y wrk                                  # needed
@@ -366,6 +369,16 @@ fn spool_processes(bench: &Bench) -> Option<Server> {
     let server = Proc::start(&program, &["--server-address=127.0.0.1:0".into()]);
     let port = server.port();
     wait_answering(port);
+    // One worker answering is not all eight: wait (a while) for the eight
+    // child processes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while descendants(server.pid()).len() < 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "spool-processes: {} processes below test_server_8",
+        descendants(server.pid()).len()
+    );
     Some(Server {
         port,
         front: Some(server.pid()),
@@ -682,8 +695,10 @@ fn cpu_snapshot(roles: &[(String, u32)]) -> CpuSnapshot {
     }
 }
 
-/// Where the CPU went between two snapshots, in cores.
-fn cpu_usage(before: &CpuSnapshot, after: &CpuSnapshot) -> String {
+/// Where the CPU went between two snapshots, in cores; and the cores the
+/// server side used (every process but wrk, this one included since it
+/// hosts the bare server).
+fn cpu_usage(before: &CpuSnapshot, after: &CpuSnapshot) -> (String, f64) {
     let hz = clock_ticks_per_second();
     let seconds = after.at.duration_since(before.at).as_secs_f64().max(1e-3);
     let cores = |ticks: u64| ticks as f64 / hz / seconds;
@@ -713,7 +728,7 @@ fn cpu_usage(before: &CpuSnapshot, after: &CpuSnapshot) -> String {
         "machine busy {machine_cores:.2} of {}",
         available_cores()
     ));
-    parts.join(", ")
+    (parts.join(", "), cores(ours - wrk))
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -810,6 +825,8 @@ impl Drop for TempFile {
 struct Row {
     name: String,
     figures: Figures,
+    /// Cores the server side used while loaded.
+    server_cores: f64,
     target: Option<f64>,
 }
 
@@ -827,8 +844,15 @@ struct OverloadRow {
 }
 
 /// Loads `port` with 8 connections on `XY` (after a 1 s warm-up unless this
-/// is a smoke run) and says where the CPU went.
-fn throughput(name: &str, port: u16, roles: &[(String, u32)], seconds: u64, warm: bool) -> Figures {
+/// is a smoke run) and says where the CPU went. The figures, and the cores
+/// the server side used.
+fn throughput(
+    name: &str,
+    port: u16,
+    roles: &[(String, u32)],
+    seconds: u64,
+    warm: bool,
+) -> (Figures, f64) {
     if warm {
         run_wrk(port, 8, 1, XY, None);
     }
@@ -843,8 +867,9 @@ fn throughput(name: &str, port: u16, roles: &[(String, u32)], seconds: u64, warm
         figures.non_2xx,
         figures.errors()
     );
-    println!("  cpu (cores): {}", cpu_usage(&before, &after));
-    figures
+    let (usage, server_cores) = cpu_usage(&before, &after);
+    println!("  cpu (cores): {usage}");
+    (figures, server_cores)
 }
 
 fn overload(bench: &Bench, o: &Overload, seconds: u64, script: &Path) -> OverloadRow {
@@ -884,7 +909,7 @@ fn overload(bench: &Bench, o: &Overload, seconds: u64, script: &Path) -> Overloa
         "  memory: VmRSS {rss_before} kB before, {rss_peak} kB highest during, VmHWM {hwm} kB, VmRSS {rss_after} kB 1 s after; then GET {XY} -> {}",
         answers_after.map_or("no answer".into(), |s| s.to_string())
     );
-    println!("  cpu (cores): {}", cpu_usage(&before, &after));
+    println!("  cpu (cores): {}", cpu_usage(&before, &after).0);
     OverloadRow {
         name: o.name,
         connections: o.connections,
@@ -946,10 +971,11 @@ fn main() {
         load_average()
     );
     let mut rows = Vec::new();
-    let bare_first = throughput("bare", bare_port, &[], seconds, !smoke);
+    let (figures, server_cores) = throughput("bare", bare_port, &[], seconds, !smoke);
     rows.push(Row {
         name: "bare".into(),
-        figures: bare_first,
+        figures,
+        server_cores,
         target: None,
     });
     for case in CASES.iter().filter(|c| wanted(c.name)) {
@@ -957,18 +983,21 @@ fn main() {
         let Some(server) = (case.start)(&bench) else {
             continue;
         };
-        let figures = throughput(case.name, server.port, &server.roles(), seconds, !smoke);
+        let (figures, server_cores) =
+            throughput(case.name, server.port, &server.roles(), seconds, !smoke);
         drop(server);
         rows.push(Row {
             name: case.name.into(),
             figures,
+            server_cores,
             target: Some(case.target),
         });
     }
-    let bare_last = throughput("bare (again)", bare_port, &[], seconds, !smoke);
+    let (figures, server_cores) = throughput("bare (again)", bare_port, &[], seconds, !smoke);
     rows.push(Row {
         name: "bare (again)".into(),
-        figures: bare_last,
+        figures,
+        server_cores,
         target: None,
     });
 
@@ -984,14 +1013,23 @@ fn main() {
         .map(|r| r.figures.requests_per_second)
         .fold(0.0_f64, f64::max)
         .max(1.0);
+    // Requests per CPU-second of the server side: what a request costs,
+    // which other load on the machine disturbs less than requests/s.
+    let per_cpu = |r: &Row| r.figures.requests_per_second / r.server_cores.max(1e-3);
+    let bare_per_cpu = rows
+        .iter()
+        .filter(|r| r.name.starts_with("bare"))
+        .map(per_cpu)
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
     println!();
     println!(
         "results ({seconds} s per case, ratios against the better bare run, load average now {}):",
         load_average()
     );
     println!(
-        "{:<16} {:>10} {:>7} {:>10} {:>10} {:>8} {:>7}  target",
-        "case", "req/s", "/bare", "p50", "p99", "non-2xx", "errors"
+        "{:<16} {:>10} {:>7} {:>10} {:>10} {:>8} {:>7} {:>7} {:>10} {:>7}  target",
+        "case", "req/s", "/bare", "p50", "p99", "non-2xx", "errors", "cores", "req/cpu-s", "/bare"
     );
     for r in &rows {
         let ratio = r.figures.requests_per_second / bare_best;
@@ -1003,7 +1041,7 @@ fn main() {
             )
         });
         println!(
-            "{:<16} {:>10.0} {:>6.0} % {:>10} {:>10} {:>8} {:>7}  {target}",
+            "{:<16} {:>10.0} {:>6.0} % {:>10} {:>10} {:>8} {:>7} {:>7.2} {:>10.0} {:>6.0} %  {target}",
             r.name,
             r.figures.requests_per_second,
             ratio * 100.0,
@@ -1011,6 +1049,9 @@ fn main() {
             ms(r.figures.p99_ms),
             r.figures.non_2xx,
             r.figures.errors(),
+            r.server_cores,
+            per_cpu(r),
+            100.0 * per_cpu(r) / bare_per_cpu,
         );
     }
     if !overloads.is_empty() {
