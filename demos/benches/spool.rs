@@ -970,6 +970,11 @@ fn main() {
         available_cores(),
         load_average()
     );
+    if smoke {
+        println!(
+            "(a smoke run without --bench, in whatever profile it was built: not a measurement)"
+        );
+    }
     let mut rows = Vec::new();
     let (figures, server_cores) = throughput("bare", bare_port, &[], seconds, !smoke);
     rows.push(Row {
