@@ -15,3 +15,5 @@
 
 pub mod network;
 pub mod ping;
+pub mod roles;
+pub mod run;

@@ -12,30 +12,163 @@
 //! is one line on stderr and exit status 1; a bad command line is clap's
 //! message and status 2. See `docs/cli.md`.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use layer_cake::Context;
 use layer_cake::directory::lan;
+use layer_cake::home::{Home, Settings};
 use layer_cake::net::HostPort;
 use layer_cake_cli::network::{self, DEFAULT_DEADLINE, Show};
 use layer_cake_cli::ping;
+use layer_cake_cli::roles;
+use layer_cake_cli::run;
 
 /// Inspect and ping a running layer-cake directory tree.
 #[derive(Debug, Parser)]
 #[command(name = "layer-cake", version, about)]
 struct Cli {
+    /// The home folder.
+    #[arg(long, global = true, value_name = "PATH", default_value = layer_cake::home::DEFAULT_HOME)]
+    home_path: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Make a home, with the group's settings (--directory-at-host=HOST:PORT,
+    /// --directory-at-lan=HOST:PORT, --retry=JSON, --main-role=ROLE).
+    Create(SettingsArgs),
+    /// Add roles: EXECUTABLE [ROLE] [--role-count=N] [--role-start=K] [--name=value …].
+    Add(AddArgs),
+    /// List the roles (matching the patterns, if any).
+    List(ListArgs),
+    /// Change settings of the roles matching the patterns: PATTERN… --name=value….
+    Update(SettingsArgs),
+    /// Edit a role's settings in $EDITOR.
+    Edit(RoleArgs),
+    /// Remove the roles matching the patterns.
+    Delete(PatternArgs),
+    /// Remove the whole home.
+    Destroy,
+    /// A role's runs: when each started, how long it ran, what it returned.
+    History(HistoryArgs),
+    /// The value a role's run returned.
+    Returned(ReturnedArgs),
+    /// Run the roles (matching the patterns, if any) in the foreground under
+    /// group-cake; Ctrl-C stops them all.
+    Run(RunCommand),
+    /// The same in the background, logging to the group's logs/ folder.
+    Start(RunCommand),
+    /// Stop what `start` (or `run`) is running.
+    Stop,
+    /// The running roles.
+    Status(ListArgs),
+    /// The last lines a role logged while running under `start`.
+    Log(LogArgs),
     /// Print the live directory tree: one line per node, children indented.
     Network(NetworkArgs),
     /// Time round trips to one directory node, found by a prefix of its id.
     Ping(PingArgs),
+}
+
+/// Words and `--name=value` settings, in any order.
+#[derive(Debug, Args)]
+struct SettingsArgs {
+    #[arg(
+        allow_hyphen_values = true,
+        trailing_var_arg = true,
+        value_name = "WORD|--NAME=VALUE"
+    )]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct AddArgs {
+    /// What the roles run: a path, or a name found next to layer-cake or on PATH.
+    executable: String,
+    /// [ROLE] [--role-count=N] [--role-start=K] and the roles' settings, --name=value.
+    #[arg(
+        allow_hyphen_values = true,
+        trailing_var_arg = true,
+        value_name = "ROLE|--NAME=VALUE"
+    )]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct RunCommand {
+    /// Regular expressions matched from the start of role names; all roles
+    /// when none.
+    patterns: Vec<String>,
+    /// The role whose end ends the run, with its value.
+    #[arg(long)]
+    main_role: Option<String>,
+    /// Log at this level and above (FAULT, WARNING, CONSOLE, OBJECT, TRACE, DEBUG).
+    #[arg(long)]
+    debug_level: Option<String>,
+}
+
+impl RunCommand {
+    fn args(&self) -> run::RunArgs {
+        run::RunArgs {
+            patterns: self.patterns.clone(),
+            main_role: self.main_role.clone(),
+            debug_level: self.debug_level.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// The role.
+    role: String,
+    /// How many lines, from the end.
+    #[arg(long, default_value_t = 40)]
+    tail: usize,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Regular expressions matched from the start of role names.
+    patterns: Vec<String>,
+    /// Also show what each role runs, its settings and whether it runs now.
+    #[arg(long, short = 'l')]
+    long_listing: bool,
+}
+
+#[derive(Debug, Args)]
+struct PatternArgs {
+    /// Regular expressions matched from the start of role names.
+    #[arg(required = true)]
+    patterns: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct RoleArgs {
+    /// The role.
+    role: String,
+}
+
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    /// The role.
+    role: String,
+    /// Times in full (UTC) rather than how long ago.
+    #[arg(long, short = 'l')]
+    long_listing: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReturnedArgs {
+    /// The role.
+    role: String,
+    /// Which run: 0 the oldest kept, -1 the latest (the default).
+    #[arg(long, allow_negative_numbers = true)]
+    start: Option<i64>,
 }
 
 /// Where the walk starts, and how patient it is.
@@ -154,8 +287,129 @@ async fn ping_command(args: PingArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Takes `--home-path`, swallowed with the settings, out of them.
+fn home_from(cli_home: &Path, settings: &mut Settings) -> PathBuf {
+    settings
+        .remove("home-path")
+        .map_or_else(|| cli_home.to_path_buf(), PathBuf::from)
+}
+
+fn open(home: &Path) -> Result<Home, String> {
+    Home::open(home).map_err(|e| e.to_string())
+}
+
+/// The commands that work on the home's files.
+fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
+    let mut out = std::io::stdout();
+    match command {
+        Command::Create(args) => {
+            let (words, mut group) = roles::split_settings(&args.args)?;
+            let home = home_from(home_path, &mut group);
+            if let [word, ..] = words.as_slice() {
+                return Err(format!(
+                    "create takes no words (got {word:?}); --home-path says where"
+                ));
+            }
+            roles::create(&home, group, &mut out)
+        }
+        Command::Add(args) => {
+            let (words, mut settings) = roles::split_settings(&args.args)?;
+            let home = open(&home_from(home_path, &mut settings))?;
+            let number = |settings: &mut Settings, name: &str| -> Result<Option<u32>, String> {
+                settings
+                    .remove(name)
+                    .map(|v| {
+                        v.parse::<u32>()
+                            .map_err(|_| format!("--{name}={v} is not a count"))
+                    })
+                    .transpose()
+            };
+            let count = number(&mut settings, "role-count")?;
+            let start = number(&mut settings, "role-start")?.unwrap_or(0);
+            if count.is_some_and(|n| !(1..=1000).contains(&n)) {
+                return Err("--role-count must be 1 to 1000".into());
+            }
+            let role = match words.as_slice() {
+                [] => None,
+                [role] => Some(role.as_str()),
+                [_, extra, ..] => return Err(format!("unexpected word {extra:?}")),
+            };
+            let names = roles::role_names(&args.executable, role, count, start);
+            roles::add(&home, &args.executable, &names, &settings, &mut out)
+        }
+        Command::List(args) => roles::list(
+            &open(home_path)?,
+            &args.patterns,
+            args.long_listing,
+            &mut out,
+        ),
+        Command::Update(args) => {
+            let (patterns, mut settings) = roles::split_settings(&args.args)?;
+            let home = open(&home_from(home_path, &mut settings))?;
+            if patterns.is_empty() {
+                return Err("update needs the roles to change: PATTERN… --name=value…".into());
+            }
+            if settings.is_empty() {
+                return Err("update needs settings to change (--name=value)".into());
+            }
+            let matched = roles::some_roles(&home, &patterns)?;
+            roles::update(&matched, &settings, &mut out)
+        }
+        Command::Edit(args) => {
+            let home = open(home_path)?;
+            let role = home.role(&args.role).map_err(|e| e.to_string())?;
+            let editor = ["LC_EDITOR", "VISUAL", "EDITOR"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
+                .unwrap_or_else(|| "vi".into());
+            roles::edit(&role, &editor, &mut out)
+        }
+        Command::Delete(args) => {
+            let home = open(home_path)?;
+            roles::delete(roles::some_roles(&home, &args.patterns)?, &mut out)
+        }
+        Command::Destroy => roles::destroy(open(home_path)?, &mut out),
+        Command::History(args) => {
+            let role = open(home_path)?
+                .role(&args.role)
+                .map_err(|e| e.to_string())?;
+            roles::history(&role, args.long_listing, chrono::Utc::now(), &mut out)
+        }
+        Command::Returned(args) => {
+            let role = open(home_path)?
+                .role(&args.role)
+                .map_err(|e| e.to_string())?;
+            roles::returned(&role, args.start, &mut out)
+        }
+        Command::Start(args) => run::start(&open(home_path)?, &args.args(), &mut out),
+        Command::Stop => run::stop(&open(home_path)?, &mut out),
+        Command::Status(args) => run::status(
+            &open(home_path)?,
+            &args.patterns,
+            args.long_listing,
+            &mut out,
+        ),
+        Command::Log(args) => run::log(&open(home_path)?, &args.role, args.tail, &mut out),
+        Command::Network(_) | Command::Ping(_) | Command::Run(_) => {
+            unreachable!("not a home command")
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Network(_) | Command::Ping(_) | Command::Run(_)
+    ) {
+        return match home_command(&cli.home_path, cli.command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("layer-cake: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -166,15 +420,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
+    // Ok(status): the exit status of what ran (0 for the inspections).
+    let result: Result<i32, String> = runtime.block_on(async move {
         match cli.command {
-            Command::Network(args) => network_command(args).await,
-            Command::Ping(args) => ping_command(args).await,
+            Command::Network(args) => network_command(args).await.map(|()| 0),
+            Command::Ping(args) => ping_command(args).await.map(|()| 0),
+            Command::Run(args) => run::run(&open(&cli.home_path)?, &args.args()).await,
+            _ => unreachable!("home commands run without a runtime"),
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
         Err(e) => {
             eprintln!("layer-cake: {e}");
             ExitCode::FAILURE

@@ -4,6 +4,8 @@
 //! The binaries in `src/bin/` are the demos themselves; each one's doc
 //! comment says what it shows and how to run it.
 
+pub mod load;
+
 use layer_cake::Message;
 use serde::{Deserialize, Serialize};
 

@@ -257,6 +257,43 @@ fn server_10_answers_every_request_while_workers_are_killed() {
     assert_eq!(answered, CLIENTS * EACH);
 }
 
+/// test_server_11 serves through its spool like 10, and when it cannot
+/// listen it stops its spool and withdraws its subscription before ending
+/// with the NotListening fault.
+#[test]
+fn server_11_shuts_its_spool_and_subscription_down_when_not_listening() {
+    let (_host, directory) = host_cake();
+    let (server, port) = server(env!("CARGO_BIN_EXE_test_server_11"), &directory);
+    let _worker = worker(env!("CARGO_BIN_EXE_test_worker_10"), &directory);
+    server.line_with("(1 in all)");
+    check_table(port, 3, 2);
+
+    // A second one on the same port cannot listen.
+    let mut second = Proc::start(
+        env!("CARGO_BIN_EXE_test_server_11"),
+        &[
+            format!("--server-address=127.0.0.1:{port}"),
+            directory.clone(),
+        ],
+    );
+    second.line_with("not listening");
+    second.line_with("spool stopped");
+    second.line_with("subscription cleared");
+    let fault = second.line_with("cannot listen at");
+    assert!(fault.starts_with("test_server_11: "), "{fault}");
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = second.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "ends after shutting down");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(71));
+    // The first is unaffected.
+    check_table(port, 1, 1);
+}
+
 /// host-cake killed under live sessions and started again on the same port:
 /// the server hears its route is gone, both processes reconnect by
 /// themselves, re-send their listings, and the worker is back in use.

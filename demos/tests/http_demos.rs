@@ -32,8 +32,14 @@ impl Drop for Server {
 
 /// Starts a server demo on port 0 and waits for its `listening on` line.
 fn start(program: &str) -> Server {
+    start_with(program, &[])
+}
+
+/// [`start`] with more flags.
+fn start_with(program: &str, flags: &[&str]) -> Server {
     let mut child = Command::new(program)
         .arg("--server-address=127.0.0.1:0")
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -188,4 +194,42 @@ fn clients_as_threads_without_a_server_faults() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+}
+
+/// Many client processes against a spool with a one-place queue: every
+/// request is accounted for — a table, or an Overloaded / Busy answer,
+/// counted apart — and nothing else goes wrong.
+#[test]
+fn clients_as_processes_adds_up_the_load_of_its_children() {
+    let server = start_with(env!("CARGO_BIN_EXE_test_server_4"), &["--size-of-queue=1"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_clients_as_processes"))
+        .args([
+            format!("--server-address=127.0.0.1:{}", server.port),
+            "--processes=3".into(),
+            "--clients=6".into(),
+            "--requests=15".into(),
+            "--big-table=60".into(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["processes"], 3);
+    assert_eq!(report["clients"], 18);
+    assert_eq!(report["requests"], 3 * 6 * 15);
+    let errors = &report["errors"];
+    assert_eq!(errors["other"], 0, "{report}");
+    let counted = report["answered"].as_u64().unwrap()
+        + errors["busy"].as_u64().unwrap()
+        + errors["overloaded"].as_u64().unwrap();
+    assert_eq!(counted, 3 * 6 * 15, "{report}");
+    assert!(
+        report["latency_ms"]["p99"].as_f64().unwrap()
+            >= report["latency_ms"]["p50"].as_f64().unwrap()
+    );
+    interrupt(server);
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod directory;
+pub mod home;
 pub mod log;
 pub mod message;
 pub mod net;
@@ -55,4 +56,6 @@ mod guides {
     struct Directory;
     #[doc = include_str!("../../docs/lan.md")]
     struct Lan;
+    #[doc = include_str!("../../docs/spool.md")]
+    struct Spool;
 }

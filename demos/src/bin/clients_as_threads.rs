@@ -6,13 +6,15 @@
 //! $ cargo run --release -p layer-cake-demos --bin test_server_1 &
 //! $ cargo run --release -p layer-cake-demos --bin clients_as_threads -- --clients=8 --requests=1000
 //! {
+//!   "processes": 1,
 //!   "clients": 8,
 //!   "requests": 8000,
 //!   "answered": 8000,
 //!   "seconds": 1.9,
 //!   "requests_per_second": 4210.5,
 //!   "latency_ms": { "p50": 1.7, "p99": 4.1 },
-//!   "errors": { "busy": 0, "overloaded": 0, "other": 0 }
+//!   "errors": { "busy": 0, "overloaded": 0, "other": 0 },
+//!   "tally": { … }
 //! }
 //! ```
 //!
@@ -20,14 +22,14 @@
 //! `Overloaded` answers are counted apart (a loaded server says them on
 //! purpose). A client that cannot connect ends the run with its fault.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use layer_cake::net::{Close, Closed, ConnectOptions, Connected, HttpClient, NotConnected};
 use layer_cake::runtime::AskError;
-use layer_cake::{Context, FaultKind, Faulted, HostPort, Message, Returned, Stop, on};
+use layer_cake::{Context, FaultKind, Faulted, HostPort, Returned, Stop, on};
 use layer_cake_demos::Xy;
-use serde::{Deserialize, Serialize};
+use layer_cake_demos::load::{Report, Tally};
+use serde::Deserialize;
 
 /// How long one request may take before it counts as an error.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
@@ -58,34 +60,6 @@ impl Default for Args {
             big_table: 10,
         }
     }
-}
-
-/// What one client measured.
-#[derive(Debug, Default, Serialize, Deserialize, Message)]
-struct Tally {
-    latencies_us: Vec<u64>,
-    busy: u64,
-    overloaded: u64,
-    other: u64,
-}
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Serialize, Deserialize)]
-struct Latency {
-    p50: f64,
-    p99: f64,
-}
-
-/// The run's result, printed as JSON.
-#[derive(Debug, Serialize, Deserialize, Message)]
-struct Report {
-    clients: u32,
-    requests: u64,
-    answered: u64,
-    seconds: f64,
-    requests_per_second: f64,
-    latency_ms: Latency,
-    errors: BTreeMap<String, u64>,
 }
 
 /// One client: connect, ask until done, close.
@@ -127,8 +101,8 @@ async fn client(mut cx: Context, args: Args) -> Result<Tally, Faulted> {
                     && table.iter().all(|r| r.len() == xy.x as usize) =>
             {
                 tally
-                    .latencies_us
-                    .push(started.elapsed().as_micros() as u64);
+                    .latency_us
+                    .record(started.elapsed().as_micros() as u64);
             }
             Ok(_) => tally.other += 1,
             Err(AskError::Faulted(f)) if f.kind == FaultKind::Busy => tally.busy += 1,
@@ -152,14 +126,6 @@ async fn client(mut cx: Context, args: Args) -> Result<Tally, Faulted> {
     Ok(tally)
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at.min(sorted.len() - 1)] as f64 / 1000.0
-}
-
 async fn clients_as_threads(mut cx: Context, args: Args) -> Result<Report, Faulted> {
     layer_cake::message::registry::register::<Vec<Vec<f64>>>();
     let started = Instant::now();
@@ -173,12 +139,7 @@ async fn clients_as_threads(mut cx: Context, args: Args) -> Result<Report, Fault
         let message = cx.input().await;
         on!(message, {
             Returned as r => match r.into_result::<Tally>() {
-                Ok(t) => {
-                    total.latencies_us.extend(t.latencies_us);
-                    total.busy += t.busy;
-                    total.overloaded += t.overloaded;
-                    total.other += t.other;
-                }
+                Ok(t) => total.merge(&t),
                 Err(f) => fault = Some(f),
             },
             Stop as _ => { cx.abort(); fault = Some(Faulted::aborted()); },
@@ -189,25 +150,7 @@ async fn clients_as_threads(mut cx: Context, args: Args) -> Result<Report, Fault
         return Err(f);
     }
     let seconds = started.elapsed().as_secs_f64();
-    total.latencies_us.sort_unstable();
-    let answered = total.latencies_us.len() as u64;
-    let requests = answered + total.busy + total.overloaded + total.other;
-    Ok(Report {
-        clients: args.clients.max(1),
-        requests,
-        answered,
-        seconds: (seconds * 1000.0).round() / 1000.0,
-        requests_per_second: (requests as f64 / seconds * 10.0).round() / 10.0,
-        latency_ms: Latency {
-            p50: percentile(&total.latencies_us, 0.50),
-            p99: percentile(&total.latencies_us, 0.99),
-        },
-        errors: BTreeMap::from([
-            ("busy".to_string(), total.busy),
-            ("overloaded".to_string(), total.overloaded),
-            ("other".to_string(), total.other),
-        ]),
-    })
+    Ok(Report::new(1, args.clients.max(1), seconds, total))
 }
 
 fn main() {

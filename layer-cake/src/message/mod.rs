@@ -64,6 +64,7 @@ pub(crate) trait DynMessage: Send {
     fn signature(&self) -> &'static str;
     fn as_serialize(&self) -> &dyn erased_serde::Serialize;
     fn is_control(&self) -> bool;
+    fn try_copy(&self) -> Result<Payload, codec::CodecError>;
 }
 
 impl<T: Message> DynMessage for T {
@@ -81,6 +82,12 @@ impl<T: Message> DynMessage for T {
     }
     fn is_control(&self) -> bool {
         T::CONTROL
+    }
+    fn try_copy(&self) -> Result<Payload, codec::CodecError> {
+        let mut bytes = Vec::new();
+        codec::binary::encode(self, &mut bytes)?;
+        codec::binary::decode_named::<T>(&bytes, signature::static_signature::<T>())
+            .map(Payload::new)
     }
 }
 
@@ -159,8 +166,8 @@ impl Payload {
         serde_json::to_value(self.0.as_serialize())
     }
 
-    /// A copy of the message, made through the binary codec (encode, then
-    /// decode as the type registered under its signature).
+    /// A copy of the message, made through the binary codec (encoded, then
+    /// decoded as its own type; no registration needed).
     ///
     /// [`Message`] has no `Clone` bound — a message is moved, not shared —
     /// but some holders need a spare: a spool keeps one of each request so
@@ -177,17 +184,10 @@ impl Payload {
     ///
     /// # Errors
     ///
-    /// [`CodecError::UnknownSignature`](codec::CodecError::UnknownSignature)
-    /// when the type is not the one registered under its signature, or the
-    /// codec's error when the value does not encode.
+    /// The codec's error when the value does not encode (a map with
+    /// non-string keys in some codecs, a serializer that fails on purpose).
     pub fn try_copy(&self) -> Result<Payload, codec::CodecError> {
-        let signature = self.static_signature();
-        let entry = registry::lookup(signature)
-            .filter(|&entry| entry.type_id() == Payload::type_id(self))
-            .ok_or_else(|| codec::CodecError::UnknownSignature(signature.to_owned()))?;
-        let mut bytes = Vec::new();
-        self.encode_binary(&mut bytes)?;
-        entry.decode_binary(&bytes)
+        self.0.try_copy()
     }
 
     /// Appends the message's value in the binary codec to `out`.

@@ -89,6 +89,18 @@ pub struct ProcessConfig {
     pub output_file: Option<PathBuf>,
     /// `--help`: list the flags and exit.
     pub help: bool,
+    /// `--check-settings`: read the command line as usual — a bad flag is
+    /// one line on stderr and exit status 2 — but exit 0 without running the
+    /// main actor. The CLI checks a role's settings this way before storing
+    /// them.
+    pub check_settings: bool,
+    /// `--connect-to-parent=HOST:PORT`: started with
+    /// [`spawn_process`](crate::Context::spawn_process); connect back there
+    /// so that the parent can reach the main actor.
+    pub connect_to_parent: Option<HostPort>,
+    /// `--parent-key=KEY`: the one-time key that proves to the parent which
+    /// child is connecting back.
+    pub parent_key: Option<String>,
 }
 
 /// Reads a level name with [`DebugLevel`]'s `FromStr` (case ignored), so
@@ -176,6 +188,21 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         name: "help",
         value: "",
         text: "show this help and exit",
+    },
+    FlagHelp {
+        name: "check-settings",
+        value: "",
+        text: "check the command line and exit (0, or 2 with the error) without running",
+    },
+    FlagHelp {
+        name: "connect-to-parent",
+        value: "HOST:PORT",
+        text: "started as a child process: connect back to the parent here",
+    },
+    FlagHelp {
+        name: "parent-key",
+        value: "KEY",
+        text: "the key that identifies this child to its parent",
     },
 ];
 

@@ -20,6 +20,9 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_SOFTWARE: i32 = 70;
 /// Exit status: the result could not be written (`--output-file`, stdout).
 pub const EXIT_IO: i32 = 74;
+/// Exit status: started as a role of a home (`--home-path`, `--role-name`)
+/// that does not exist or is already running.
+pub const EXIT_CONFIG: i32 = 78;
 
 /// How long the runtime's blocking threads get to finish once the main actor
 /// has returned.
@@ -101,6 +104,7 @@ where
     let rest = args.get(1..).unwrap_or_default();
     let (config, arguments) = match parse::<A, S>(&program, rest) {
         Ok(Parsed::Run(config, arguments)) => (config, arguments),
+        Ok(Parsed::Checked) => return 0,
         Ok(Parsed::Help(text)) => {
             return match stdout
                 .write_all(text.as_bytes())
@@ -120,6 +124,19 @@ where
     };
     config::set(config.clone());
 
+    // A role of a home holds its role's lock while it runs (that is what
+    // "running" means to the CLI) and records its start in the history.
+    let _role_lock = match (&config.home_path, &config.role_name) {
+        (Some(home), Some(role)) => match take_role(home, role) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                let _ = writeln!(stderr, "{program}: {e}");
+                return EXIT_CONFIG;
+            }
+        },
+        _ => None,
+    };
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,12 +153,14 @@ where
         .role_name
         .clone()
         .unwrap_or_else(|| function_name::<F>().to_owned());
+    let child_config = config.clone();
     let result = runtime.block_on(async move {
         let signals = Signals::install();
         let handle = runtime::spawn_with(SpawnOptions::new().name(name), move |cx| {
             main_actor(cx, arguments)
         });
         let main = handle.address().clone();
+        super::child::child_side(&child_config, &main);
         let ended = handle.join_payload();
         tokio::pin!(ended);
         let mut signals = signals;
@@ -158,6 +177,18 @@ where
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
 
     output(result, &config, &program, stdout, stderr)
+}
+
+/// Locks role `role` of the home at `home` for this process and records
+/// its start.
+fn take_role(
+    home: &std::path::Path,
+    role: &str,
+) -> Result<crate::home::RoleLock, crate::home::HomeError> {
+    let role = crate::home::Home::open(home)?.role(role)?;
+    let lock = role.lock(std::os::unix::process::parent_id())?;
+    role.record_start(std::process::id())?;
+    Ok(lock)
 }
 
 /// Prints the main actor's result and returns the exit status.
@@ -218,6 +249,8 @@ pub(crate) enum Parsed<A> {
     Run(ProcessConfig, A),
     /// `--help` was given: print this and exit 0.
     Help(String),
+    /// `--check-settings` was given and the command line is good: exit 0.
+    Checked,
 }
 
 /// A command line that cannot be run: the exit status and one line saying
@@ -283,6 +316,9 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
     }
     let arguments: A =
         text::from_fields(&own_fields, Source::Flag).map_err(|e| usage(e.to_string()))?;
+    if config.check_settings {
+        return Ok(Parsed::Checked);
+    }
     Ok(Parsed::Run(config, arguments))
 }
 

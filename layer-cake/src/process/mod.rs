@@ -32,17 +32,28 @@
 //! | 71, or the fault's own | the main actor returned a [`Faulted`](crate::Faulted) (an `Aborted` after a signal included) |
 //! | 70 ([`EXIT_SOFTWARE`]) | the program's fault: no runtime, an unencodable result, argument names clashing with standard flags |
 //! | 74 ([`EXIT_IO`]) | the result could not be written |
+//! | 78 ([`EXIT_CONFIG`]) | started as a role of a home that has no such role, or whose role is already running |
+//!
+//! [`Context::spawn_process`](crate::Context::spawn_process) runs another
+//! executable as a child process ([`ProcessOptions`]): its main actor is
+//! reachable through the proxy address it returns, and its result comes back
+//! as [`Returned`](crate::Returned).
 //!
 //! See `docs/processes.md` for the whole story.
 
 mod args;
+mod child;
 mod config;
 mod entry;
 #[cfg(test)]
 mod tests;
 
+pub use child::{
+    ChildReady, DEFAULT_STDERR_LINES, DEFAULT_STOP_GRACE, LIFELINE_GRACE, ProcessOptions,
+    find_program,
+};
 pub use config::{Origin, ProcessConfig, Scope, config};
-pub use entry::{EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
+pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
 
 /// Identifies this start of this process: random, fixed for its lifetime.
 /// Directory entries and link handshakes carry it so that a restarted

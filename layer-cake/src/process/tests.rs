@@ -28,6 +28,7 @@ fn ok<A: serde::de::DeserializeOwned>(args: &[&str]) -> (ProcessConfig, A) {
     match parse::<A, _>("demo", args) {
         Ok(Parsed::Run(config, a)) => (config, a),
         Ok(Parsed::Help(h)) => panic!("{args:?}: unexpected help {h}"),
+        Ok(Parsed::Checked) => panic!("{args:?}: unexpected check"),
         Err(e) => panic!("{args:?}: {}", e.text),
     }
 }
@@ -303,4 +304,15 @@ fn run_writes_the_output_file() {
     let (code, _, err) = run_area(&["--x=2", &flag]);
     assert_eq!(code, EXIT_IO);
     assert!(err.starts_with("area: cannot write "), "{err}");
+}
+
+#[test]
+fn check_settings_reads_the_flags_and_does_not_run() {
+    assert!(matches!(
+        parse::<Xy, _>("demo", &["--x=2", "--check-settings"]),
+        Ok(Parsed::Checked)
+    ));
+    let bad = parse::<Xy, _>("demo", &["--x=two", "--check-settings"]).unwrap_err();
+    assert_eq!(bad.code, EXIT_USAGE);
+    assert!(bad.text.contains("x"), "{}", bad.text);
 }

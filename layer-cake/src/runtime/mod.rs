@@ -23,7 +23,8 @@ pub use envelope::{Meta, RequestId, TraceContext, TraceParseError};
 pub use error::{AskError, SendError};
 pub use machine::{Machine, Step};
 pub use spawn::{
-    ActorHandle, DEFAULT_CAPACITY, IntoReturn, SpawnOptions, ask, spawn, spawn_machine, spawn_with,
+    ActorHandle, AnyReturn, DEFAULT_CAPACITY, IntoReturn, SpawnOptions, ask, spawn, spawn_machine,
+    spawn_with,
 };
 pub use supervise::RetryPolicy;
 

@@ -32,6 +32,17 @@ pub trait IntoReturn: Send + 'static {
     type Value: Message;
     /// The value, or the fault.
     fn into_return(self) -> Result<Self::Value, Faulted>;
+
+    /// The value as a [`Payload`], or the fault. Overridden by the runtime
+    /// for actors that end with a value whose type is only known at run time
+    /// (a child process's proxy); not meant to be overridden elsewhere.
+    #[doc(hidden)]
+    fn into_payload(self) -> Result<Payload, Faulted>
+    where
+        Self: Sized,
+    {
+        self.into_return().map(Payload::new)
+    }
 }
 
 impl<T: Message> IntoReturn for T {
@@ -45,6 +56,24 @@ impl<T: Message, E: Into<Faulted> + Send + 'static> IntoReturn for Result<T, E> 
     type Value = T;
     fn into_return(self) -> Result<T, Faulted> {
         self.map_err(Into::into)
+    }
+}
+
+/// The end of an actor whose value's type is known only at run time — a
+/// value decoded from a child process's output, a role's result passed on.
+/// Its parent's [`Returned`](crate::Returned) holds the payload as it is.
+#[derive(Debug)]
+pub struct AnyReturn(pub Result<Payload, Faulted>);
+
+impl IntoReturn for AnyReturn {
+    type Value = ();
+
+    fn into_return(self) -> Result<(), Faulted> {
+        self.0.map(drop)
+    }
+
+    fn into_payload(self) -> Result<Payload, Faulted> {
+        self.0
     }
 }
 
@@ -105,7 +134,7 @@ pub(crate) enum OnEnd {
 
 /// Turns what an actor's function ended with into its value or fault.
 fn outcome<O: IntoReturn>(output: O) -> Result<Payload, Faulted> {
-    let payload = Payload::new(output.into_return()?);
+    let payload = output.into_payload()?;
     // A returned fault is a fault, however it was returned.
     match payload.downcast::<Faulted>() {
         Ok(fault) => Err(fault),

@@ -32,8 +32,9 @@
 //! ```
 //!
 //! **Workers** come from one of three sources ([`Workers`]): N local actors
-//! made from a worker function; N of anything an actor can start, such as
-//! child processes ([`Workers::spawned`]); or workers that join and leave
+//! made from a worker function ([`Workers::local`]); N child processes of a
+//! worker executable ([`Workers::processes`], or anything else an actor can
+//! start with [`Workers::spawned`]); or workers that join and leave
 //! from outside — usually the publishers of a directory name, fed in by
 //! forwarding `Available` and `Dropped` to the spool (or as [`JoinSpool`] /
 //! [`LeaveSpool`]).
@@ -211,6 +212,19 @@ impl Workers {
                 make: Arc::new(make),
             },
         }
+    }
+
+    /// `count` child processes started from `options`, with role names
+    /// `<name>-0`, `<name>-1`, … (the name is the options' role name, or the
+    /// program's). Each is a worker process: its main actor answers the
+    /// requests the spool forwards to it (see
+    /// [`Context::spawn_process`](crate::Context::spawn_process)). One that
+    /// exits is started again after the stand-down delay.
+    pub fn processes(count: usize, options: crate::process::ProcessOptions) -> Self {
+        let base = options.name();
+        Workers::spawned(count, move |cx, slot| {
+            cx.spawn_process(options.clone().role_name(format!("{base}-{slot}")))
+        })
     }
 
     /// No workers to begin with: they join with [`JoinSpool`] (or a

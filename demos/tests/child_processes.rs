@@ -1,0 +1,669 @@
+//! Child processes, with real processes: `spawn_process` from this test
+//! (values, faults, signals, `Stop`, requests to a worker) and the
+//! multiprocessing demos end to end (`test_server_5/6/7` over HTTP, no
+//! orphans when a parent is killed).
+//!
+//! Every process a test starts itself is killed by a guard if the test ends
+//! early; the children started through `spawn_process` are stopped by their
+//! proxies (and see their lifeline close when this process exits).
+
+mod support;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use layer_cake::process::ProcessOptions;
+use layer_cake::{Address, Context, FaultKind, Faulted, Payload, Returned, Stop};
+use layer_cake_demos::Xy;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+layer_cake::register!(Vec<Vec<f64>>);
+
+/// Generous: the machine is a loaded 2-core box.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+type Table = Vec<Vec<f64>>;
+
+/// One runtime for the whole test binary, as in a real process: the hub the
+/// children connect back to lives on the runtime that first needed it.
+fn block_on<F: Future>(future: F) -> F::Output {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+        })
+        .block_on(future)
+}
+
+/// The next message, within the deadline.
+async fn next(cx: &mut Context) -> Payload {
+    tokio::time::timeout(PATIENCE, cx.input())
+        .await
+        .expect("a message within the deadline")
+}
+
+/// Waits for the `Returned` of `child`, ignoring anything else.
+async fn returned_from(cx: &mut Context, child: &Address) -> Returned {
+    loop {
+        let message = next(cx).await;
+        if cx.return_address() == child
+            && let Ok(r) = message.downcast::<Returned>()
+        {
+            return r;
+        }
+    }
+}
+
+fn function_5(x: i64, y: i64) -> ProcessOptions {
+    ProcessOptions::new(env!("CARGO_BIN_EXE_test_function_5"))
+        .flag("x", x.to_string())
+        .flag("y", y.to_string())
+}
+
+fn worker_7(role: &str) -> ProcessOptions {
+    ProcessOptions::new(env!("CARGO_BIN_EXE_test_worker_7")).role_name(role)
+}
+
+/// A role name no other test uses.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+/// The state letter and parent pid of a process, from `/proc/<pid>/stat`.
+fn stat(pid: i32) -> Option<(char, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// The children of `parent` whose command line contains `needle`.
+fn children_of(parent: i32, needle: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| stat(pid).is_some_and(|(state, ppid)| ppid == parent && state != 'Z'))
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+/// Waits for the one child of `parent` whose command line has `needle`.
+fn find_child(parent: i32, needle: &str) -> i32 {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let [pid] = children_of(parent, needle)[..] {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no child process with {needle}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether a process has ended (gone, or a zombie nobody reaped yet).
+fn is_gone(pid: i32) -> bool {
+    stat(pid).is_none_or(|(state, _)| state == 'Z' || state == 'X')
+}
+
+/// Waits (generously) for `pid` to end.
+fn wait_gone(pid: i32) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if is_gone(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Kills a process by pid when dropped, if it is still running.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !is_gone(self.0) {
+            let _ = signal::kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+    }
+}
+
+fn me() -> i32 {
+    std::process::id() as i32
+}
+
+#[test]
+fn a_childs_value_reaches_the_parent() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let child = cx.spawn_process(function_5(3, 2));
+        let table = returned_from(&mut cx, &child)
+            .await
+            .into_result::<Table>()
+            .expect("a table");
+        assert_eq!(table.len(), 2);
+        assert!(table.iter().all(|row| row.len() == 3));
+    });
+}
+
+#[test]
+fn a_big_result_does_not_stall_the_pipe() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        // About a megabyte of JSON: far more than a pipe holds.
+        let child = cx.spawn_process(function_5(500, 400));
+        let table = returned_from(&mut cx, &child)
+            .await
+            .into_result::<Table>()
+            .expect("a table");
+        assert_eq!((table.len(), table[0].len()), (400, 500));
+    });
+}
+
+#[test]
+fn a_childs_fault_reaches_the_parent_as_that_fault() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let child = cx.spawn_process(function_5(-1, 2));
+        let fault = returned_from(&mut cx, &child)
+            .await
+            .into_result::<Table>()
+            .unwrap_err();
+        assert_eq!(fault.condition, "bad dimensions", "{fault}");
+        assert!(fault.explanation.unwrap().contains("x=-1"));
+    });
+}
+
+#[test]
+fn a_bad_flag_is_a_non_standard_exit_with_the_usage_line() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let child = cx.spawn_process(function_5(1, 1).flag("z", "1"));
+        let fault = returned_from(&mut cx, &child)
+            .await
+            .into_result::<Table>()
+            .unwrap_err();
+        assert_eq!(fault.condition, "non-standard process exit", "{fault}");
+        assert_eq!(fault.exit_status, Some(2));
+        let explanation = fault.explanation.unwrap();
+        assert!(explanation.contains("unknown flag --z"), "{explanation}");
+    });
+}
+
+#[test]
+fn a_missing_program_is_a_fault() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let child = cx.spawn_process(ProcessOptions::new("no-such-program-anywhere"));
+        let fault = returned_from(&mut cx, &child)
+            .await
+            .into_result::<()>()
+            .unwrap_err();
+        assert_eq!(fault.condition, "cannot find program", "{fault}");
+    });
+}
+
+#[test]
+fn a_killed_child_is_a_fault_naming_the_signal() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let role = unique("killed");
+        let child = cx.spawn_process(worker_7(&role));
+        // Up and connected: it answers.
+        let table: Table = cx
+            .ask(Xy { x: 1, y: 1 }, &child, PATIENCE)
+            .await
+            .expect("an answer");
+        assert_eq!(table.len(), 1);
+        let pid = find_child(me(), &format!("--role-name={role}"));
+        let _guard = KillOnDrop(pid);
+        signal::kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+        let fault = returned_from(&mut cx, &child)
+            .await
+            .into_result::<()>()
+            .unwrap_err();
+        assert_eq!(fault.condition, "non-standard process exit", "{fault}");
+        assert_eq!(fault.exit_status, Some(128 + 9));
+        assert!(fault.explanation.unwrap().contains("SIGKILL"));
+    });
+}
+
+#[test]
+fn stop_interrupts_the_child_and_returns_aborted() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let role = unique("stopped");
+        let child = cx.spawn_process(worker_7(&role));
+        let _: Table = cx
+            .ask(Xy { x: 2, y: 1 }, &child, PATIENCE)
+            .await
+            .expect("an answer");
+        let pid = find_child(me(), &format!("--role-name={role}"));
+        let _guard = KillOnDrop(pid);
+        cx.send(Stop, &child).unwrap();
+        let fault = returned_from(&mut cx, &child)
+            .await
+            .into_result::<()>()
+            .unwrap_err();
+        assert_eq!(fault.kind, FaultKind::Aborted, "{fault}");
+        assert!(is_gone(pid), "the child process has ended");
+    });
+}
+
+#[test]
+fn requests_reach_a_worker_child_and_answers_come_straight_back() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let child = cx.spawn_process(worker_7(&unique("worker")));
+        // Sent at once: most arrive before the child has connected back.
+        let mut asked = Vec::new();
+        for n in 1..=5 {
+            asked.push((cx.request(Xy { x: n, y: 2 }, &child).unwrap(), n));
+        }
+        for _ in 0..asked.len() {
+            let answer = next(&mut cx).await;
+            let id = cx.answers().expect("an answer to a request");
+            let (_, x) = asked.iter().find(|(i, _)| *i == id).expect("ours");
+            // From the child's main actor, not through the proxy.
+            assert!(cx.return_address().is_remote());
+            assert_ne!(cx.return_address(), &child);
+            let table = answer.downcast::<Table>().expect("a table");
+            assert_eq!(table.len(), 2);
+            assert!(table.iter().all(|row| row.len() == *x as usize));
+        }
+        // Another actor asks the same proxy and gets its own answer.
+        let proxy = child.clone();
+        let helper = cx.spawn(move |mut cx: Context| async move {
+            cx.ask::<Table, _>(Xy { x: 4, y: 3 }, &proxy, PATIENCE)
+                .await
+                .map_err(|e| e.into_fault())
+        });
+        let table = returned_from(&mut cx, &helper)
+            .await
+            .into_result::<Table>()
+            .unwrap();
+        assert_eq!((table.len(), table[0].len()), (3, 4));
+        cx.send(Stop, &child).unwrap();
+        let ended = returned_from(&mut cx, &child).await;
+        assert!(ended.is_fault());
+    });
+}
+
+#[test]
+fn requests_held_for_a_child_that_never_connects_are_lost() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        // `true` is no layer-cake process: it exits 0 without a word.
+        let child = cx.spawn_process(ProcessOptions::new("true"));
+        let id = cx.request(Xy { x: 1, y: 1 }, &child).unwrap();
+        let mut answered = false;
+        let mut ended = None;
+        while !(answered && ended.is_some()) {
+            let message = next(&mut cx).await;
+            if cx.answers() == Some(id) {
+                let fault = message.downcast::<Faulted>().expect("a fault");
+                assert_eq!(fault.kind, FaultKind::Lost, "{fault}");
+                answered = true;
+            } else if let Ok(r) = message.downcast::<Returned>() {
+                ended = Some(r);
+            }
+        }
+        assert!(ended.unwrap().value.is::<()>());
+    });
+}
+
+/// A server demo run by the test; killed on drop if still running.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+/// Starts a server demo on port 0 and waits for its `listening on` line;
+/// the rest of its stderr is drained (and shown) in the background.
+fn start(program: &str) -> Server {
+    let mut child = Command::new(program)
+        .arg("--server-address=127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stderr = child.stderr.take().unwrap();
+    let (found, port) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            eprintln!("{line}");
+            if let Some((_, at)) = line.split_once("listening on ") {
+                let port: u16 = at.rsplit(':').next().unwrap().trim().parse().unwrap();
+                let _ = found.send(port);
+            }
+        }
+    });
+    let mut server = Server { child, port: 0 };
+    server.port = port.recv_timeout(PATIENCE).expect("a listening line");
+    server
+}
+
+fn check_table(port: u16, x: usize, y: usize) {
+    let (status, body) = support::http_get(port, &format!("/Xy?x={x}&y={y}"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["value"][0], "vector<vector<float8>>");
+    let table = v["value"][1].as_array().unwrap();
+    assert_eq!(table.len(), y);
+    assert!(table.iter().all(|row| row.as_array().unwrap().len() == x));
+}
+
+/// SIGINT to the server: it ends (with a fault), and so do its children.
+fn interrupt(mut server: Server) {
+    let children = children_of(server.pid(), "--child-process");
+    let _guards: Vec<KillOnDrop> = children.iter().map(|&pid| KillOnDrop(pid)).collect();
+    signal::kill(Pid::from_raw(server.pid()), Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "ends after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "an interrupted server ends with a fault");
+    for pid in children {
+        assert!(wait_gone(pid), "child {pid} ended with its parent");
+    }
+}
+
+#[test]
+fn test_server_5_runs_a_process_per_request() {
+    let server = start(env!("CARGO_BIN_EXE_test_server_5"));
+    check_table(server.port, 2, 3);
+    check_table(server.port, 1, 1);
+    let (status, body) = support::http_get(server.port, "/Xy?x=-1&y=1");
+    assert_eq!(status, 500);
+    assert!(String::from_utf8_lossy(&body).contains("bad dimensions"));
+    interrupt(server);
+}
+
+#[test]
+fn test_server_6_runs_processes_concurrently() {
+    let server = start(env!("CARGO_BIN_EXE_test_server_6"));
+    let port = server.port;
+    let askers: Vec<_> = (1..=4)
+        .map(|n| std::thread::spawn(move || check_table(port, n, 2)))
+        .collect();
+    for asker in askers {
+        asker.join().expect("a table for each request");
+    }
+    interrupt(server);
+}
+
+#[test]
+fn test_server_7_forwards_to_its_worker_process() {
+    let server = start(env!("CARGO_BIN_EXE_test_server_7"));
+    for n in 1..=5 {
+        check_table(server.port, n, 3);
+    }
+    let worker = find_child(server.pid(), "test_worker_7");
+    let _guard = KillOnDrop(worker);
+    interrupt(server);
+    assert!(is_gone(worker));
+}
+
+#[test]
+fn no_orphans_when_the_parent_is_killed() {
+    let mut server = start(env!("CARGO_BIN_EXE_test_server_7"));
+    check_table(server.port, 2, 2);
+    let worker = find_child(server.pid(), "test_worker_7");
+    let _guard = KillOnDrop(worker);
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    assert!(
+        wait_gone(worker),
+        "the worker process ended after its parent was killed"
+    );
+}
+
+#[test]
+fn a_server_whose_worker_dies_ends_with_a_fault() {
+    let mut server = start(env!("CARGO_BIN_EXE_test_server_7"));
+    let worker = find_child(server.pid(), "test_worker_7");
+    let _guard = KillOnDrop(worker);
+    signal::kill(Pid::from_raw(worker), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server ends with its worker");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(71));
+}
+
+/// A stand-in parent: this test listens where a hub would, and starts
+/// `test_worker_7` by hand with the connect-back flags and a piped stdin.
+/// Returns the child (killed on drop), the link's proxy and the main actor
+/// the child introduced.
+async fn hand_started_child(cx: &mut Context) -> (ChildGuard, Address, Address) {
+    use layer_cake::net::{Accepted, ListenOptions, Listening};
+    use layer_cake::process::ChildReady;
+    cx.listen(
+        layer_cake::HostPort::new("127.0.0.1", 0),
+        ListenOptions::native(),
+    );
+    let at = loop {
+        if let Ok(l) = next(cx).await.downcast::<Listening>() {
+            break l.listening;
+        }
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_test_worker_7"))
+        .args([
+            "--child-process".to_owned(),
+            format!("--connect-to-parent={at}"),
+            "--parent-key=0123456789abcdef".to_owned(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the worker starts");
+    let child = ChildGuard(child);
+    let mut link = None;
+    let mut main = None;
+    while link.is_none() || main.is_none() {
+        let message = next(cx).await;
+        if let Some(a) = message.downcast_ref::<Accepted>() {
+            link = Some(a.proxy.clone());
+        } else if let Ok(ready) = message.downcast::<ChildReady>() {
+            assert_eq!(ready.key, "0123456789abcdef");
+            main = Some(ready.main);
+        }
+    }
+    (child, link.unwrap(), main.unwrap())
+}
+
+/// A child started by hand; killed on drop if still running.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl ChildGuard {
+    /// Waits (generously) for the child to exit; its exit status.
+    async fn exited(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the child ends");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[test]
+fn a_child_stops_when_its_lifeline_closes() {
+    block_on(async {
+        let mut cx = Context::detached("stand-in parent");
+        let (mut child, _link, main) = hand_started_child(&mut cx).await;
+        // Connected and serving.
+        let _: Table = cx.ask(Xy { x: 1, y: 1 }, &main, PATIENCE).await.unwrap();
+        // The link stays up; only stdin closes.
+        drop(child.0.stdin.take());
+        let status = child.exited().await;
+        assert_eq!(status.code(), Some(71), "stopped: aborted");
+    });
+}
+
+#[test]
+fn a_child_stops_when_the_link_to_its_parent_closes() {
+    block_on(async {
+        let mut cx = Context::detached("stand-in parent");
+        let (mut child, link, main) = hand_started_child(&mut cx).await;
+        let _: Table = cx.ask(Xy { x: 1, y: 1 }, &main, PATIENCE).await.unwrap();
+        // stdin stays open (the guard holds it); only the link closes.
+        cx.send(
+            layer_cake::net::Close {
+                note: Some("test".into()),
+            },
+            &link,
+        )
+        .unwrap();
+        let status = child.exited().await;
+        assert_eq!(status.code(), Some(71), "stopped: aborted");
+    });
+}
+
+/// Waits until `parent` has `n` children whose command line has `needle`.
+fn wait_children(parent: i32, needle: &str, n: usize) -> Vec<i32> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let found = children_of(parent, needle);
+        if found.len() == n {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} children with {needle}, wanted {n}",
+            found.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn test_server_8_spools_over_eight_worker_processes() {
+    let server = start(env!("CARGO_BIN_EXE_test_server_8"));
+    let workers = wait_children(server.pid(), "test_worker_7", 8);
+    let _guards: Vec<KillOnDrop> = workers.iter().map(|&pid| KillOnDrop(pid)).collect();
+    for n in 1..=4 {
+        check_table(server.port, n, 2);
+    }
+    interrupt(server);
+}
+
+/// Worker processes killed with SIGKILL in the middle of a load: every
+/// request is answered with its table (the requests a dead worker held go
+/// to another), and each dead worker is replaced by a new process.
+#[test]
+fn test_server_8_answers_every_request_while_worker_processes_are_killed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let server = start(env!("CARGO_BIN_EXE_test_server_8"));
+    let port = server.port;
+    let first = wait_children(server.pid(), "test_worker_7", 8);
+    let mut guards: Vec<KillOnDrop> = first.iter().map(|&pid| KillOnDrop(pid)).collect();
+
+    const CLIENTS: usize = 6;
+    const EACH: usize = 50;
+    let done = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    check_table(port, 1 + (c + i) % 5, 1 + i % 3);
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for (k, at) in [CLIENTS * EACH / 5, CLIENTS * EACH / 2]
+        .into_iter()
+        .enumerate()
+    {
+        let deadline = Instant::now() + PATIENCE;
+        while done.load(Ordering::SeqCst) < at {
+            assert!(Instant::now() < deadline, "the load stalled at {at}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        signal::kill(Pid::from_raw(first[k]), Signal::SIGKILL).unwrap();
+    }
+    for client in clients {
+        client
+            .join()
+            .expect("every request answered with its table");
+    }
+    assert_eq!(done.load(Ordering::SeqCst), CLIENTS * EACH);
+    // Both dead workers were replaced (after the 2 s stand-down).
+    let now = wait_children(server.pid(), "test_worker_7", 8);
+    let replaced: Vec<&i32> = now.iter().filter(|pid| !first.contains(pid)).collect();
+    assert_eq!(replaced.len(), 2, "{first:?} → {now:?}");
+    guards.extend(now.iter().map(|&pid| KillOnDrop(pid)));
+    interrupt(server);
+}
+
+#[test]
+fn no_worker_process_outlives_a_killed_spool_server() {
+    let mut server = start(env!("CARGO_BIN_EXE_test_server_8"));
+    let workers = wait_children(server.pid(), "test_worker_7", 8);
+    let _guards: Vec<KillOnDrop> = workers.iter().map(|&pid| KillOnDrop(pid)).collect();
+    check_table(server.port, 2, 2);
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    for pid in workers {
+        assert!(
+            wait_gone(pid),
+            "worker {pid} ended after its parent was killed"
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! The home: a folder holding the roles of a composite process — what to
+//! run, with which settings, and what happened when it ran.
+//!
+//! The `layer-cake` CLI creates and edits a home; `group-cake` runs its
+//! roles. The layout (`docs/home.md` tells the whole story):
+//!
+//! ```text
+//! .layer-cake/                 the home (the default, in the current directory)
+//!   role/
+//!     group/                   the composite process itself (group-cake)
+//!     <role>/
+//!       executable.json        what to run: a path, or a bare name found next to the CLI or on PATH
+//!       settings.json          the role's own flags: {"name": "value text", …}
+//!       unique_id.json         a uuid, fixed when the role is added
+//!       history.json           the last 16 starts: when, pid, when it stopped, what it returned
+//!       logs/  model/  tmp/    rolling logs; the role's persistent and scratch folders
+//!       lock                   held while the role runs (pid and parent pid inside)
+//!   resource/                  read-only files per executable
+//! ```
+//!
+//! ```
+//! use layer_cake::home::{Home, Settings};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let home = Home::create(dir.path().join(".layer-cake")).unwrap();
+//! let mut settings = Settings::new();
+//! settings.insert("x".into(), "2".into());
+//! home.add_role("worker-0", "test_worker_10", settings).unwrap();
+//! let roles = home.roles().unwrap();
+//! assert_eq!(roles.len(), 1);
+//! assert_eq!(roles[0].executable().unwrap(), "test_worker_10");
+//! assert_eq!(roles[0].settings().unwrap()["x"], "2");
+//! ```
+
+mod group;
+mod history;
+mod role;
+
+use std::path::{Path, PathBuf};
+
+pub use group::{GroupOptions, RolesReturned, run_group};
+pub use history::StartStop;
+pub use role::{Role, RoleLock, Running, check_role_name};
+
+/// A role's settings: flag name (without `--`) → the flag's value as text,
+/// exactly as it is given on a command line (`"2"`, `"127.0.0.1:5050"`,
+/// `{"regular_steps": 30.0}`).
+pub type Settings = std::collections::BTreeMap<String, String>;
+
+/// The name of the role that stands for the composite process itself.
+pub const GROUP_ROLE: &str = "group";
+
+/// The default home: `.layer-cake` in the current directory.
+pub const DEFAULT_HOME: &str = ".layer-cake";
+
+/// A home that went wrong: what, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    /// The home does not exist (or is not a home).
+    #[error("no home at {0} (make one with `layer-cake create`)")]
+    NoHome(PathBuf),
+    /// `create` found something there already.
+    #[error("a home already exists at {0}")]
+    Exists(PathBuf),
+    /// No role of that name.
+    #[error("no role \"{0}\"")]
+    NoRole(String),
+    /// A role of that name exists already.
+    #[error("role \"{0}\" already exists")]
+    RoleExists(String),
+    /// A role name that cannot be used.
+    #[error("bad role name \"{name}\": {reason}")]
+    BadRoleName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The role is running, so it cannot be changed or deleted.
+    #[error("role \"{role}\" is running (pid {pid})")]
+    Running {
+        /// The role.
+        role: String,
+        /// Its process.
+        pid: u32,
+    },
+    /// A file of the home could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What happened.
+        source: std::io::Error,
+    },
+    /// A file of the home holds something unreadable.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
+    move |source| HomeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A home folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    path: PathBuf,
+}
+
+impl Home {
+    /// Makes a new home at `path` (its parent must exist); fails if anything
+    /// is already there.
+    pub fn create(path: impl Into<PathBuf>) -> Result<Home, HomeError> {
+        let path = path.into();
+        if path.exists() {
+            return Err(HomeError::Exists(path));
+        }
+        std::fs::create_dir(&path).map_err(io(&path))?;
+        for dir in ["role", "resource"] {
+            let sub = path.join(dir);
+            std::fs::create_dir(&sub).map_err(io(&sub))?;
+        }
+        Ok(Home { path })
+    }
+
+    /// Opens the home at `path`.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Home, HomeError> {
+        let path = path.into();
+        if !path.join("role").is_dir() {
+            return Err(HomeError::NoHome(path));
+        }
+        Ok(Home { path })
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The folder of read-only files for `executable`.
+    pub fn resource_dir(&self, executable: &str) -> PathBuf {
+        let base = Path::new(executable)
+            .file_name()
+            .map_or_else(|| executable.into(), |n| n.to_os_string());
+        self.path.join("resource").join(base)
+    }
+
+    /// Adds a role that runs `executable` with `settings`.
+    pub fn add_role(
+        &self,
+        name: &str,
+        executable: &str,
+        settings: Settings,
+    ) -> Result<Role, HomeError> {
+        Role::create(&self.path.join("role"), name, executable, settings)
+    }
+
+    /// The role called `name`.
+    pub fn role(&self, name: &str) -> Result<Role, HomeError> {
+        Role::open(&self.path.join("role"), name)
+    }
+
+    /// Every role, the group role included, in name order (numbers in names
+    /// compare as numbers: `worker-2` before `worker-10`).
+    pub fn roles(&self) -> Result<Vec<Role>, HomeError> {
+        let dir = self.path.join("role");
+        let mut roles = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().join(role::EXECUTABLE).is_file() {
+                roles.push(Role::open(&dir, &name)?);
+            }
+        }
+        roles.sort_by(|a, b| natural_cmp(a.name(), b.name()));
+        Ok(roles)
+    }
+
+    /// The roles whose names match any of `patterns`, regular expressions
+    /// matched from the start of the name (so `worker` matches `worker-3`);
+    /// when `patterns` is empty, every role but the group role (which is
+    /// included only when a pattern names it).
+    pub fn matching(&self, patterns: &[String]) -> Result<Vec<Role>, MatchError> {
+        let regexes = patterns
+            .iter()
+            .map(|p| {
+                regex::Regex::new(&format!("^(?:{p})")).map_err(|e| MatchError::BadPattern {
+                    pattern: p.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let roles = self.roles()?;
+        Ok(roles
+            .into_iter()
+            .filter(|r| match regexes.is_empty() {
+                true => !r.is_group(),
+                false => regexes.iter().any(|re| re.is_match(r.name())),
+            })
+            .collect())
+    }
+
+    /// Removes the whole home; refuses while any role runs.
+    pub fn destroy(self) -> Result<(), HomeError> {
+        for role in self.roles()? {
+            if let Some(running) = role.running() {
+                return Err(HomeError::Running {
+                    role: role.name().to_owned(),
+                    pid: running.pid,
+                });
+            }
+        }
+        std::fs::remove_dir_all(&self.path).map_err(io(&self.path))
+    }
+}
+
+/// Role patterns that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    /// A pattern is not a regular expression.
+    #[error("bad role pattern \"{pattern}\": {reason}")]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        reason: String,
+    },
+    /// The home could not be read.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+}
+
+/// Compares names with runs of digits taken as numbers.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for ((da, sa), (db, sb)) in ca.iter().zip(cb.iter()) {
+        let order = if *da && *db {
+            let (ta, tb) = (sa.trim_start_matches('0'), sb.trim_start_matches('0'));
+            ta.len().cmp(&tb.len()).then(ta.cmp(tb))
+        } else {
+            sa.cmp(sb)
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    ca.len().cmp(&cb.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_naturally() {
+        let mut names = vec!["worker-10", "worker-2", "server", "worker-1", "group"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            ["group", "server", "worker-1", "worker-2", "worker-10"]
+        );
+    }
+
+    #[test]
+    fn a_home_is_made_once_and_roles_are_found_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("home");
+        let home = Home::create(&path).unwrap();
+        assert!(matches!(Home::create(&path), Err(HomeError::Exists(_))));
+        home.add_role(GROUP_ROLE, "group-cake", Settings::new())
+            .unwrap();
+        for i in 0..3 {
+            home.add_role(&format!("worker-{i}"), "test_worker_10", Settings::new())
+                .unwrap();
+        }
+        home.add_role("server", "test_server_10", Settings::new())
+            .unwrap();
+        let names = |roles: Vec<Role>| {
+            roles
+                .iter()
+                .map(|r| r.name().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(home.matching(&[]).unwrap()),
+            ["server", "worker-0", "worker-1", "worker-2"]
+        );
+        assert_eq!(
+            names(home.matching(&["work".into()]).unwrap()),
+            ["worker-0", "worker-1", "worker-2"]
+        );
+        assert_eq!(
+            names(home.matching(&["s".into(), "worker-2".into()]).unwrap()),
+            ["server", "worker-2"]
+        );
+        // Anchored at the start: "erver" matches nothing.
+        assert!(home.matching(&["erver".into()]).unwrap().is_empty());
+        assert_eq!(names(home.matching(&["group".into()]).unwrap()), ["group"]);
+        let e = home.matching(&["(".into()]).unwrap_err();
+        assert!(e.to_string().starts_with("bad role pattern \"(\""), "{e}");
+        assert!(matches!(
+            Home::open(dir.path().join("nope")),
+            Err(HomeError::NoHome(_))
+        ));
+        Home::open(&path).unwrap().destroy().unwrap();
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,782 @@
+//! Child processes: another executable run as if it were a child actor.
+//!
+//! [`Context::spawn_process`] starts a program and returns the address of a
+//! *proxy* actor, a child of the caller. Messages sent to the proxy go to the
+//! child process's main actor (once the child has connected back); when the
+//! process ends, the proxy ends and the caller receives
+//! [`Returned`](crate::Returned) with the process's result, decoded from its
+//! `--full-output`.
+//!
+//! The pieces:
+//!
+//! * **the hub** — one actor per process, created on the first
+//!   `spawn_process`, listening natively on `127.0.0.1:0`. A child connects
+//!   there and sends [`ChildReady`] with its one-time key and its main
+//!   actor's address; the hub hands that to the proxy that owns the key.
+//! * **the proxy** — runs the process, copies its stderr through (keeping
+//!   the last lines for a fault), drains its stdout, forwards messages to
+//!   the main actor, turns `Stop` into SIGINT, and returns the result.
+//! * **the child side** ([`child_side`], called by
+//!   [`run`](super::run)) — connects back when `--connect-to-parent` is
+//!   given, and stops the main actor when the parent goes away: its stdin
+//!   (the lifeline, held open by the proxy) reaches end of file, or the
+//!   connect-back link closes.
+//!
+//! See "Child processes" in `docs/processes.md`.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+use super::config::ProcessConfig;
+use crate::message::codec::json;
+use crate::net::{
+    Accepted, Closed, ConnectOptions, Connected, HostPort, ListenOptions, Listening, NotConnected,
+    NotListening,
+};
+use crate::runtime::{self, Address, Context, SpawnOptions};
+use crate::{FAULTY_EXIT, Faulted, Payload, Stop, on};
+
+/// How many lines of a child's stderr a fault quotes, unless
+/// [`ProcessOptions::stderr_lines`] says otherwise.
+pub const DEFAULT_STDERR_LINES: usize = 20;
+
+/// How long a child has to end after SIGINT before it is killed, unless
+/// [`ProcessOptions::stop_grace`] says otherwise.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a child whose parent has gone gives its main actor to end
+/// before it exits by itself.
+pub const LIFELINE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the hub may take to start listening.
+const HUB_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How long the output pipes may stay open after the process has exited (a
+/// grandchild may hold them) before what was read so far is used.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How to start a child process with [`Context::spawn_process`].
+///
+/// ```
+/// use layer_cake::process::ProcessOptions;
+///
+/// let options = ProcessOptions::new("test_function_5")
+///     .flag("x", "2")
+///     .flag("y", "3")
+///     .role_name("texture-1");
+/// assert_eq!(options.name(), "texture-1");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProcessOptions {
+    program: PathBuf,
+    words: Vec<String>,
+    flags: Vec<(String, String)>,
+    role_name: Option<String>,
+    env: Vec<(String, String)>,
+    stderr_lines: usize,
+    stop_grace: Duration,
+}
+
+impl ProcessOptions {
+    /// Runs `program`: a path, or a bare name looked up next to the current
+    /// executable, then on `PATH` (see [`find_program`]).
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        ProcessOptions {
+            program: program.into(),
+            words: Vec::new(),
+            flags: Vec::new(),
+            role_name: None,
+            env: Vec::new(),
+            stderr_lines: DEFAULT_STDERR_LINES,
+            stop_grace: DEFAULT_STOP_GRACE,
+        }
+    }
+
+    /// Adds a positional word to the command line (before the flags).
+    pub fn arg(mut self, word: impl Into<String>) -> Self {
+        self.words.push(word.into());
+        self
+    }
+
+    /// Adds the flag `--name=value`; the value is passed verbatim (`"2"`, a
+    /// JSON fragment, a `HostPort` as `127.0.0.1:5050`).
+    pub fn flag(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.flags.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// The child's role: passed as `--role-name`, and the proxy actor's
+    /// name. Default: the program's file name.
+    pub fn role_name(mut self, name: impl Into<String>) -> Self {
+        self.role_name = Some(name.into());
+        self
+    }
+
+    /// Sets an environment variable for the child (it inherits the rest).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// How many of the last lines of the child's stderr a fault quotes.
+    pub fn stderr_lines(mut self, lines: usize) -> Self {
+        self.stderr_lines = lines;
+        self
+    }
+
+    /// How long the child has to end after SIGINT before it is killed.
+    pub fn stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
+        self
+    }
+
+    /// The role name: as given, or the program's file name.
+    pub fn name(&self) -> String {
+        self.role_name.clone().unwrap_or_else(|| {
+            self.program
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "child-process".to_owned())
+        })
+    }
+
+    /// Whether the options give the flag `name` themselves.
+    fn has_flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|(n, _)| n == name)
+    }
+
+    /// The child's arguments (without the program): the words, the flags,
+    /// the standard flags of a child, the ones inherited from this process
+    /// (`config`) and the connect-back flags.
+    pub(crate) fn arguments(
+        &self,
+        config: &ProcessConfig,
+        hub: &HostPort,
+        key: &str,
+    ) -> Vec<String> {
+        let mut out = self.words.clone();
+        out.extend(self.flags.iter().map(|(n, v)| format!("--{n}={v}")));
+        out.push("--child-process".into());
+        out.push("--full-output".into());
+        out.push(format!("--role-name={}", self.name()));
+        if let Some(level) = config.debug_level
+            && !self.has_flag("debug-level")
+        {
+            out.push(format!("--debug-level={level}"));
+        }
+        if let Some(directory) = &config.connect_to_directory
+            && !self.has_flag("connect-to-directory")
+        {
+            out.push(format!("--connect-to-directory={directory}"));
+        }
+        out.push(format!("--connect-to-parent={hub}"));
+        out.push(format!("--parent-key={key}"));
+        out
+    }
+}
+
+/// Finds the executable `name`: next to the current executable first, then
+/// in the folders of `PATH`. `None` if it is in neither.
+///
+/// ```
+/// // `sh` is on PATH on every Unix.
+/// assert!(layer_cake::process::find_program("sh").is_some());
+/// assert!(layer_cake::process::find_program("no-such-program-anywhere").is_none());
+/// ```
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    let path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(path)
+        .map(|folder| folder.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The program to run: a path as it is, a bare name found by
+/// [`find_program`].
+fn resolve(program: &Path) -> Result<PathBuf, Faulted> {
+    if program.components().count() > 1 {
+        return Ok(program.to_path_buf());
+    }
+    let name = program.to_string_lossy();
+    find_program(&name).ok_or_else(|| {
+        Faulted::new("cannot find program").with_explanation(format!(
+            "{name} is neither next to this executable nor on PATH"
+        ))
+    })
+}
+
+/// A child process's first message to its parent: "I am the child holding
+/// `key`, and my main actor is `main`". Sent over the connect-back link to
+/// the parent's hub, which passes it to the proxy that owns the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Message)]
+#[message(control)]
+pub struct ChildReady {
+    /// The one-time key from `--parent-key`.
+    pub key: String,
+    /// The child's main actor, reached over the link.
+    pub main: Address,
+}
+
+impl Context {
+    /// Starts the child process `options` describes and returns the address
+    /// of its proxy actor, a child actor of `self`.
+    ///
+    /// Every message sent to the proxy is forwarded to the child's main
+    /// actor, keeping its return address and request id, so the answer goes
+    /// straight back to the sender; messages that arrive before the child
+    /// has connected back are held, in order, until it has. When the process
+    /// ends, the proxy ends and this actor receives
+    /// [`Returned`](crate::Returned) with the process's result (its value,
+    /// its `Faulted`, or a "non-standard process exit" fault with the exit
+    /// status and the end of its stderr). [`Stop`] sent to the proxy sends
+    /// SIGINT to the child (SIGKILL after [`ProcessOptions::stop_grace`]) and
+    /// the proxy returns `Faulted::aborted()`.
+    ///
+    /// The child stops when this process ends, however it ends: see "Child
+    /// processes" in `docs/processes.md`. A process should use one tokio
+    /// runtime for its child processes: the hub they connect back to lives
+    /// on the runtime of the first `spawn_process`.
+    ///
+    /// ```no_run
+    /// use layer_cake::process::ProcessOptions;
+    /// use layer_cake::{Context, Faulted, Returned};
+    ///
+    /// async fn parent(mut cx: Context) -> Result<Vec<Vec<f64>>, Faulted> {
+    ///     cx.spawn_process(ProcessOptions::new("test_function_5").flag("x", "2").flag("y", "2"));
+    ///     let returned = cx.input().await.downcast::<Returned>().map_err(|_| Faulted::new("?"))?;
+    ///     returned.into_result::<Vec<Vec<f64>>>()
+    /// }
+    /// ```
+    pub fn spawn_process(&mut self, options: ProcessOptions) -> Address {
+        let name = options.name();
+        self.spawn_with(SpawnOptions::new().name(name), move |cx| async move {
+            crate::runtime::AnyReturn(proxy(cx, options).await)
+        })
+    }
+}
+
+/// The keys of the children that have not yet connected back, with the
+/// proxy each belongs to.
+fn waiting() -> &'static Mutex<HashMap<String, Address>> {
+    static WAITING: OnceLock<Mutex<HashMap<String, Address>>> = OnceLock::new();
+    WAITING.get_or_init(Default::default)
+}
+
+/// A key in [`waiting`], taken out when the proxy ends.
+struct Claim(String);
+
+impl Claim {
+    fn new(key: &str, proxy: Address) -> Self {
+        waiting()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), proxy);
+        Claim(key.to_owned())
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        waiting()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// The running hub: its address and where it listens.
+struct Hub {
+    address: Address,
+    at: HostPort,
+}
+
+/// Where the hub listens, starting it on first use (or again, if the one
+/// before ended with its runtime).
+async fn hub_at() -> Result<HostPort, Faulted> {
+    static HUB: tokio::sync::Mutex<Option<Hub>> = tokio::sync::Mutex::const_new(None);
+    let mut hub = HUB.lock().await;
+    if let Some(h) = hub.as_ref()
+        && !h.address.is_closed()
+    {
+        return Ok(h.at.clone());
+    }
+    let (ready, listening) = tokio::sync::oneshot::channel();
+    let handle = runtime::spawn_with(SpawnOptions::new().name("process-hub"), move |cx| {
+        hub_actor(cx, ready)
+    });
+    let at = match tokio::time::timeout(HUB_DEADLINE, listening).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(_)) => return Err(Faulted::new("the process hub ended before listening")),
+        Err(_) => {
+            let _ = handle.address().send(Stop);
+            return Err(Faulted::timed_out(
+                "the process hub did not start listening",
+            ));
+        }
+    };
+    *hub = Some(Hub {
+        address: handle.address().clone(),
+        at: at.clone(),
+    });
+    Ok(at)
+}
+
+/// Listens for children connecting back and passes each [`ChildReady`] to
+/// the proxy holding its key.
+async fn hub_actor(
+    mut cx: Context,
+    ready: tokio::sync::oneshot::Sender<Result<HostPort, Faulted>>,
+) -> Result<(), Faulted> {
+    cx.listen(HostPort::new("127.0.0.1", 0), ListenOptions::native());
+    let mut ready = Some(ready);
+    loop {
+        let message = cx.input().await;
+        on!(message, {
+            Listening as l => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Ok(l.listening));
+                }
+            },
+            NotListening as n => {
+                let fault = n.into_fault();
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Err(fault.clone()));
+                }
+                return Err(fault);
+            },
+            ChildReady as child => {
+                let proxy = waiting()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&child.key);
+                match proxy {
+                    Some(proxy) => {
+                        let _ = cx.send(child, &proxy);
+                    }
+                    None => tracing::warn!(
+                        from = %cx.return_address(),
+                        "refused a child process connecting back with an unknown key"
+                    ),
+                }
+            },
+            Accepted as _ => {},
+            Closed as _ => {},
+            Stop as _ => return Err(Faulted::aborted()),
+            other => tracing::warn!("the process hub ignores {}", other.signature()),
+        })
+    }
+}
+
+/// The proxy actor: runs the process and stands in for its main actor.
+async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faulted> {
+    let program = resolve(&options.program)?;
+    let name = options.name();
+    let hub = hub_at().await?;
+    let key = format!("{:016x}", rand::random::<u64>());
+    let _claim = Claim::new(&key, cx.address().clone());
+
+    let mut command = tokio::process::Command::new(&program);
+    command
+        .args(options.arguments(super::config(), &hub, &key))
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: a Ctrl-C at the terminal reaches this
+        // process, which stops its children in order.
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|e| Faulted::from_error(format!("cannot start {}", program.display()), &e))?;
+    tracing::info!(pid = child.id(), program = %program.display(), role = %name, "Started a child process");
+    // The lifeline: never written, closed when this proxy ends (or this
+    // process dies), which the child sees as end of file.
+    let lifeline = child.stdin.take();
+    let stdout = child.stdout.take().map(|out| tokio::spawn(read_all(out)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|err| tokio::spawn(copy_and_keep_tail(err, options.stderr_lines)));
+
+    let mut main: Option<Address> = None;
+    let mut stopping = false;
+    let mut kill_at: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let status = loop {
+        let grace_over = async {
+            match kill_at.as_mut() {
+                Some(sleep) => sleep.as_mut().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            status = child.wait() => break status,
+            () = grace_over => {
+                tracing::warn!(role = %name, "the child did not stop within {:?} of SIGINT; killing it", options.stop_grace);
+                let _ = child.start_kill();
+                kill_at = None;
+            }
+            message = cx.input() => on!(message, {
+                Stop as _ => {
+                    if !stopping {
+                        stopping = true;
+                        interrupt(&child);
+                        kill_at = Some(Box::pin(tokio::time::sleep(options.stop_grace)));
+                    }
+                },
+                ChildReady as ready => {
+                    if ready.key == key && main.is_none() {
+                        tracing::debug!(role = %name, main = %ready.main, "The child process connected back");
+                        main = Some(ready.main);
+                        cx.restore_saved();
+                    } else {
+                        tracing::warn!(role = %name, "ignored a ChildReady that is not this child's");
+                    }
+                },
+                other => match &main {
+                    Some(main) => pass_on(&cx, other, main),
+                    None => cx.save(other),
+                },
+            }),
+        }
+    };
+    drop(lifeline);
+    let out = drained(stdout).await.unwrap_or_default();
+    let tail: Vec<String> = drained(stderr).await.map(Vec::from).unwrap_or_default();
+    let status =
+        status.map_err(|e| Faulted::from_error("cannot wait for the child process", &e))?;
+    tracing::info!(role = %name, %status, "The child process ended");
+    if stopping {
+        return Err(Faulted::aborted());
+    }
+    outcome(&name, status, &out, &tail)
+}
+
+/// Forwards `message` to the child's main actor; a request that cannot be
+/// forwarded is answered with a `Lost` fault.
+fn pass_on(cx: &Context, message: Payload, main: &Address) {
+    let signature = message.signature();
+    if let Err(e) = cx.forward_payload(message, main) {
+        let why = format!("cannot pass {signature} to the child process: {e}");
+        if cx.request_id().is_some() {
+            let _ = cx.reply(Faulted::lost("not delivered", why));
+        } else {
+            tracing::warn!("{why}");
+        }
+    }
+}
+
+/// Sends SIGINT to the child, if it is still running.
+fn interrupt(child: &tokio::process::Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok())
+        && let Err(e) = kill(Pid::from_raw(pid), Signal::SIGINT)
+    {
+        tracing::warn!(pid, "cannot interrupt the child process: {e}");
+    }
+}
+
+/// What a reader task collected, waiting at most [`DRAIN_DEADLINE`].
+async fn drained<T: Default>(task: Option<tokio::task::JoinHandle<T>>) -> Option<T> {
+    let task = task?;
+    let abort = task.abort_handle();
+    match tokio::time::timeout(DRAIN_DEADLINE, task).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(_)) => None,
+        Err(_) => {
+            abort.abort();
+            tracing::warn!("a child's output stayed open after it exited");
+            None
+        }
+    }
+}
+
+/// Reads a pipe to its end.
+async fn read_all(mut pipe: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Err(e) = pipe.read_to_end(&mut out).await {
+        tracing::warn!("cannot read a child's stdout: {e}");
+    }
+    out
+}
+
+/// Copies each line of a child's stderr to this process's stderr as it
+/// comes, keeping the last `keep`.
+async fn copy_and_keep_tail(pipe: impl AsyncRead + Unpin, keep: usize) -> VecDeque<String> {
+    use std::io::Write;
+    let mut lines = BufReader::new(pipe);
+    let mut tail = VecDeque::with_capacity(keep.min(64));
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        match lines.read_until(b'\n', &mut raw).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(&raw);
+            if !raw.ends_with(b"\n") {
+                let _ = err.write_all(b"\n");
+            }
+        }
+        if keep > 0 {
+            if tail.len() == keep {
+                tail.pop_front();
+            }
+            let line = String::from_utf8_lossy(&raw);
+            tail.push_back(line.trim_end_matches(['\n', '\r']).to_owned());
+        }
+    }
+    tail
+}
+
+/// The process's result from how it exited and what it printed.
+///
+/// | exit | stdout | result |
+/// |---|---|---|
+/// | 0 | empty | `()` |
+/// | 0 | a typed value | that value |
+/// | any other | a typed `Faulted` | that fault |
+/// | anything else | | "non-standard process exit" |
+pub(crate) fn outcome(
+    name: &str,
+    status: ExitStatus,
+    stdout: &[u8],
+    stderr_tail: &[String],
+) -> Result<Payload, Faulted> {
+    use std::os::unix::process::ExitStatusExt;
+    let text = String::from_utf8_lossy(stdout);
+    let text = text.trim();
+    let mut problem = None;
+    match status.code() {
+        Some(0) if text.is_empty() => return Ok(Payload::new(())),
+        Some(0) => match json::from_typed_str(text) {
+            Ok(value) => return Ok(value),
+            Err(e) => problem = Some(format!("output not understood: {e}")),
+        },
+        Some(_) if !text.is_empty() => {
+            if let Ok(value) = json::from_typed_str(text)
+                && let Ok(fault) = value.downcast::<Faulted>()
+            {
+                return Err(fault);
+            }
+            problem = Some(format!("output not understood: {}", clip(text, 200)));
+        }
+        _ => {}
+    }
+    let (exit_status, how) = match (status.code(), status.signal()) {
+        (Some(code), _) => (code, format!("{name} exited with status {code}")),
+        (None, Some(signo)) => {
+            let signal = nix::sys::signal::Signal::try_from(signo)
+                .map_or_else(|_| format!("signal {signo}"), |s| s.as_str().to_owned());
+            (128 + signo, format!("{name} was killed by {signal}"))
+        }
+        (None, None) => (FAULTY_EXIT, format!("{name} ended ({status})")),
+    };
+    let mut explanation = how;
+    if let Some(problem) = problem {
+        explanation.push_str("; ");
+        explanation.push_str(&problem);
+    }
+    if !stderr_tail.is_empty() {
+        explanation.push_str("; stderr:\n");
+        explanation.push_str(&stderr_tail.join("\n"));
+    }
+    Err(Faulted::new("non-standard process exit")
+        .with_exit_status(exit_status)
+        .with_explanation(explanation))
+}
+
+/// At most `max` characters of `text`.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// The child's side, started by [`run`](super::run) once the main actor is
+/// running: when `--connect-to-parent` is given, connect back and introduce
+/// the main actor, and stop it when the parent goes away (the link closes or
+/// stdin, the lifeline, reaches end of file).
+pub(crate) fn child_side(config: &ProcessConfig, main: &Address) {
+    let Some(at) = config.connect_to_parent.clone() else {
+        return;
+    };
+    let key = config.parent_key.clone().unwrap_or_default();
+    let linked = main.clone();
+    runtime::spawn_with(SpawnOptions::new().name("parent-link"), move |cx| {
+        parent_link(cx, at, key, linked)
+    });
+    if stdin_is_pipe() {
+        let watched = main.clone();
+        let started = std::thread::Builder::new()
+            .name("lifeline".into())
+            .spawn(move || {
+                use std::io::Read;
+                let mut buffer = [0u8; 64];
+                let mut stdin = std::io::stdin();
+                loop {
+                    match stdin.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+                parent_gone(&watched, "stdin (the lifeline) closed");
+            });
+        if let Err(e) = started {
+            tracing::warn!("cannot watch the lifeline: {e}");
+        }
+    }
+}
+
+/// Whether stdin is a pipe (the lifeline a parent holds), rather than a
+/// terminal or `/dev/null`.
+fn stdin_is_pipe() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Connects back to the parent's hub and introduces the main actor; stops
+/// the main actor when the link cannot be made or closes.
+async fn parent_link(mut cx: Context, at: HostPort, key: String, main: Address) {
+    cx.connect(at.clone(), ConnectOptions::native());
+    loop {
+        let message = cx.input().await;
+        on!(message, {
+            Connected as c => {
+                let ready = ChildReady { key: key.clone(), main: main.clone() };
+                if let Err(e) = cx.send(ready, &c.proxy) {
+                    parent_gone(&main, &format!("cannot introduce the main actor to the parent: {e}"));
+                    return;
+                }
+            },
+            NotConnected as n => {
+                parent_gone(&main, &format!("cannot connect back to the parent at {at}: {}", n.reason));
+                return;
+            },
+            Closed as c => {
+                parent_gone(&main, &format!("the link to the parent closed ({})", c.note));
+                return;
+            },
+            Stop as _ => return,
+            other => tracing::warn!("parent-link ignores {}", other.signature()),
+        })
+    }
+}
+
+/// The parent has gone: stop the main actor, and exit if it has not ended
+/// within [`LIFELINE_GRACE`]. Only the first call does anything.
+fn parent_gone(main: &Address, why: &str) {
+    static GONE: AtomicBool = AtomicBool::new(false);
+    if GONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tracing::warn!("{why}: the parent is gone, stopping the main actor");
+    let _ = main.send(Stop);
+    let _ = std::thread::Builder::new()
+        .name("lifeline-grace".into())
+        .spawn(|| {
+            std::thread::sleep(LIFELINE_GRACE);
+            eprintln!(
+                "the parent is gone and the main actor did not end within {LIFELINE_GRACE:?}; exiting"
+            );
+            std::process::exit(FAULTY_EXIT);
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn exited(code: i32) -> ExitStatus {
+        ExitStatus::from_raw(code << 8)
+    }
+
+    #[test]
+    fn the_command_line_ends_with_the_child_flags() {
+        let options = ProcessOptions::new("worker")
+            .arg("word")
+            .flag("x", "2")
+            .role_name("w-1");
+        let config = ProcessConfig {
+            debug_level: Some(crate::log::DebugLevel::CONSOLE),
+            connect_to_directory: Some(HostPort::new("127.0.0.1", 7)),
+            ..ProcessConfig::default()
+        };
+        let args = options.arguments(&config, &HostPort::new("127.0.0.1", 9), "abc");
+        assert_eq!(
+            args,
+            [
+                "word",
+                "--x=2",
+                "--child-process",
+                "--full-output",
+                "--role-name=w-1",
+                "--debug-level=CONSOLE",
+                "--connect-to-directory=127.0.0.1:7",
+                "--connect-to-parent=127.0.0.1:9",
+                "--parent-key=abc",
+            ]
+        );
+        let overridden = ProcessOptions::new("worker").flag("connect-to-directory", "1.2.3.4:5");
+        let args = overridden.arguments(&config, &HostPort::new("127.0.0.1", 9), "k");
+        assert_eq!(args.iter().filter(|a| a.contains("directory")).count(), 1);
+        assert_eq!(overridden.name(), "worker");
+    }
+
+    #[test]
+    fn outcomes() {
+        let value = outcome("p", exited(0), br#"{"value":["integer8",7,[]]}"#, &[]).unwrap();
+        assert_eq!(value.downcast::<i64>().unwrap(), 7);
+        assert!(outcome("p", exited(0), b"\n", &[]).unwrap().is::<()>());
+
+        let fault = Faulted::new("bad dimensions").with_exit_status(3);
+        let text = json::to_typed_string(&Payload::new(fault.clone()), false).unwrap();
+        assert_eq!(
+            outcome("p", exited(3), text.as_bytes(), &[]).unwrap_err(),
+            fault
+        );
+
+        let usage = outcome("p", exited(2), b"", &["p: unknown flag --z".into()]).unwrap_err();
+        assert_eq!(usage.condition, "non-standard process exit");
+        assert_eq!(usage.exit_status, Some(2));
+        assert!(usage.explanation.unwrap().contains("unknown flag --z"));
+
+        let killed = outcome("p", ExitStatus::from_raw(9), b"", &[]).unwrap_err();
+        assert_eq!(killed.exit_status, Some(137));
+        assert!(killed.explanation.unwrap().contains("SIGKILL"));
+
+        let garbled = outcome("p", exited(0), b"not json", &[]).unwrap_err();
+        assert!(garbled.explanation.unwrap().contains("not understood"));
+    }
+}
