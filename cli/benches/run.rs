@@ -148,9 +148,9 @@ fn pid_of(dir: &Path, role: &str) -> Option<i32> {
         .ok()?;
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
         let w: Vec<&str> = l.split_whitespace().collect();
-        (w.first() == Some(&role))
-            .then(|| w.get(2)?.parse().ok())
-            .flatten()
+        let pid: i32 = w.get(2)?.parse().ok()?;
+        // Never 0: kill(0, …) would signal this bench's own process group.
+        (w.first() == Some(&role) && pid > 0).then_some(pid)
     })
 }
 

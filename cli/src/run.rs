@@ -184,6 +184,9 @@ pub fn stop(home: &Home, out: &mut dyn Write) -> Result<(), String> {
     let Some(running) = group.running() else {
         return Err("nothing is running".into());
     };
+    if running.pid == 0 {
+        return Err("the group is running but its lock does not say which process runs it".into());
+    }
     let pid = nix::unistd::Pid::from_raw(running.pid as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)
         .map_err(|e| format!("cannot signal group-cake (pid {}): {e}", running.pid))?;

@@ -38,6 +38,7 @@ fn build_executables() {
             .args(["-p", "layer-cake-demos"])
             .args(["--bin", "group-cake", "--bin", "host-cake"])
             .args(["--bin", "test_server_10", "--bin", "test_worker_10"])
+            .args(["--bin", "test_function_5"])
             .arg("--target-dir")
             .arg(dir.parent().expect("a target directory"))
             .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -193,7 +194,9 @@ fn running(dir: &Path) -> Vec<(String, i32)> {
         .lines()
         .filter_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
-            Some((words.first()?.to_string(), words.get(2)?.parse().ok()?))
+            let pid: i32 = words.get(2)?.parse().ok()?;
+            // Never 0: kill(0, …) would signal this test's own process group.
+            (pid > 0).then(|| (words.first().unwrap().to_string(), pid))
         })
         .collect()
 }
@@ -464,4 +467,80 @@ fn the_boot_recipe_keeps_host_cake_running() {
         unit.contains("--home-path=") && unit.contains(" run\n"),
         "{unit}"
     );
+}
+
+/// Runs `layer-cake run ARGS` to the end (killed past the deadline); its
+/// status and stdout.
+fn run_to_end(dir: &Path, args: &[&str]) -> (i32, String) {
+    let mut child = cli(dir)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("layer-cake run did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    (status.code().unwrap_or(-1), out)
+}
+
+/// With a main role the composite ends with that role's value, stopping
+/// the others; without one it ends when every role has, with all values.
+#[test]
+fn a_run_ends_with_the_main_role_or_with_every_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    ok(
+        d,
+        &["create", &format!("--directory-at-host=127.0.0.1:{port}")],
+    );
+    ok(d, &["add", "test_function_5", "table", "--x=3", "--y=2"]);
+    ok(d, &["add", "test_function_5", "other", "--x=1", "--y=1"]);
+    ok(d, &["add", "test_worker_10", "worker"]);
+    let _guard = HomeGuard(d.join(".layer-cake"));
+
+    let (code, out) = run_to_end(d, &["--main-role=table"]);
+    assert_eq!(code, 0, "{out}");
+    let table: serde_json::Value = serde_json::from_str(&out).expect("the main role's value");
+    assert_eq!(table.as_array().unwrap().len(), 2, "{out}");
+    // The worker was stopped on the way out; its history says so.
+    let history = ok(d, &["history", "worker"]);
+    assert!(history.contains("(Faulted)"), "{history}");
+    let returned = ok(d, &["returned", "table"]);
+    assert!(returned.contains("vector<vector<float8>>"), "{returned}");
+
+    // Without a main role, and without the never-ending worker: the run
+    // ends once both functions have, with both values by role.
+    let (code, out) = run_to_end(d, &["table", "other"]);
+    assert_eq!(code, 0, "{out}");
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(all["roles"]["other"][0], "vector<vector<float8>>", "{out}");
+    assert_eq!(
+        all["roles"]["table"][1].as_array().unwrap().len(),
+        2,
+        "{out}"
+    );
+    assert_eq!(ok(d, &["history", "table"]).lines().count(), 2);
+
+    let out = cli(d).args(["run", "nobody"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no role matches nobody"));
 }

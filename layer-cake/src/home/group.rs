@@ -271,8 +271,9 @@ fn record_stop(role: &Role, value: &Payload) {
 
 /// A returned value in a few words.
 fn describe(value: &Payload) -> String {
-    match value.downcast_ref::<Faulted>() {
-        Some(fault) => fault.to_string(),
-        None => value.signature(),
+    match (value.downcast_ref::<Faulted>(), value.as_opaque()) {
+        (Some(fault), _) => fault.to_string(),
+        (None, Some(opaque)) => opaque.signature.clone(),
+        (None, None) => value.signature(),
     }
 }

@@ -24,7 +24,8 @@ pub struct Role {
     dir: PathBuf,
 }
 
-/// Who holds a running role's lock.
+/// Who holds a running role's lock. `pid` is 0 when the holder has not
+/// said who it is (it took the lock a moment ago, or could not write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Running {
     /// The role's process.
@@ -233,13 +234,22 @@ impl Role {
         match file.try_lock() {
             Ok(()) => None,
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                Some(serde_json::from_str(&text).unwrap_or(Running {
+                // The holder writes who it is just after taking the lock:
+                // give it a moment before saying "someone, pid unknown" (0).
+                for _ in 0..50 {
+                    let mut text = String::new();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut text);
+                    if let Ok(running) = serde_json::from_str(&text) {
+                        return Some(running);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Some(Running {
                     pid: 0,
                     parent_pid: 0,
                     since: Utc::now(),
-                }))
+                })
             }
             Err(std::fs::TryLockError::Error(_)) => None,
         }

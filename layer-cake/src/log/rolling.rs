@@ -53,8 +53,13 @@ struct Roller {
 
 impl Roller {
     fn open(dir: &Path) -> std::io::Result<Roller> {
-        let name = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%S%.3f.log").to_string();
-        let file = File::options().create(true).append(true).open(dir.join(name))?;
+        let name = chrono::Utc::now()
+            .format("%Y-%m-%dT%H-%M-%S%.3f.log")
+            .to_string();
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))?;
         prune(dir);
         Ok(Roller {
             dir: dir.to_path_buf(),

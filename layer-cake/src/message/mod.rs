@@ -15,12 +15,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub mod codec;
+mod opaque;
 pub mod registry;
 pub(crate) mod signature;
 mod standard;
 pub mod text;
 
 pub use layer_cake_macros::Message;
+pub use opaque::Opaque;
 pub use signature::signature_of;
 pub use standard::{Ack, FAULTY_EXIT, FaultKind, Faulted, Nak, Restarted, Returned, Start, Stop};
 
@@ -222,6 +224,14 @@ impl Serialize for Payload {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
         let human = s.is_human_readable();
+        if human && let Some(opaque) = self.as_opaque() {
+            // Written back out as the type it came as.
+            let mut t = s.serialize_tuple(3)?;
+            t.serialize_element(&opaque.signature)?;
+            t.serialize_element(&opaque.value())?;
+            t.serialize_element(&[(); 0])?;
+            return t.end();
+        }
         let mut t = s.serialize_tuple(if human { 3 } else { 2 })?;
         t.serialize_element(self.static_signature())?;
         t.serialize_element(self.as_serialize())?;

@@ -289,9 +289,13 @@ impl Faulted {
         self
     }
 
-    /// The process exit status for this fault: its own, or [`FAULTY_EXIT`].
+    /// The process exit status for this fault: its own, or [`FAULTY_EXIT`]
+    /// (also when its own is 0: a fault never exits as a success).
     pub fn exit_code(&self) -> i32 {
-        self.exit_status.unwrap_or(FAULTY_EXIT)
+        match self.exit_status {
+            Some(0) | None => FAULTY_EXIT,
+            Some(status) => status,
+        }
     }
 
     /// A fault describing any error (its `Display` text, with its sources).

@@ -591,7 +591,7 @@ pub(crate) fn outcome(
     let mut problem = None;
     match status.code() {
         Some(0) if text.is_empty() => return Ok(Payload::new(())),
-        Some(0) => match json::from_typed_str(text) {
+        Some(0) => match json::from_typed_str_or_opaque(text) {
             Ok(value) => return Ok(value),
             Err(e) => problem = Some(format!("output not understood: {e}")),
         },

@@ -134,7 +134,11 @@ where
                 if (config.origin == super::Origin::Start || config.keep_logs)
                     && let Err(e) = crate::log::rolling::redirect_stderr(&role.logs_dir())
                 {
-                    let _ = writeln!(stderr, "{program}: cannot keep logs in {}: {e}", role.logs_dir().display());
+                    let _ = writeln!(
+                        stderr,
+                        "{program}: cannot keep logs in {}: {e}",
+                        role.logs_dir().display()
+                    );
                 }
                 Some(lock)
             }

@@ -59,6 +59,9 @@ pub fn to_typed_string(payload: &Payload, pretty: bool) -> Result<String, CodecE
 
 /// The message's value alone: `{"x":1,"y":2}`.
 pub fn to_value_string(payload: &Payload, pretty: bool) -> Result<String, CodecError> {
+    if let Some(opaque) = payload.as_opaque() {
+        return write(&opaque.value(), pretty, &opaque.signature);
+    }
     write(payload.as_serialize(), pretty, payload.static_signature())
 }
 
@@ -106,6 +109,25 @@ pub fn from_typed_str(text: &str) -> Result<Payload, CodecError> {
     let entry = registry::lookup(signature)
         .ok_or_else(|| CodecError::UnknownSignature(signature.clone()))?;
     entry.decode_json_value(value)
+}
+
+/// [`from_typed_str`], keeping a value of an unknown type as an
+/// [`Opaque`](crate::message::Opaque) rather than failing.
+pub fn from_typed_str_or_opaque(text: &str) -> Result<Payload, CodecError> {
+    match from_typed_str(text) {
+        Err(CodecError::UnknownSignature(signature)) => {
+            let inner = open_envelope(text)?;
+            let value = match inner {
+                Value::Array(mut items) if items.len() >= 2 => items.swap_remove(1),
+                _ => Value::Null,
+            };
+            Ok(Payload::new(crate::message::Opaque::new(
+                signature,
+                value.to_string(),
+            )))
+        }
+        other => other,
+    }
 }
 
 /// Decodes a value (no envelope) as a `T`.
