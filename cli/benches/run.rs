@@ -18,141 +18,13 @@
 //! $ cargo bench -p layer-cake-cli --bench run -- --quick # 2 rounds
 //! ```
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-const PATIENCE: Duration = Duration::from_secs(30);
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the bench's own path");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps")
-        .to_path_buf()
-}
-
-fn build() {
-    let dir = bin_dir();
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "group-cake",
-            "-p",
-            "host-cake",
-            "-p",
-            "layer-cake-demos",
-        ])
-        .args(["-p", "layer-cake-cli"])
-        .args([
-            "--bin",
-            "group-cake",
-            "--bin",
-            "host-cake",
-            "--bin",
-            "test_server_10",
-            "--bin",
-            "test_worker_10",
-        ])
-        .args(["--bin", "layer-cake"])
-        .arg("--target-dir")
-        .arg(dir.parent().unwrap())
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    assert!(cargo.status().unwrap().success(), "release build");
-}
-
-/// A process with its stderr lines on a channel; killed on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn start(mut command: Command) -> Proc {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    fn line_with(&self, wanted: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) if line.contains(wanted) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no line with {wanted:?}"),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        let deadline = Instant::now() + PATIENCE;
-        while self.child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-fn cli(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin_dir().join("layer-cake"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "layer-cake {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn pid_of(dir: &Path, role: &str) -> Option<i32> {
-    let out = Command::new(bin_dir().join("layer-cake"))
-        .args(["status", "-l"])
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        let pid: i32 = w.get(2)?.parse().ok()?;
-        // Never 0: kill(0, …) would signal this bench's own process group.
-        (w.first() == Some(&role) && pid > 0).then_some(pid)
-    })
-}
+use support::{PATIENCE, Proc, cli, free_port, host_cake, ok, pid_of};
 
 fn table(port: u16) -> bool {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
@@ -178,12 +50,8 @@ struct Round {
 fn round(host_at: &str) -> Round {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    cli(
+    let port = free_port();
+    ok(
         d,
         &[
             "create",
@@ -191,7 +59,7 @@ fn round(host_at: &str) -> Round {
             r#"--retry={"regular_steps": 1.0}"#,
         ],
     );
-    cli(
+    ok(
         d,
         &[
             "add",
@@ -200,9 +68,9 @@ fn round(host_at: &str) -> Round {
             &format!("--server-address=127.0.0.1:{port}"),
         ],
     );
-    cli(d, &["add", "test_worker_10", "worker", "--role-count=8"]);
-    let mut command = Command::new(bin_dir().join("layer-cake"));
-    command.arg("run").current_dir(d);
+    ok(d, &["add", "test_worker_10", "worker", "--role-count=8"]);
+    let mut command = cli(d);
+    command.arg("run");
     let started = Instant::now();
     let run = Proc::start(command);
     while !table(port) {
@@ -248,17 +116,7 @@ fn main() {
     } else {
         5
     };
-    build();
-    let mut host = Command::new(bin_dir().join("host-cake"));
-    host.args(["--directory-at-host=127.0.0.1:0", "--no-lan-autoconnect"]);
-    let host = Proc::start(host);
-    let host_at = host
-        .line_with("listening on ")
-        .rsplit_once("listening on ")
-        .unwrap()
-        .1
-        .trim()
-        .to_owned();
+    let (_host, host_at) = host_cake();
     println!(
         "round  first table  all 8 in pool  worker restarted  back in pool   (seconds; retry delay 1 s)"
     );

@@ -5,56 +5,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// `target/<profile>`: the directory above this test's `deps/`, where the
-/// CLI finds the executables the roles run.
-fn bin_dir() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test runs from target/<profile>/deps")
-        .to_path_buf()
-}
+mod support;
 
-/// Builds what the roles run (demos, group-cake) into this target directory,
-/// once: `add` asks each executable to check its settings.
-fn build_executables() {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let dir = bin_dir();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "group-cake",
-                "-p",
-                "layer-cake-demos",
-            ])
-            .args([
-                "--bin",
-                "group-cake",
-                "--bin",
-                "test_server_10",
-                "--bin",
-                "test_worker_10",
-            ])
-            .arg("--target-dir")
-            .arg(dir.parent().expect("a target directory"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        assert!(
-            cargo.status().expect("cargo runs").success(),
-            "the executables build"
-        );
-    });
-}
+use support::{bin_dir, build_executables};
 
 fn layer_cake(dir: &Path, args: &[&str]) -> Output {
     build_executables();
-    Command::new(env!("CARGO_BIN_EXE_layer-cake"))
+    Command::new(bin_dir().join("layer-cake"))
         .args(args)
         .current_dir(dir)
         .env_remove("LC_EDITOR")

@@ -7,156 +7,16 @@
 //! one, never the LAN). Whatever the test started is killed when it ends,
 //! however it ends.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-const PATIENCE: Duration = Duration::from_secs(30);
+mod support;
 
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test runs from target/<profile>/deps")
-        .to_path_buf()
-}
-
-/// Builds host-cake, group-cake and the demo roles into this target
-/// directory (a no-op when up to date).
-fn build_executables() {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let dir = bin_dir();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "-p", "group-cake", "-p", "host-cake"])
-            .args(["-p", "layer-cake-demos"])
-            .args(["--bin", "group-cake", "--bin", "host-cake"])
-            .args(["--bin", "test_server_10", "--bin", "test_worker_10"])
-            .args(["--bin", "test_function_5"])
-            .arg("--target-dir")
-            .arg(dir.parent().expect("a target directory"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        assert!(
-            cargo.status().expect("cargo runs").success(),
-            "the executables build"
-        );
-    });
-}
-
-/// A child process whose stderr lines are read as they come; SIGINT, then
-/// SIGKILL, on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn start(mut command: Command) -> Proc {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    fn line_with(&self, wanted: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(wanted) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no line with {wanted:?} in time"),
-            }
-        }
-    }
-
-    fn interrupt_and_wait(&mut self) -> std::process::ExitStatus {
-        let _ = signal::kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "ends after SIGINT");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Kills the home's group-cake (its roles follow through their lifelines)
-/// if it is still running when the test ends.
-struct HomeGuard(PathBuf);
-
-impl Drop for HomeGuard {
-    fn drop(&mut self) {
-        let Ok(home) = layer_cake::home::Home::open(&self.0) else {
-            return;
-        };
-        for role in home.roles().unwrap_or_default() {
-            if let Some(r) = role.running()
-                && r.pid != 0
-            {
-                let _ = signal::kill(Pid::from_raw(r.pid as i32), Signal::SIGKILL);
-            }
-        }
-    }
-}
-
-fn cli(dir: &Path) -> Command {
-    build_executables();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_layer-cake"));
-    command.current_dir(dir);
-    command
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out: Output = cli(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "layer-cake {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A port free right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{HomeGuard, PATIENCE, Proc, bin_dir, cli, free_port, host_cake, ok, running};
 
 /// GET /Xy?x=..&y=..: the status and whether the body is an x×y table.
 fn get_table(port: u16, x: usize, y: usize) -> (u16, bool) {
@@ -187,35 +47,11 @@ fn get_table(port: u16, x: usize, y: usize) -> (u16, bool) {
     (status, ok)
 }
 
-/// The pid of each running role, from `status --long-listing`.
-fn running(dir: &Path) -> Vec<(String, i32)> {
-    let out = cli(dir).args(["status", "-l"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let pid: i32 = words.get(2)?.parse().ok()?;
-            // Never 0: kill(0, …) would signal this test's own process group.
-            (pid > 0).then(|| (words.first().unwrap().to_string(), pid))
-        })
-        .collect()
-}
-
 #[test]
 fn the_seed_scenario_runs_a_server_and_eight_workers() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    build_executables();
-    let mut host = Command::new(bin_dir().join("host-cake"));
-    host.args(["--directory-at-host=127.0.0.1:0", "--no-lan-autoconnect"]);
-    let host = Proc::start(host);
-    let host_at = host
-        .line_with("listening on ")
-        .rsplit_once("listening on ")
-        .unwrap()
-        .1
-        .trim()
-        .to_owned();
+    let (_host, host_at) = host_cake();
     let port = free_port();
 
     ok(
@@ -335,17 +171,7 @@ fn the_seed_scenario_runs_a_server_and_eight_workers() {
 fn start_runs_in_the_background_with_logs_and_stop_ends_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    build_executables();
-    let mut host = Command::new(bin_dir().join("host-cake"));
-    host.args(["--directory-at-host=127.0.0.1:0", "--no-lan-autoconnect"]);
-    let host = Proc::start(host);
-    let host_at = host
-        .line_with("listening on ")
-        .rsplit_once("listening on ")
-        .unwrap()
-        .1
-        .trim()
-        .to_owned();
+    let (_host, host_at) = host_cake();
     ok(d, &["create", &format!("--directory-at-host={host_at}")]);
     ok(d, &["add", "test_worker_10", "worker", "--role-count=2"]);
     let _guard = HomeGuard(d.join(".layer-cake"));

@@ -1,0 +1,225 @@
+//! Helpers shared by the CLI's integration tests and its `run` bench
+//! (`mod support;`, or `#[path]` from `benches/`): where the binaries are,
+//! building the ones the roles run, processes read line by line, and
+//! `layer-cake` itself run in a folder. Each user takes part of them.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
+/// Generous: the machine is a loaded 2-core box.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+
+/// `target/<profile>`: the directory above the test's `deps/`, where the
+/// CLI finds the executables the roles run.
+pub(crate) fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test runs from target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds, once, what the homes of these tests run — group-cake, host-cake
+/// and the demo roles — into this target directory and profile: cargo
+/// builds only this package's binaries for its tests, and a build that is
+/// up to date costs nothing.
+pub(crate) fn build_executables() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let dir = bin_dir();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "-p", "group-cake", "-p", "host-cake"])
+            .args(["-p", "layer-cake-demos", "-p", "layer-cake-cli"])
+            .args([
+                "--bin",
+                "group-cake",
+                "--bin",
+                "host-cake",
+                "--bin",
+                "layer-cake",
+            ])
+            .args(["--bin", "test_server_10", "--bin", "test_worker_10"])
+            .args(["--bin", "test_function_5"])
+            .arg("--target-dir")
+            .arg(dir.parent().expect("a target directory"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        assert!(
+            cargo.status().expect("cargo runs").success(),
+            "the executables build"
+        );
+    });
+}
+
+/// A child process whose stderr lines are read as they come; on drop,
+/// SIGINT, then SIGKILL if it has not ended within the patience.
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    pub(crate) fn start(mut command: Command) -> Proc {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// The first line from now on containing `wanted`.
+    pub(crate) fn line_with(&self, wanted: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(wanted) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {wanted:?} in time"),
+            }
+        }
+    }
+
+    /// Where it listens, from its `listening on HOST:PORT` line.
+    pub(crate) fn listening(&self) -> String {
+        let line = self.line_with("listening on ");
+        line.rsplit_once("listening on ")
+            .unwrap()
+            .1
+            .trim()
+            .to_owned()
+    }
+
+    /// SIGINT, and its exit status once it has ended.
+    pub(crate) fn interrupt_and_wait(&mut self) -> std::process::ExitStatus {
+        let _ = signal::kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "ends after SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = signal::kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+        let deadline = Instant::now() + PATIENCE;
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A host-cake on an ephemeral port (never the standard one, never the
+/// LAN), and where it listens.
+pub(crate) fn host_cake() -> (Proc, String) {
+    build_executables();
+    let mut command = Command::new(bin_dir().join("host-cake"));
+    command.args(["--directory-at-host=127.0.0.1:0", "--no-lan-autoconnect"]);
+    let host = Proc::start(command);
+    let at = host.listening();
+    (host, at)
+}
+
+/// `layer-cake` to run in `dir`.
+pub(crate) fn cli(dir: &Path) -> Command {
+    build_executables();
+    let mut command = Command::new(bin_dir().join("layer-cake"));
+    command.current_dir(dir);
+    command
+}
+
+/// Runs a `layer-cake` command that must succeed; its stdout.
+pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = cli(dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "layer-cake {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A port free right now.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The pid of each running role, from `status --long-listing`.
+pub(crate) fn running(dir: &Path) -> Vec<(String, i32)> {
+    let out = cli(dir).args(["status", "-l"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let pid: i32 = words.get(2)?.parse().ok()?;
+            // Never 0: kill(0, …) would signal our own process group.
+            (pid > 0).then(|| (words[0].to_string(), pid))
+        })
+        .collect()
+}
+
+/// The pid of running role `role`.
+pub(crate) fn pid_of(dir: &Path, role: &str) -> Option<i32> {
+    running(dir)
+        .into_iter()
+        .find(|(r, _)| r == role)
+        .map(|(_, pid)| pid)
+}
+
+/// Kills the roles of a home still running when it is dropped (group-cake
+/// first; its roles also follow it through their lifelines).
+pub(crate) struct HomeGuard(pub(crate) PathBuf);
+
+impl Drop for HomeGuard {
+    fn drop(&mut self) {
+        let Ok(home) = layer_cake::home::Home::open(&self.0) else {
+            return;
+        };
+        for role in home.roles().unwrap_or_default() {
+            if let Some(r) = role.running()
+                && r.pid != 0
+            {
+                let _ = signal::kill(Pid::from_raw(r.pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+}
