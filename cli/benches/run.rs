@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::{PATIENCE, Proc, cli, free_port, host_cake, ok, pid_of};
+use support::{PATIENCE, Proc, cli, free_port, host_cake, pid_of, seed_home};
 
 fn table(port: u16) -> bool {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
@@ -51,24 +51,7 @@ fn round(host_at: &str) -> Round {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
-    ok(
-        d,
-        &[
-            "create",
-            &format!("--directory-at-host={host_at}"),
-            r#"--retry={"regular_steps": 1.0}"#,
-        ],
-    );
-    ok(
-        d,
-        &[
-            "add",
-            "test_server_10",
-            "server",
-            &format!("--server-address=127.0.0.1:{port}"),
-        ],
-    );
-    ok(d, &["add", "test_worker_10", "worker", "--role-count=8"]);
+    seed_home(d, host_at, port);
     let mut command = cli(d);
     command.arg("run");
     let started = Instant::now();

@@ -16,7 +16,9 @@ use nix::unistd::Pid;
 
 mod support;
 
-use support::{HomeGuard, PATIENCE, Proc, bin_dir, cli, free_port, host_cake, ok, running};
+use support::{
+    HomeGuard, PATIENCE, Proc, bin_dir, cli, free_port, host_cake, ok, running, seed_home,
+};
 
 /// GET /Xy?x=..&y=..: the status and whether the body is an x×y table.
 fn get_table(port: u16, x: usize, y: usize) -> (u16, bool) {
@@ -54,24 +56,7 @@ fn the_seed_scenario_runs_a_server_and_eight_workers() {
     let (_host, host_at) = host_cake();
     let port = free_port();
 
-    ok(
-        d,
-        &[
-            "create",
-            &format!("--directory-at-host={host_at}"),
-            r#"--retry={"regular_steps": 1.0}"#,
-        ],
-    );
-    ok(
-        d,
-        &[
-            "add",
-            "test_server_10",
-            "server",
-            &format!("--server-address=127.0.0.1:{port}"),
-        ],
-    );
-    ok(d, &["add", "test_worker_10", "worker", "--role-count=8"]);
+    seed_home(d, &host_at, port);
     let listed = ok(d, &["list", "--long-listing"]);
     assert_eq!(listed.lines().count(), 9, "{listed}");
 

@@ -174,6 +174,22 @@ pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The seed's home in `dir`: group-cake under the host-cake at `host_at`
+/// with a 1 s retry, a `test_server_10` on `port`, eight `test_worker_10`.
+pub(crate) fn seed_home(dir: &Path, host_at: &str, port: u16) {
+    ok(
+        dir,
+        &[
+            "create",
+            &format!("--directory-at-host={host_at}"),
+            r#"--retry={"regular_steps": 1.0}"#,
+        ],
+    );
+    let server_address = format!("--server-address=127.0.0.1:{port}");
+    ok(dir, &["add", "test_server_10", "server", &server_address]);
+    ok(dir, &["add", "test_worker_10", "worker", "--role-count=8"]);
+}
+
 /// A port free right now.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
