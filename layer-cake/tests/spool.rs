@@ -226,6 +226,42 @@ async fn a_request_past_its_deadline_is_answered_timed_out() {
     assert_eq!(status(&spool).await.timed_out, 2);
 }
 
+/// Never answers 1; answers everything else at once.
+async fn stuck_on_one(mut cx: Context) -> Result<(), Faulted> {
+    loop {
+        on!(cx.input().await, {
+            i64 as n => {
+                if n != 1 {
+                    let _ = cx.reply(Answer::of(n, cx.address()));
+                }
+            },
+            Stop as _ => return Err(Faulted::aborted()),
+            _other => {},
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_request_makes_room_for_the_queue() {
+    let options = SpoolOptions::new().request_timeout(Duration::from_secs(1));
+    let spool = spool::spawn(Workers::local(1, stuck_on_one), options).unwrap();
+    let spool = spool.address().clone();
+    let first = {
+        let spool = spool.clone();
+        tokio::spawn(async move { ask(&spool, 1).await })
+    };
+    eventually("the worker holds 1", async || {
+        status(&spool).await.in_flight == 1
+    })
+    .await;
+    // 2 queues behind it; when 1 times out, 2 goes to the worker at once,
+    // long before its own deadline.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = ask(&spool, 2).await;
+    assert_eq!(first.await.unwrap().unwrap_err().kind, FaultKind::TimedOut);
+    assert_eq!(second.unwrap().value, 20);
+}
+
 /// Ends without answering on `0` (always) and on `-1` (the first time
 /// anyone sees it); answers everything else.
 async fn fragile(mut cx: Context, once: Arc<AtomicBool>) -> Result<(), Faulted> {

@@ -106,7 +106,7 @@ pub(super) async fn run(
             continue;
         }
         crate::on!(message, {
-            Tick as _ => spool.expire(),
+            Tick as _ => spool.expire(&mut cx),
             Returned as _ => {
                 let worker = cx.return_address().clone();
                 spool.returned(&mut cx, &worker);
@@ -402,8 +402,9 @@ impl Spool {
         self.pump(cx);
     }
 
-    /// Answers `TimedOut` for every request past its deadline.
-    fn expire(&mut self) {
+    /// Answers `TimedOut` for every request past its deadline, then gives
+    /// the room that frees to what is queued.
+    fn expire(&mut self, cx: &mut Context) {
         let timeout = self.options.request_timeout;
         let now = Instant::now();
         let late = |arrived: Instant| now.duration_since(arrived) >= timeout;
@@ -427,6 +428,7 @@ impl Spool {
                 let _ = sent.path.reply(Faulted::timed_out(explanation()));
             }
         }
+        self.pump(cx);
     }
 
     fn status(&self) -> SpoolStatus {
