@@ -1,13 +1,19 @@
 //! The `layer-cake` command line, as a library so that its pieces can be
-//! tested on their own: [`network`] walks a running directory tree and
-//! prints it, [`ping`] times round trips to one node of it.
+//! tested on their own:
 //!
-//! Both are ordinary layer-cake actor code: a detached [`Context`] connects
-//! to a directory node over the native transport, asks it
-//! [`Inspect`](layer_cake::directory::Inspect), and asks each child address
-//! from the answer in turn — those are remote addresses relayed by the
-//! parent, so the walk goes down the tree hop by hop without connecting to
-//! anything but the first node.
+//! - [`roles`]: the commands that make and change a home (`create`, `add`,
+//!   `list`, `update`, `edit`, `delete`, `destroy`, `history`, `returned`),
+//!   over [`layer_cake::home`];
+//! - [`run`]: running it — `run`, `start`, `stop`, `status`, `log` — by
+//!   starting group-cake, which supervises the roles
+//!   ([`layer_cake::home::run_group`]);
+//! - [`service`]: systemd units for host-cake, lan-cake or a home;
+//! - [`network`] walks a running directory tree and prints it, [`ping`]
+//!   times round trips to one node of it. Both are ordinary layer-cake actor
+//!   code: a detached [`Context`] connects to a directory node over the
+//!   native transport, asks it [`Inspect`](layer_cake::directory::Inspect),
+//!   and asks each child address from the answer in turn — remote addresses
+//!   relayed by the parent, so the walk goes down the tree hop by hop.
 //!
 //! [`Context`]: layer_cake::Context
 

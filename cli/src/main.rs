@@ -1,16 +1,22 @@
 //! **layer-cake** — the command line.
 //!
 //! ```text
-//! layer-cake network [--directory-at=127.0.0.1:54195] [--list-published] [--list-subscribed]
-//!                    [--list-connected] [--directory-addresses] [--full-identity]
-//! layer-cake ping <ID-PREFIX> [--ping-count=4] [--directory-at=127.0.0.1:54195]
+//! layer-cake create [--directory-at-host=…] [--retry=JSON] [--main-role=ROLE]
+//! layer-cake add EXECUTABLE [ROLE] [--role-count=N] [--name=value …]
+//! layer-cake list | update | edit | delete | destroy | history | returned …
+//! layer-cake run [ROLE-PATTERN …]          # foreground; Ctrl-C stops it all
+//! layer-cake start | stop | status | log ROLE
+//! layer-cake install-service host-cake|lan-cake|home
+//! layer-cake network [--list-published …]  # the live directory tree
+//! layer-cake ping <ID-PREFIX>
 //! ```
 //!
-//! `network` prints the live directory tree below a directory node
-//! (host-cake unless `--directory-at` names another); `ping` times round
-//! trips to the node of that tree whose id starts with a prefix. A failure
-//! is one line on stderr and exit status 1; a bad command line is clap's
-//! message and status 2. See `docs/cli.md`.
+//! The home commands are in [`layer_cake_cli::roles`] and
+//! [`layer_cake_cli::run`], the boot units in [`layer_cake_cli::service`],
+//! the tree in [`layer_cake_cli::network`] and [`layer_cake_cli::ping`]; this
+//! file only reads the command line. A failure is one line on stderr and
+//! exit status 1 (`run` exits with group-cake's status); a bad command line
+//! is clap's message and status 2. See `docs/cli.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,7 +32,8 @@ use layer_cake_cli::ping;
 use layer_cake_cli::roles;
 use layer_cake_cli::run;
 
-/// Inspect and ping a running layer-cake directory tree.
+/// Make and run homes of roles (composite processes), and look at the
+/// running directory tree.
 #[derive(Debug, Parser)]
 #[command(name = "layer-cake", version, about)]
 struct Cli {
