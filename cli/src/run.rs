@@ -91,12 +91,17 @@ pub fn group_command(
 /// `run`: group-cake in the foreground, its output and logs on this
 /// terminal. Ctrl-C stops everything cleanly: group-cake gets SIGINT and
 /// stops its roles; this command waits for it and exits with its status.
+/// If this command is killed, group-cake sees its stdin (a lifeline this
+/// command holds) close, and stops everything too.
 pub async fn run(home: &Home, args: &RunArgs) -> Result<i32, String> {
     let command = group_command(home, args, "RUN")?;
     let mut child = tokio::process::Command::from(command)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start group-cake: {e}"))?;
+    // The lifeline: never written; if this command dies, however it dies,
+    // group-cake sees it close and stops everything.
+    let _lifeline = child.stdin.take();
     let pid = child.id().map(|p| p as i32);
     loop {
         tokio::select! {

@@ -355,3 +355,35 @@ fn a_run_ends_with_the_main_role_or_with_every_role() {
     let out = cli(d).args(["run", "nobody"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no role matches nobody"));
 }
+
+/// Killing `layer-cake run` itself (SIGKILL, no chance to clean up) still
+/// ends group-cake and every role: group-cake's stdin is the command's
+/// lifeline.
+#[test]
+fn killing_the_run_command_ends_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_host, host_at) = host_cake();
+    let port = free_port();
+    seed_home(d, &host_at, port);
+    let _guard = HomeGuard(d.join(".layer-cake"));
+    let mut run = cli(d);
+    run.arg("run");
+    let mut run = Proc::start(run);
+    run.line_with("(8 in all)");
+    let pids: Vec<i32> = running(d).into_iter().map(|(_, pid)| pid).collect();
+    assert_eq!(pids.len(), 10);
+    run.child.kill().unwrap();
+    let _ = run.child.wait();
+    for pid in pids {
+        let deadline = Instant::now() + PATIENCE;
+        while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "process {pid} outlived the killed run"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -642,6 +642,11 @@ fn clip(text: &str, max: usize) -> String {
 /// stdin, the lifeline, reaches end of file).
 pub(crate) fn child_side(config: &ProcessConfig, main: &Address) {
     let Some(at) = config.connect_to_parent.clone() else {
+        // `layer-cake run` holds a lifeline to the group-cake it starts in
+        // the foreground, so that killing the command ends the composite.
+        if config.origin == super::Origin::Run && stdin_is_pipe() {
+            watch_lifeline(main);
+        }
         return;
     };
     let key = config.parent_key.clone().unwrap_or_default();
@@ -650,26 +655,32 @@ pub(crate) fn child_side(config: &ProcessConfig, main: &Address) {
         parent_link(cx, at, key, linked)
     });
     if stdin_is_pipe() {
-        let watched = main.clone();
-        let started = std::thread::Builder::new()
-            .name("lifeline".into())
-            .spawn(move || {
-                use std::io::Read;
-                let mut buffer = [0u8; 64];
-                let mut stdin = std::io::stdin();
-                loop {
-                    match stdin.read(&mut buffer) {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
+        watch_lifeline(main);
+    }
+}
+
+/// Stops `main` (and then the process) when stdin, the lifeline a parent
+/// holds and never writes to, reaches its end.
+fn watch_lifeline(main: &Address) {
+    let watched = main.clone();
+    let started = std::thread::Builder::new()
+        .name("lifeline".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut buffer = [0u8; 64];
+            let mut stdin = std::io::stdin();
+            loop {
+                match stdin.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
-                parent_gone(&watched, "stdin (the lifeline) closed");
-            });
-        if let Err(e) = started {
-            tracing::warn!("cannot watch the lifeline: {e}");
-        }
+            }
+            parent_gone(&watched, "stdin (the lifeline) closed");
+        });
+    if let Err(e) = started {
+        tracing::warn!("cannot watch the lifeline: {e}");
     }
 }
 
