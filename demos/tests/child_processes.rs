@@ -10,9 +10,8 @@
 mod support;
 
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use layer_cake::process::ProcessOptions;
@@ -327,52 +326,11 @@ fn requests_held_for_a_child_that_never_connects_are_lost() {
     });
 }
 
-/// A server demo run by the test; killed on drop if still running.
-struct Server {
-    child: Child,
-    port: u16,
-}
+use support::Server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-}
-
-/// Starts a server demo on port 0 and waits for its `listening on` line;
-/// the rest of its stderr is drained (and shown) in the background.
+/// Starts a server demo on port 0 (see [`Server::start`]).
 fn start(program: &str) -> Server {
-    let mut child = Command::new(program)
-        .arg("--server-address=127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let stderr = child.stderr.take().unwrap();
-    let (found, port) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            eprintln!("{line}");
-            if let Some((_, at)) = line.split_once("listening on ") {
-                let port: u16 = at.rsplit(':').next().unwrap().trim().parse().unwrap();
-                let _ = found.send(port);
-            }
-        }
-    });
-    let mut server = Server { child, port: 0 };
-    server.port = port.recv_timeout(PATIENCE).expect("a listening line");
-    server
+    Server::start(program, &[])
 }
 
 fn check_table(port: u16, x: usize, y: usize) {

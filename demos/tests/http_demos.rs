@@ -4,9 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::{self, Signal};
@@ -15,50 +13,11 @@ use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A running server; killed on drop if still running.
-struct Server {
-    child: Child,
-    port: u16,
-}
+use support::Server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Starts a server demo on port 0 and waits for its `listening on` line.
+/// Starts a server demo on port 0 (see [`Server::start`]).
 fn start(program: &str) -> Server {
-    start_with(program, &[])
-}
-
-/// [`start`] with more flags.
-fn start_with(program: &str, flags: &[&str]) -> Server {
-    let mut child = Command::new(program)
-        .arg("--server-address=127.0.0.1:0")
-        .args(flags)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let stderr = child.stderr.take().unwrap();
-    let (found, port) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            if let Some((_, at)) = line.split_once("listening on ") {
-                let port: u16 = at.rsplit(':').next().unwrap().trim().parse().unwrap();
-                let _ = found.send(port);
-            }
-        }
-    });
-    let mut server = Server { child, port: 0 };
-    server.port = port.recv_timeout(PATIENCE).expect("a listening line");
-    server
+    Server::start(program, &[])
 }
 
 use support::http_get as get;
@@ -201,7 +160,7 @@ fn clients_as_threads_without_a_server_faults() {
 /// counted apart — and nothing else goes wrong.
 #[test]
 fn clients_as_processes_adds_up_the_load_of_its_children() {
-    let server = start_with(env!("CARGO_BIN_EXE_test_server_4"), &["--size-of-queue=1"]);
+    let server = Server::start(env!("CARGO_BIN_EXE_test_server_4"), &["--size-of-queue=1"]);
     let out = Command::new(env!("CARGO_BIN_EXE_clients_as_processes"))
         .args([
             format!("--server-address=127.0.0.1:{}", server.port),

@@ -83,3 +83,59 @@ pub(crate) fn http_get(port: u16, target: &str) -> (u16, Vec<u8>) {
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, raw[split + 4..].to_vec())
 }
+
+/// A server demo run by a test on port 0; killed on drop if still running.
+pub(crate) struct Server {
+    pub(crate) child: std::process::Child,
+    /// Its real port, from its `listening on` line.
+    pub(crate) port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// Starts `program --server-address=127.0.0.1:0 FLAGS…` and waits for
+    /// its `listening on` line; the rest of its stderr is drained (and shown)
+    /// in the background.
+    pub(crate) fn start(program: &str, flags: &[&str]) -> Server {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = Command::new(program)
+            .arg("--server-address=127.0.0.1:0")
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let stderr = child.stderr.take().unwrap();
+        let (found, port) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                eprintln!("{line}");
+                if let Some((_, at)) = line.split_once("listening on ") {
+                    let port: u16 = at.rsplit(':').next().unwrap().trim().parse().unwrap();
+                    let _ = found.send(port);
+                }
+            }
+        });
+        let mut server = Server { child, port: 0 };
+        server.port = port
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a listening line");
+        server
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
