@@ -242,8 +242,84 @@ impl Serialize for Payload {
     }
 }
 
+/// How deeply payloads may nest inside one another when decoded (a
+/// [`Returned`] whose value is a message holding a `Payload` holding …).
+///
+/// A payload is the one type the library decodes recursively (by signature,
+/// through the registry), so without a bound a small frame of nested
+/// payloads would recurse until the decoding thread's stack overflowed and
+/// took the process with it. Deeper nesting is refused as one undecodable
+/// message, with an error naming this limit. Sixteen levels is far more
+/// than any real message uses, and stays well inside a 2 MiB tokio worker
+/// stack even in a debug build.
+pub const MAX_PAYLOAD_DEPTH: usize = 16;
+
+thread_local! {
+    /// Payloads being decoded on this thread, outermost first. Decoding is
+    /// synchronous, so nesting on one thread is nesting in one value.
+    static PAYLOAD_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+thread_local! {
+    /// Why the innermost failing payload did not decode, as plain text.
+    /// bincode renders an error it is handed back as its `Debug` form,
+    /// escaped once more at every level, so a message that travels up
+    /// through nested payloads would grow exponentially (eight levels: half
+    /// a gigabyte); each level reads the clean text from here instead.
+    static PAYLOAD_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The longest decode error kept for one payload level.
+const MAX_ERROR_TEXT: usize = 1024;
+
+/// Takes the clean text of the last payload decode failure on this thread
+/// (and clears it).
+pub(crate) fn take_payload_error() -> Option<String> {
+    PAYLOAD_ERROR.with(|e| e.borrow_mut().take())
+}
+
+fn set_payload_error(mut text: String) -> String {
+    if text.len() > MAX_ERROR_TEXT {
+        let mut end = MAX_ERROR_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    PAYLOAD_ERROR.with(|e| *e.borrow_mut() = Some(text.clone()));
+    text
+}
+
+/// One level of payload nesting, left when dropped (also on an error).
+struct Nested;
+
+impl Nested {
+    fn enter() -> Option<Nested> {
+        PAYLOAD_DEPTH.with(|depth| {
+            let now = depth.get();
+            (now < MAX_PAYLOAD_DEPTH).then(|| {
+                depth.set(now + 1);
+                Nested
+            })
+        })
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        PAYLOAD_DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Payload {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let Some(_level) = Nested::enter() else {
+            return Err(D::Error::custom(set_payload_error(format!(
+                "messages nested more than {MAX_PAYLOAD_DEPTH} levels deep"
+            ))));
+        };
         let human = d.is_human_readable();
         d.deserialize_tuple(if human { 3 } else { 2 }, PayloadVisitor)
     }
@@ -264,7 +340,9 @@ impl<'de> serde::de::Visitor<'de> for PayloadVisitor {
             .next_element()?
             .ok_or_else(|| A::Error::invalid_length(0, &self))?;
         let entry = registry::lookup(&signature).ok_or_else(|| {
-            A::Error::custom(format_args!("unknown type signature \"{signature}\""))
+            A::Error::custom(set_payload_error(format!(
+                "unknown type signature \"{signature}\""
+            )))
         })?;
         let payload = seq
             .next_element_seed(EntrySeed(entry))?
@@ -288,7 +366,11 @@ impl<'de> serde::de::DeserializeSeed<'de> for EntrySeed {
         use serde::de::Error;
         let mut erased = <dyn erased_serde::Deserializer>::erase(d);
         self.0.decode_erased(&mut erased).map_err(|e| {
-            D::Error::custom(format_args!("cannot decode {}: {e}", self.0.signature()))
+            let inner = take_payload_error().unwrap_or_else(|| e.to_string());
+            D::Error::custom(set_payload_error(format!(
+                "cannot decode {}: {inner}",
+                self.0.signature()
+            )))
         })
     }
 }

@@ -19,9 +19,34 @@ pub struct LinkOptions {
     /// Heartbeats on loopback links too (they are off there by default: a
     /// peer on the same host that dies closes its sockets).
     pub heartbeat_on_loopback: bool,
-    /// How many outgoing messages may wait for the socket before sends are
-    /// refused with `SendError::Full`. Default 65 536.
-    pub send_queue: usize,
+    /// How many bytes of outgoing frames may wait for the socket before
+    /// messages sent on the link are refused with `SendError::Full` (or
+    /// wait, with `send_wait`) — the *soft* bound. Every frame counts: sent
+    /// messages, answers, control messages, relayed frames, heartbeats.
+    /// Answers, control messages and relayed frames are never refused at the
+    /// soft bound; a peer that keeps the queue over it for longer than
+    /// [`stale_after`](Self::stale_after) is not reading, and is disconnected
+    /// with [`OutboundStreaming`](super::EndOfTransport::OutboundStreaming).
+    /// Default 8 MiB.
+    pub send_queue_bytes: usize,
+    /// The *hard* bound of the send queue, in bytes: a frame that would take
+    /// the queue past it closes the link at once with
+    /// [`OutboundStreaming`](super::EndOfTransport::OutboundStreaming) and
+    /// the queue is dropped unwritten. This is the most memory one peer that
+    /// stops reading can hold. Default 16 MiB (taken as at least
+    /// `send_queue_bytes`).
+    pub send_queue_hard_bytes: usize,
+    /// How many requests sent or relayed over the link may await an answer
+    /// at once (their askers are told at once if the link ends). A peer
+    /// whose relayed requests would pass it is disconnected with
+    /// [`InboundStreaming`](super::EndOfTransport::InboundStreaming); local
+    /// asks past it are sent but not tracked. Default 65 536.
+    pub max_outstanding: usize,
+    /// How long a request is remembered as awaiting its answer: after that
+    /// its entry is swept (an ask that waits longer still ends at its own
+    /// deadline, only without the early fault when the link ends).
+    /// Default 10 minutes.
+    pub outstanding_for: Duration,
 }
 
 impl Default for LinkOptions {
@@ -31,7 +56,10 @@ impl Default for LinkOptions {
             heartbeat_every: Duration::from_secs(3),
             stale_after: Duration::from_secs(10),
             heartbeat_on_loopback: false,
-            send_queue: 1 << 16,
+            send_queue_bytes: 8 << 20,
+            send_queue_hard_bytes: 16 << 20,
+            max_outstanding: 1 << 16,
+            outstanding_for: Duration::from_secs(600),
         }
     }
 }

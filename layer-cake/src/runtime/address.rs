@@ -186,6 +186,14 @@ impl Address {
         }
     }
 
+    /// `asker` gave up waiting for the answer to request `id`, sent here:
+    /// the transport that carried it stops tracking it.
+    pub(crate) fn abandon_request(&self, asker: &Address, id: super::RequestId) {
+        if let Route::Remote(r) = &self.0 {
+            r.link.abandon(asker, id.0);
+        }
+    }
+
     pub(crate) fn mailbox(&self) -> Option<&Arc<Mailbox>> {
         match &self.0 {
             Route::Local(m) => Some(m),

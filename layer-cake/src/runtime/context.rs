@@ -3,7 +3,7 @@
 
 use std::any::TypeId;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -89,6 +89,10 @@ struct Current {
     meta: Option<Arc<Meta>>,
 }
 
+/// How many abandoned requests an actor remembers, to discard their late
+/// answers.
+const MAX_ABANDONED: usize = 4096;
+
 /// Rarely-used state, allocated on first use so an idle actor stays small.
 #[derive(Default)]
 pub(crate) struct Extras {
@@ -103,8 +107,9 @@ pub(crate) struct Extras {
     saved: Vec<Envelope>,
     /// Saved messages restored for delivery, already looked at.
     replay: VecDeque<Envelope>,
-    /// Requests whose ask gave up; their late answers are discarded.
-    abandoned: HashSet<RequestId>,
+    /// Requests whose ask gave up; their late answers are discarded. At
+    /// most [`MAX_ABANDONED`], the oldest forgotten first (ids only grow).
+    abandoned: std::collections::BTreeSet<RequestId>,
 }
 
 pub(crate) struct TimerSlot {
@@ -614,8 +619,17 @@ impl Context {
     }
 
     /// Gives up on request `id`: its late answer will be discarded.
-    pub(crate) fn abandon(&mut self, id: RequestId) {
-        self.extras().abandoned.insert(id);
+    /// The transport that carried the request to `to` forgets it too.
+    pub(crate) fn abandon(&mut self, id: RequestId, to: &Address) {
+        to.abandon_request(&self.core.me, id);
+        let abandoned = &mut self.extras().abandoned;
+        abandoned.insert(id);
+        // An answer that never comes must not hold an entry for the life of
+        // the actor: past the cap, the oldest is forgotten (should its answer
+        // still come, it is delivered as an ordinary message).
+        while abandoned.len() > MAX_ABANDONED {
+            abandoned.pop_first();
+        }
     }
 
     /// Sends `message` to `to` and waits up to `timeout` for the answer, which
@@ -705,7 +719,7 @@ impl Context {
         match self.next_answer(|answered| answered == id, deadline).await {
             Some((_, answer)) => Ok(answer),
             None => {
-                self.extras().abandoned.insert(id);
+                self.abandon(id, to);
                 Err(AskError::TimedOut)
             }
         }

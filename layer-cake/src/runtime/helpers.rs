@@ -99,8 +99,8 @@ impl Context {
             results[slots[&id]] = Some(answer.downcast::<Faulted>().map_or_else(Ok, Err));
         }
         for id in pending {
-            self.abandon(id);
             let index = slots[&id];
+            self.abandon(id, &targets[index]);
             results[index] = Some(Err(no_answer(&targets[index])));
         }
         results

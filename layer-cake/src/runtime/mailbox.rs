@@ -58,6 +58,8 @@ struct Rare {
     senders: Vec<Waker>,
     /// Told when this mailbox closes.
     watchers: Vec<Watcher>,
+    /// The length at which `watchers` is next cleaned of finished ones.
+    clean_at: usize,
 }
 
 /// Who is told when a mailbox closes.
@@ -66,6 +68,17 @@ pub(crate) enum Watcher {
     Actor(super::address::Address),
     /// A token cancelled (ends the connections and listens an actor owns).
     Token(tokio_util::sync::CancellationToken),
+}
+
+impl Watcher {
+    /// Whether telling this watcher would do nothing: the actor has ended,
+    /// the token is already cancelled.
+    fn is_finished(&self) -> bool {
+        match self {
+            Watcher::Actor(address) => address.is_closed(),
+            Watcher::Token(token) => token.is_cancelled(),
+        }
+    }
 }
 
 impl Mailbox {
@@ -170,17 +183,56 @@ impl Mailbox {
 
     /// Adds a watcher, told with [`Ended`](crate::runtime::Ended) when this
     /// mailbox closes; false if it already has (then nothing is recorded).
+    ///
+    /// The list does not grow with watchers that have finished: an actor
+    /// watching twice is recorded once, and watchers that no longer need
+    /// telling (an ended actor, a cancelled token: a connection or listen
+    /// that closed) are dropped whenever the list has doubled since it was
+    /// last cleaned, and when a connection closes
+    /// ([`forget_finished_watchers`](Mailbox::forget_finished_watchers)).
     pub(crate) fn watch(&self, watcher: Watcher) -> bool {
         let mut inner = self.lock();
         if self.is_closed() {
             return false;
         }
-        inner
-            .rare
-            .get_or_insert_with(Default::default)
-            .watchers
-            .push(watcher);
+        let rare = inner.rare.get_or_insert_with(Default::default);
+        if let Watcher::Actor(new) = &watcher
+            && rare
+                .watchers
+                .iter()
+                .any(|w| matches!(w, Watcher::Actor(old) if old == new))
+        {
+            return true;
+        }
+        if rare.watchers.len() >= rare.clean_at {
+            rare.watchers.retain(|w| !w.is_finished());
+            rare.clean_at = (rare.watchers.len() * 2).max(8);
+        }
+        rare.watchers.push(watcher);
         true
+    }
+
+    /// Drops the watchers that no longer need telling (see
+    /// [`watch`](Mailbox::watch)).
+    pub(crate) fn forget_finished_watchers(&self) {
+        let mut inner = self.lock();
+        if let Some(rare) = inner.rare.as_mut() {
+            rare.watchers.retain(|w| !w.is_finished());
+            rare.clean_at = (rare.watchers.len() * 2).max(8);
+        }
+    }
+
+    /// How many control messages wait to be read. The control lane never
+    /// refuses a message, so whoever feeds it from outside the process (a
+    /// link's reader) looks at this to slow the peer down.
+    pub(crate) fn control_backlog(&self) -> usize {
+        self.lock().control.len()
+    }
+
+    /// How many watchers are recorded (for tests of the bounds).
+    #[cfg(test)]
+    pub(crate) fn watcher_count(&self) -> usize {
+        self.lock().rare.as_ref().map_or(0, |r| r.watchers.len())
     }
 
     fn wake_senders(&self) {

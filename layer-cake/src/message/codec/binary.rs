@@ -90,8 +90,13 @@ pub(crate) fn decode_named<T: DeserializeOwned>(
     bytes: &[u8],
     signature: &str,
 ) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, CONFIG)
-        .map_err(|e| CodecError::decode(signature, describe_decode(e)))?;
+    // A payload nested inside leaves the clean text of its failure here
+    // (bincode's own would be escaped again at every level).
+    let _ = crate::message::take_payload_error();
+    let (value, used) = bincode::serde::decode_from_slice(bytes, CONFIG).map_err(|e| {
+        let reason = crate::message::take_payload_error().unwrap_or_else(|| describe_decode(e));
+        CodecError::decode(signature, reason)
+    })?;
     if used != bytes.len() {
         return Err(CodecError::decode(
             signature,
@@ -110,7 +115,7 @@ pub fn decode_payload(signature: &str, bytes: &[u8]) -> Result<Payload, CodecErr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -133,6 +138,80 @@ mod tests {
         bytes.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
         let e = decode::<String>(&bytes).unwrap_err();
         assert!(e.to_string().contains("decode limit"), "{e}");
+    }
+
+    /// The body of a `Returned` holding `levels - 1` more `Returned`s around
+    /// an integer: the depth bomb of issue 11, built byte by byte as an
+    /// attacker would (a payload is its signature, then its value).
+    pub(crate) fn nested_returned(levels: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for _ in 1..levels {
+            encode("Returned", &mut bytes).unwrap();
+        }
+        encode("integer8", &mut bytes).unwrap();
+        encode(&7_i64, &mut bytes).unwrap();
+        bytes
+    }
+
+    /// Runs `f` on a thread with a tokio worker's default 2 MiB stack, as
+    /// the link reader does.
+    pub(crate) fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .expect("decoding within a 2 MiB stack")
+    }
+
+    /// An error deep inside nested payloads reads once, plainly, at the
+    /// top: bincode renders errors handed back to it in their escaped
+    /// `Debug` form, which used to grow sixteenfold per level (eight levels
+    /// made half a gigabyte of text).
+    #[test]
+    fn nested_errors_stay_small() {
+        for levels in 1..=crate::message::MAX_PAYLOAD_DEPTH {
+            let mut bytes = Vec::new();
+            for _ in 1..levels {
+                encode("Returned", &mut bytes).unwrap();
+            }
+            encode("nope", &mut bytes).unwrap();
+            let e = decode_payload("Returned", &bytes).unwrap_err().to_string();
+            assert!(e.ends_with("unknown type signature \"nope\""), "{e}");
+            assert!(!e.contains("OtherString"), "{e}");
+            assert_eq!(e.matches("cannot decode Returned").count(), levels, "{e}");
+        }
+    }
+
+    #[test]
+    fn nested_payloads_are_bounded() {
+        use crate::message::{MAX_PAYLOAD_DEPTH, Returned};
+        on_worker_stack(|| {
+            // As deep as allowed: decodes.
+            let fine = decode_payload("Returned", &nested_returned(MAX_PAYLOAD_DEPTH)).unwrap();
+            let mut value = fine.downcast::<Returned>().unwrap().value;
+            for _ in 1..MAX_PAYLOAD_DEPTH {
+                value = value.downcast::<Returned>().unwrap().value;
+            }
+            assert_eq!(value.downcast::<i64>().unwrap(), 7);
+            // One more, the 592-byte bomb of 64 levels, and 10 000 levels:
+            // one refused message each, naming the limit.
+            for levels in [MAX_PAYLOAD_DEPTH + 1, 64, 10_000] {
+                let bytes = nested_returned(levels);
+                let e = decode_payload("Returned", &bytes).unwrap_err();
+                let text = e.to_string();
+                assert!(
+                    text.starts_with("cannot decode Returned: ")
+                        && text.contains(&format!("nested more than {MAX_PAYLOAD_DEPTH} levels")),
+                    "{levels} levels: {text}"
+                );
+                // The refusal does not depend on how deep the rest goes.
+                assert!(text.len() < 1024, "{levels} levels: {} bytes", text.len());
+            }
+            // The counter is back at zero after a refusal: a fine message
+            // still decodes on the same thread.
+            assert!(decode_payload("Returned", &nested_returned(MAX_PAYLOAD_DEPTH)).is_ok());
+        });
     }
 
     #[test]

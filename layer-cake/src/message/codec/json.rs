@@ -244,6 +244,59 @@ mod tests {
         );
     }
 
+    fn nested_returned_json(levels: usize) -> String {
+        let mut text = String::from(r#"{"value":"#);
+        for _ in 0..levels {
+            text.push_str(r#"["Returned",{"value":"#);
+        }
+        text.push_str(r#"["integer8",7,[]]"#);
+        for _ in 0..levels {
+            text.push_str("},[]]");
+        }
+        text.push('}');
+        text
+    }
+
+    /// Nesting in JSON is bounded twice: serde_json refuses more than 128
+    /// levels of arrays and objects, and payloads are refused beyond
+    /// [`MAX_PAYLOAD_DEPTH`](crate::message::MAX_PAYLOAD_DEPTH) — neither
+    /// overflows a 2 MiB worker stack, even in a debug build.
+    #[test]
+    fn nesting_is_bounded() {
+        use crate::message::MAX_PAYLOAD_DEPTH;
+        crate::message::codec::binary::tests::on_worker_stack(|| {
+            let fine = from_typed_str(&nested_returned_json(MAX_PAYLOAD_DEPTH - 1)).unwrap();
+            assert_eq!(fine.signature(), "Returned");
+            for levels in [MAX_PAYLOAD_DEPTH + 1, 40] {
+                let e = from_typed_str(&nested_returned_json(levels)).unwrap_err();
+                assert!(
+                    e.to_string()
+                        .contains(&format!("nested more than {MAX_PAYLOAD_DEPTH} levels")),
+                    "{levels}: {e}"
+                );
+            }
+            for levels in [64, 10_000] {
+                let e = from_typed_str(&nested_returned_json(levels)).unwrap_err();
+                assert!(e.to_string().contains("recursion limit"), "{levels}: {e}");
+            }
+            // Plain arrays up to serde_json's limit decode into a value
+            // without overflowing; past it they are refused.
+            crate::message::registry::register::<Vec<i64>>();
+            let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+            assert!(
+                registry::lookup("vector<integer8>")
+                    .unwrap()
+                    .decode_json(&deep(127))
+                    .is_err()
+            );
+            let e = registry::lookup("vector<integer8>")
+                .unwrap()
+                .decode_json(&deep(200))
+                .unwrap_err();
+            assert!(e.to_string().contains("recursion limit"), "{e}");
+        });
+    }
+
     #[test]
     fn class_envelope() {
         let text = to_class_string(&Payload::new(7_i64), false).unwrap();

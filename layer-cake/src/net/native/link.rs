@@ -1,19 +1,29 @@
 //! One native connection between two processes.
 //!
 //! Sending encodes the frame in the sender's own task (a remote send
-//! serializes once) and queues the bytes; a writer task drains the queue into
-//! the socket in batches. The reader decodes each frame and delivers it to the
-//! actor it names — or relays it undecoded over another link. Whatever ends
-//! the link, the controlling actor hears about it once, in [`Closed`].
+//! serializes once) and appends the bytes to the link's queue; a writer task
+//! drains the queue into the socket in batches. The reader decodes each frame
+//! and delivers it to the actor it names — or relays it undecoded over
+//! another link. Whatever ends the link, the controlling actor hears about it
+//! once, in [`Closed`].
+//!
+//! Everything a peer controls is bounded here: the queue counts the bytes of
+//! every frame (user messages, answers, control messages, relays,
+//! heartbeats); user messages are refused at the soft bound, the rest may go
+//! past it up to the hard bound; a peer that keeps the queue over the soft
+//! bound for longer than `stale_after`, or pushes it past the hard bound, is
+//! disconnected and the queue freed. A body that does not decode faults that
+//! one message. The table of requests awaiting an answer is swept and capped.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -24,15 +34,51 @@ use crate::message::{Faulted, Payload};
 use crate::net::{Close, Closed, EndOfTransport, HostPort, LinkOptions};
 use crate::runtime::{Address, Envelope, Meta, PushError, RequestId, Tag, TraceContext, exports};
 
-/// Bytes queued for the writer.
-enum Out {
-    Frame {
-        bytes: Vec<u8>,
-        counted: bool,
-    },
+/// Whole frames waiting for the writer, in order.
+#[derive(Default)]
+struct Queue {
+    bytes: Vec<u8>,
     /// Write what is queued, then shut the socket down.
-    Shutdown,
+    shutdown: bool,
 }
+
+/// How a frame may be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A user message: refused with `Full` at the soft bound.
+    User,
+    /// An answer, a control message, a relayed frame, a hello or a close:
+    /// refusing it would lose something nobody can resend, so it may go past
+    /// the soft bound — up to the hard one, which closes the link.
+    Must,
+}
+
+/// The requests sent (or relayed) over a link and not yet answered.
+#[derive(Default)]
+struct Outstanding {
+    /// When each was sent, by who asked and the request id.
+    since: HashMap<(Address, u64), Instant>,
+    last_sweep: Option<Instant>,
+    /// Whether the cap was reported for local asks (once per link).
+    warned: bool,
+}
+
+/// Why a request could not be recorded as awaiting its answer.
+enum NotRecorded {
+    /// The table is at its cap.
+    Full,
+}
+
+/// How many control messages a link's reader lets wait in an actor's
+/// mailbox before it waits for the actor (and so stops reading the peer).
+const MAX_CONTROL_BACKLOG: usize = 1024;
+
+/// How often, at most, a link logs bodies it could not decode.
+const DECODE_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// The writer keeps at most this much buffer between bursts; a flood's
+/// buffer is given back once it is written.
+const KEEP_BUFFER: usize = 256 * 1024;
 
 /// A native connection.
 pub(crate) struct Link {
@@ -42,18 +88,33 @@ pub(crate) struct Link {
     owner: Address,
     options: LinkOptions,
     peer_controller: OnceLock<u64>,
-    out: mpsc::UnboundedSender<Out>,
-    /// User frames queued and not yet written.
+    queue: Mutex<Queue>,
+    /// Told when bytes are queued (or the link shuts down).
+    wake_writer: Notify,
+    /// Bytes queued and not yet written (in the queue or being written).
     queued: AtomicUsize,
+    /// Since when the queue has been over its soft bound.
+    over_since: Mutex<Option<Instant>>,
+    /// Told when the queue drains below its soft bound.
     room: Notify,
     closed: AtomicBool,
     cancel: CancellationToken,
+    /// Cancelled when the queue is to be dropped unwritten (the peer broke
+    /// a bound): the writer stops at once and its buffers are freed.
+    discard: CancellationToken,
     /// What ended the link, for the one `Closed`.
     ending: Mutex<Option<(EndOfTransport, String)>>,
-    /// Requests sent (or relayed) over this link and not yet answered, by
-    /// who asked and the request id: if the link ends first, each asker gets
-    /// a fault at once rather than waiting out its deadline.
-    outstanding: Mutex<std::collections::HashSet<(Address, u64)>>,
+    /// Requests sent (or relayed) over this link and not yet answered: if
+    /// the link ends first, each asker gets a fault at once rather than
+    /// waiting out its deadline. Removed when answered, when a local ask
+    /// gives up, and after `LinkOptions::outstanding_for`.
+    outstanding: Mutex<Outstanding>,
+    /// Bodies that did not decode since the last log line, and when that was.
+    undecodable: Mutex<(u64, Option<Instant>)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl std::fmt::Debug for Link {
@@ -82,23 +143,26 @@ impl Link {
         owner: Address,
         options: LinkOptions,
     ) -> Arc<Link> {
-        let (out, queue) = mpsc::unbounded_channel();
         let link = Arc::new(Link {
             id: next_link_id(),
             remote,
             owner,
             options,
             peer_controller: OnceLock::new(),
-            out,
+            queue: Mutex::new(Queue::default()),
+            wake_writer: Notify::new(),
             queued: AtomicUsize::new(0),
+            over_since: Mutex::new(None),
             room: Notify::new(),
             closed: AtomicBool::new(false),
             cancel: CancellationToken::new(),
+            discard: CancellationToken::new(),
             ending: Mutex::new(None),
-            outstanding: Mutex::new(Default::default()),
+            outstanding: Mutex::new(Outstanding::default()),
+            undecodable: Mutex::new((0, None)),
         });
         let heartbeat = link.heartbeats().then_some(link.options.heartbeat_every);
-        tokio::spawn(writer(write, queue, link.clone(), heartbeat));
+        tokio::spawn(writer(write, link.clone(), heartbeat));
         // A connection belongs to the actor that listened or connected: it
         // ends when that actor does.
         let owned = link
@@ -123,17 +187,66 @@ impl Link {
         }
     }
 
-    fn queue(&self, bytes: Vec<u8>, counted: bool) -> Result<(), PushError> {
-        if counted {
-            self.queued.fetch_add(1, Ordering::AcqRel);
+    /// Appends a whole frame to the queue. A user frame is refused with
+    /// `Full` at the soft bound; any frame that would take the queue past
+    /// the hard bound closes the link (the peer is not reading).
+    fn queue(self: &Arc<Self>, bytes: &[u8], class: Class) -> Result<(), PushError> {
+        let soft = self.options.send_queue_bytes;
+        let hard = self.options.send_queue_hard_bytes.max(soft);
+        let now = {
+            let mut queue = lock(&self.queue);
+            if queue.shutdown {
+                return Err(PushError::Closed);
+            }
+            let queued = self.queued.load(Ordering::Acquire);
+            if class == Class::User && (queued >= soft || queued + bytes.len() > hard) {
+                return Err(PushError::Full);
+            }
+            if queued + bytes.len() > hard {
+                drop(queue);
+                self.overflowed(format!(
+                    "the peer is not reading: {} bytes waiting to be sent would pass the hard bound of {hard} bytes",
+                    queued + bytes.len()
+                ));
+                return Err(PushError::Closed);
+            }
+            queue.bytes.extend_from_slice(bytes);
+            self.queued.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len()
+        };
+        if now > soft {
+            lock(&self.over_since).get_or_insert_with(Instant::now);
         }
-        self.out
-            .send(Out::Frame { bytes, counted })
-            .map_err(|_| PushError::Closed)
+        self.wake_writer.notify_one();
+        Ok(())
+    }
+
+    /// The peer broke a bound of the send queue: the link is closed with
+    /// the reason and whatever it queued is dropped unwritten.
+    fn overflowed(self: &Arc<Self>, why: String) {
+        self.close(EndOfTransport::OutboundStreaming, why);
+        self.discard.cancel();
+        let dropped = std::mem::take(&mut lock(&self.queue).bytes);
+        self.queued.fetch_sub(dropped.len(), Ordering::AcqRel);
+    }
+
+    /// How long the queue has been over its soft bound, if it is.
+    fn over_for(&self) -> Option<Duration> {
+        lock(&self.over_since).map(|since| since.elapsed())
+    }
+
+    /// Bytes waiting to be written (for tests and benches).
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Requests awaiting their answer over this link.
+    pub(crate) fn outstanding_len(&self) -> usize {
+        lock(&self.outstanding).since.len()
     }
 
     /// Sends the frame announcing this side's controlling actor.
-    pub(crate) fn hello(&self, controller: u64) -> Result<(), PushError> {
+    pub(crate) fn hello(self: &Arc<Self>, controller: u64) -> Result<(), PushError> {
         let header = Header {
             version: VERSION,
             kind: Kind::Hello {
@@ -143,7 +256,7 @@ impl Link {
         };
         let mut bytes = Vec::new();
         wire::frame(&mut bytes, &header, &[]).map_err(|_| PushError::Closed)?;
-        self.queue(bytes, false)
+        self.queue(&bytes, Class::Must)
     }
 
     /// How an address is written on this link.
@@ -190,9 +303,16 @@ impl Link {
             self.close(EndOfTransport::OnRequest, note);
             return Ok(());
         }
-        let counted =
-            matches!(envelope.tag, Tag::None | Tag::Request(_)) && !envelope.payload.is_control();
-        if counted && self.queued.load(Ordering::Acquire) >= self.options.send_queue {
+        let class = if matches!(envelope.tag, Tag::None | Tag::Request(_))
+            && !envelope.payload.is_control()
+        {
+            Class::User
+        } else {
+            Class::Must
+        };
+        if class == Class::User
+            && self.queued.load(Ordering::Acquire) >= self.options.send_queue_bytes
+        {
             return Err((envelope, PushError::Full));
         }
         let bytes = match self.encode(&envelope, to) {
@@ -206,10 +326,20 @@ impl Link {
                 return Err((envelope, PushError::Unencodable));
             }
         };
+        // Recorded before the frame can leave, so that an answer arriving
+        // at once finds it.
         if let Tag::Request(RequestId(id)) = envelope.tag {
-            self.expect_answer(envelope.from.clone(), id);
+            self.expect_local_answer(&envelope.from, id);
         }
-        self.queue(bytes, counted).map_err(|why| (envelope, why))
+        match self.queue(&bytes, class) {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                if let Tag::Request(RequestId(id)) = envelope.tag {
+                    self.answered(&envelope.from, id);
+                }
+                Err((envelope, why))
+            }
+        }
     }
 
     /// [`send`](Link::send), waiting while the send queue is full.
@@ -236,21 +366,58 @@ impl Link {
         }
     }
 
-    fn expect_answer(&self, asker: Address, id: u64) {
-        if !asker.is_null() {
-            self.outstanding
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert((asker, id));
+    /// Records that `asker` awaits the answer to request `id` over this
+    /// link. Entries older than `outstanding_for` are swept first (their
+    /// askers have long given up); at the cap nothing is recorded.
+    fn expect_answer(&self, asker: &Address, id: u64) -> Result<(), NotRecorded> {
+        if asker.is_null() {
+            return Ok(());
+        }
+        let mut table = lock(&self.outstanding);
+        let now = Instant::now();
+        let sweep_due = table
+            .last_sweep
+            .is_none_or(|at| now.duration_since(at) >= self.options.outstanding_for / 4);
+        if sweep_due || table.since.len() >= self.options.max_outstanding {
+            let max_age = self.options.outstanding_for;
+            table
+                .since
+                .retain(|_, sent| now.duration_since(*sent) < max_age);
+            table.last_sweep = Some(now);
+        }
+        if table.since.len() >= self.options.max_outstanding {
+            return Err(NotRecorded::Full);
+        }
+        table.since.insert((asker.clone(), id), now);
+        Ok(())
+    }
+
+    /// [`expect_answer`](Link::expect_answer) for a request sent from this
+    /// process: at the cap the asker only loses the early fault when the
+    /// link ends (its own deadline still holds), so this is logged once.
+    fn expect_local_answer(&self, asker: &Address, id: u64) {
+        if let Err(NotRecorded::Full) = self.expect_answer(asker, id) {
+            let mut table = lock(&self.outstanding);
+            if !std::mem::replace(&mut table.warned, true) {
+                tracing::warn!(
+                    link = self.id,
+                    "{} requests await an answer over the link to \"{}\": more are not tracked (their askers will time out if it closes)",
+                    table.since.len(),
+                    self.remote
+                );
+            }
         }
     }
 
     /// An answer came back over this link: its request is no longer owed.
     fn answered(&self, asker: &Address, id: u64) {
-        self.outstanding
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(asker.clone(), id));
+        lock(&self.outstanding).since.remove(&(asker.clone(), id));
+    }
+
+    /// `asker` gave up on request `id` (its ask timed out): the link no
+    /// longer owes it a fault when it ends.
+    pub(crate) fn abandon(&self, asker: &Address, id: u64) {
+        self.answered(asker, id);
     }
 
     /// The link ended: every request it carried that has not been answered
@@ -259,8 +426,8 @@ impl Link {
     // the mailbox behind it does.
     #[allow(clippy::mutable_key_type)]
     fn fault_outstanding(&self, reason: EndOfTransport, note: &str) {
-        let owed = std::mem::take(&mut *self.outstanding.lock().unwrap_or_else(|e| e.into_inner()));
-        for (asker, id) in owed {
+        let owed = std::mem::take(&mut lock(&self.outstanding).since);
+        for (asker, id) in owed.into_keys() {
             let fault = Faulted::lost(
                 "connection lost",
                 format!(
@@ -336,13 +503,11 @@ impl Link {
                 kind: Kind::Close { note },
             };
             if wire::frame(&mut bytes, &header, &[]).is_ok() {
-                let _ = self.out.send(Out::Frame {
-                    bytes,
-                    counted: false,
-                });
+                let _ = self.queue(&bytes, Class::Must);
             }
         }
-        let _ = self.out.send(Out::Shutdown);
+        lock(&self.queue).shutdown = true;
+        self.wake_writer.notify_one();
         self.cancel.cancel();
         self.room.notify_waiters();
     }
@@ -350,6 +515,10 @@ impl Link {
     /// Called by the reader when it stops: the owner's one `Closed`.
     fn closed(self: &Arc<Self>) {
         exports::forget_link(self.id);
+        // The owner's mailbox no longer needs to end this link.
+        if let Some(mailbox) = self.owner.mailbox() {
+            mailbox.forget_finished_watchers();
+        }
         let (reason, note) = self
             .ending
             .lock()
@@ -549,16 +718,39 @@ impl Link {
             }
             return self.relay(next, next_id, header, body, tag, from);
         }
-        let entries = header.book.clone();
-        let payload = book::decoding(self, entries, || {
-            crate::message::codec::binary::decode_payload(&header.signature, body)
-        })
-        .map_err(|e| bad(e.to_string()))?;
-        // Only a decoded answer settles its request: one that cannot be
-        // decoded closes the link, and the asker hears why.
         if let Tag::Response(RequestId(id)) = tag {
             self.answered(&target, id);
         }
+        let entries = header.book.clone();
+        let decoded = book::decoding(self, entries, || {
+            crate::message::codec::binary::decode_payload(&header.signature, body)
+        });
+        let payload = match decoded {
+            Ok(payload) => payload,
+            Err(e) => {
+                // The header was read, so the framing holds: only this
+                // message is lost, and whoever waits on it hears why.
+                self.undecodable(&header.signature, &e);
+                let fault = Faulted::new("not delivered")
+                    .with_explanation(format!("undecodable body of {} bytes: {e}", body.len()));
+                let (to, from) = match tag {
+                    Tag::Request(_) => (&from, target.clone()),
+                    Tag::Response(_) => (&target, from.clone()),
+                    Tag::None | Tag::Timer(_) => return Ok(()),
+                };
+                let answer = Tag::Response(match tag {
+                    Tag::Request(id) | Tag::Response(id) => id,
+                    Tag::None | Tag::Timer(_) => unreachable!("returned above"),
+                });
+                let _ = to.push(Envelope {
+                    from,
+                    payload: Payload::new(fault),
+                    tag: answer,
+                    meta: None,
+                });
+                return Ok(());
+            }
+        };
         let ingress = self.address_of(header.ingress).map_err(bad)?;
         let meta =
             (header.trace.is_some() || header.caller.is_some() || !ingress.is_null()).then(|| {
@@ -579,8 +771,20 @@ impl Link {
             meta,
         });
         // Wait for room rather than drop: the connection slows down instead.
+        // The control lane never refuses, so a peer could fill it without
+        // bound: past a backlog, wait for the actor to catch up.
         let wait = self.options.stale_after;
-        let pushed = tokio::time::timeout(wait, target.push_waiting(&mut slot)).await;
+        let room = async {
+            if let Some(mailbox) = target.mailbox()
+                && slot.as_ref().is_some_and(|e| e.payload.is_control())
+            {
+                while mailbox.control_backlog() >= MAX_CONTROL_BACKLOG && !mailbox.is_closed() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            target.push_waiting(&mut slot).await
+        };
+        let pushed = tokio::time::timeout(wait, room).await;
         if let Ok(Ok(())) = pushed {
             return Ok(());
         }
@@ -604,6 +808,32 @@ impl Link {
             });
         }
         Ok(())
+    }
+
+    /// Logs a body that did not decode, at most once per
+    /// [`DECODE_LOG_EVERY`] per link (a peer can send them as fast as it
+    /// likes), with how many were not logged.
+    fn undecodable(&self, signature: &str, e: &crate::message::codec::CodecError) {
+        let mut state = lock(&self.undecodable);
+        let (quiet, last) = &mut *state;
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < DECODE_LOG_EVERY) {
+            *quiet += 1;
+            return;
+        }
+        let unlogged = std::mem::take(quiet);
+        *last = Some(now);
+        drop(state);
+        tracing::warn!(
+            link = self.id,
+            "a {signature} from \"{}\" was not delivered: {e}{}",
+            self.remote,
+            if unlogged > 0 {
+                format!(" ({unlogged} more undecodable messages since the last report)")
+            } else {
+                String::new()
+            }
+        );
     }
 
     /// Passes a frame on over `next` without decoding its body: only the
@@ -635,16 +865,40 @@ impl Link {
         if wire::frame(&mut bytes, &frame, body).is_err() {
             return Err(bad("cannot re-frame a relayed message".into()));
         }
-        let counted = !matches!(tag, Tag::Response(_));
-        if let Tag::Request(RequestId(id)) = tag {
-            next.expect_answer(asker, id);
+        // The table of requests awaiting answers over `next` is filled by
+        // this link's peer: at its cap, that peer is the one cut off.
+        if let Tag::Request(RequestId(id)) = tag
+            && let Err(NotRecorded::Full) = next.expect_answer(&asker, id)
+        {
+            return Err(Ending(
+                EndOfTransport::InboundStreaming,
+                format!(
+                    "more than {} relayed requests awaiting an answer",
+                    next.options.max_outstanding
+                ),
+            ));
         }
-        if let Err(why) = next.queue(bytes, counted) {
+        // A relayed frame is not refused at the soft bound (its sender
+        // cannot be told to retry), but counts against the hard one.
+        if let Err(why) = next.queue(&bytes, Class::Must) {
             tracing::warn!(
                 link = self.id,
                 "cannot relay over link {}: {why:?}",
                 next.id
             );
+            if let Tag::Request(RequestId(id)) = tag {
+                next.answered(&asker, id);
+                let fault = Faulted::lost(
+                    "not delivered",
+                    format!("the link this request was relayed over has closed ({why:?})"),
+                );
+                let _ = asker.push(Envelope {
+                    from: Address::NULL,
+                    payload: Payload::new(fault),
+                    tag: Tag::Response(RequestId(id)),
+                    meta: None,
+                });
+            }
         }
         Ok(())
     }
@@ -652,14 +906,8 @@ impl Link {
 
 use crate::runtime::RouteRef;
 
-async fn writer(
-    mut write: WriteHalf,
-    mut queue: mpsc::UnboundedReceiver<Out>,
-    link: Arc<Link>,
-    heartbeat: Option<Duration>,
-) {
-    const BATCH: usize = 256 * 1024;
-    let mut buffer: Vec<u8> = Vec::with_capacity(BATCH);
+async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duration>) {
+    let mut batch: Vec<u8> = Vec::new();
     let mut ticker = heartbeat.map(|every| {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -678,51 +926,78 @@ async fn writer(
         );
         bytes
     };
+    let soft = link.options.send_queue_bytes;
+    let grace = link.options.stale_after;
+    // How often a write that does not finish looks at the grace period.
+    let check_every = (grace / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     loop {
-        let first = tokio::select! {
-            out = queue.recv() => out,
-            _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
-                if wrote_since_tick {
-                    wrote_since_tick = false;
-                    continue;
+        // Take everything queued in one swap; wait while there is nothing.
+        let (taken, shutdown) = loop {
+            {
+                let mut queue = lock(&link.queue);
+                if !queue.bytes.is_empty() || queue.shutdown {
+                    std::mem::swap(&mut queue.bytes, &mut batch);
+                    break (batch.len(), queue.shutdown);
                 }
-                Some(Out::Frame { bytes: heartbeat_frame.clone(), counted: false })
+            }
+            tokio::select! {
+                () = link.wake_writer.notified() => {}
+                () = link.discard.cancelled() => return,
+                _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
+                    if !wrote_since_tick {
+                        batch.extend_from_slice(&heartbeat_frame);
+                        break (0, false);
+                    }
+                    wrote_since_tick = false;
+                }
             }
         };
-        let mut shutdown = false;
-        let mut counted = 0usize;
-        let mut next = first;
-        loop {
-            match next {
-                None | Some(Out::Shutdown) => {
-                    shutdown = true;
-                    break;
+        if !batch.is_empty() {
+            let written = {
+                let write_all = write.write_all(&batch);
+                tokio::pin!(write_all);
+                loop {
+                    tokio::select! {
+                        written = &mut write_all => break Some(written),
+                        () = link.discard.cancelled() => break None,
+                        () = tokio::time::sleep(check_every) => {
+                            if let Some(over) = link.over_for() && over > grace {
+                                link.overflowed(format!(
+                                    "the peer is not reading: more than {soft} bytes waited to be sent for {over:.1?}"
+                                ));
+                                break None;
+                            }
+                        }
+                    }
                 }
-                Some(Out::Frame { bytes, counted: c }) => {
-                    buffer.extend_from_slice(&bytes);
-                    counted += c as usize;
-                }
-            }
-            if buffer.len() >= BATCH {
-                break;
-            }
-            next = match queue.try_recv() {
-                Ok(out) => Some(out),
-                Err(_) => break,
             };
-        }
-        if !buffer.is_empty() {
-            if let Err(e) = write.write_all(&buffer).await {
-                link.close(EndOfTransport::OutboundStreaming, e.to_string());
-                return;
+            match written {
+                // Dropped unwritten: the batch's memory goes with the task.
+                None => return,
+                Some(Err(e)) => {
+                    link.close(EndOfTransport::OutboundStreaming, e.to_string());
+                    return;
+                }
+                Some(Ok(())) => {}
             }
-            buffer.clear();
             wrote_since_tick = true;
+            batch.clear();
+            if batch.capacity() > KEEP_BUFFER {
+                batch = Vec::new();
+            }
         }
-        if counted > 0 {
-            let before = link.queued.fetch_sub(counted, Ordering::AcqRel);
-            if before >= link.options.send_queue / 2 {
+        if taken > 0 {
+            let left = link.queued.fetch_sub(taken, Ordering::AcqRel) - taken;
+            if left <= soft {
+                *lock(&link.over_since) = None;
                 link.room.notify_waiters();
+            } else if let Some(over) = link.over_for()
+                && over > grace
+            {
+                link.overflowed(format!(
+                    "the peer reads too slowly: more than {soft} bytes waited to be sent for {over:.1?}"
+                ));
+                return;
             }
         }
         if shutdown {
@@ -735,4 +1010,65 @@ async fn writer(
 /// When the link was opened, for `Connected` and `Accepted`.
 pub(crate) fn now() -> chrono::DateTime<Utc> {
     Utc::now()
+}
+
+/// Runs a link's reader over `stream`: the bytes a peer would send, from its
+/// hello on. The owner is a fresh actor that drains what it is sent, and
+/// every answer the link writes is read and thrown away. For fuzzing and the
+/// property test: whatever the bytes, this returns, never panics.
+pub(crate) async fn read_stream(stream: &[u8]) {
+    use tokio::io::AsyncReadExt;
+    let owner = crate::runtime::spawn(|mut cx: crate::Context| async move {
+        loop {
+            if cx.input().await.is::<crate::Stop>() {
+                return;
+            }
+        }
+    })
+    .address()
+    .clone();
+    let Some(controller) = owner.mailbox().map(exports::export) else {
+        return;
+    };
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let (read, write) = tokio::io::split(ours);
+    let options = LinkOptions {
+        stale_after: Duration::from_millis(200),
+        ..LinkOptions::default()
+    };
+    let link = Link::open(
+        Box::new(write),
+        HostPort::new("127.0.0.1", 0),
+        owner.clone(),
+        options,
+    );
+    let _ = link.hello(controller);
+    let (mut from_link, mut to_link) = tokio::io::split(theirs);
+    let drain = tokio::spawn(async move {
+        let mut sink = vec![0u8; 64 * 1024];
+        while matches!(from_link.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    let feed = async {
+        let _ = to_link.write_all(stream).await;
+        let _ = to_link.shutdown().await;
+    };
+    let reader = link.clone().run(Box::new(read), |_| {});
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(feed, reader)
+    })
+    .await;
+    link.close(EndOfTransport::OnRequest, "fuzzing done".into());
+    drain.abort();
+    let _ = owner.send(crate::Stop);
+}
+
+/// [`read_stream`] on a runtime of its own, for a fuzz target.
+#[doc(hidden)]
+pub fn read_stream_for_fuzzing(stream: &[u8]) {
+    if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        runtime.block_on(read_stream(stream));
+    }
 }

@@ -9,9 +9,13 @@
 
 pub(crate) mod book;
 mod link;
+#[doc(hidden)]
+pub mod raw;
 pub(crate) mod stream;
 pub(crate) mod wire;
 
+#[doc(hidden)]
+pub use link::read_stream_for_fuzzing;
 #[doc(hidden)]
 pub use wire::decode_frame_for_fuzzing;
 
