@@ -27,14 +27,15 @@ pub struct LinkOptions {
     /// soft bound; a peer that keeps the queue over it for longer than
     /// [`stale_after`](Self::stale_after) is not reading, and is disconnected
     /// with [`OutboundStreaming`](super::EndOfTransport::OutboundStreaming).
-    /// Default 8 MiB.
+    /// Default 4 MiB.
     pub send_queue_bytes: usize,
     /// The *hard* bound of the send queue, in bytes: a frame that would take
     /// the queue past it closes the link at once with
     /// [`OutboundStreaming`](super::EndOfTransport::OutboundStreaming) and
     /// the queue is dropped unwritten. This is the most memory one peer that
-    /// stops reading can hold. Default 16 MiB (taken as at least
-    /// `send_queue_bytes`).
+    /// stops reading can hold (the flood bench measures a daemon's growth
+    /// under such a peer at a little more than this). Default 8 MiB (taken
+    /// as at least `send_queue_bytes`).
     pub send_queue_hard_bytes: usize,
     /// How many requests sent or relayed over the link may await an answer
     /// at once (their askers are told at once if the link ends). A peer
@@ -56,8 +57,8 @@ impl Default for LinkOptions {
             heartbeat_every: Duration::from_secs(3),
             stale_after: Duration::from_secs(10),
             heartbeat_on_loopback: false,
-            send_queue_bytes: 8 << 20,
-            send_queue_hard_bytes: 16 << 20,
+            send_queue_bytes: 4 << 20,
+            send_queue_hard_bytes: 8 << 20,
             max_outstanding: 1 << 16,
             outstanding_for: Duration::from_secs(600),
         }

@@ -34,10 +34,13 @@ use crate::message::{Faulted, Payload};
 use crate::net::{Close, Closed, EndOfTransport, HostPort, LinkOptions};
 use crate::runtime::{Address, Envelope, Meta, PushError, RequestId, Tag, TraceContext, exports};
 
-/// Whole frames waiting for the writer, in order.
+/// Whole frames waiting for the writer, in order, in chunks of about
+/// [`CHUNK`] bytes: the queue's memory follows what it holds (no buffer
+/// doubling, no copy when it grows), and goes back chunk by chunk as the
+/// writer gets through it.
 #[derive(Default)]
 struct Queue {
-    bytes: Vec<u8>,
+    chunks: std::collections::VecDeque<Vec<u8>>,
     /// Write what is queued, then shut the socket down.
     shutdown: bool,
 }
@@ -76,9 +79,9 @@ const MAX_CONTROL_BACKLOG: usize = 1024;
 /// How often, at most, a link logs bodies it could not decode.
 const DECODE_LOG_EVERY: Duration = Duration::from_secs(1);
 
-/// The writer keeps at most this much buffer between bursts; a flood's
-/// buffer is given back once it is written.
-const KEEP_BUFFER: usize = 256 * 1024;
+/// The size of a chunk of the send queue (a frame larger than this has one
+/// of its own).
+const CHUNK: usize = 64 * 1024;
 
 /// A native connection.
 pub(crate) struct Link {
@@ -210,7 +213,14 @@ impl Link {
                 ));
                 return Err(PushError::Closed);
             }
-            queue.bytes.extend_from_slice(bytes);
+            match queue.chunks.back_mut() {
+                Some(last) if last.len() + bytes.len() <= CHUNK => last.extend_from_slice(bytes),
+                _ => {
+                    let mut chunk = Vec::with_capacity(CHUNK.max(bytes.len()));
+                    chunk.extend_from_slice(bytes);
+                    queue.chunks.push_back(chunk);
+                }
+            }
             self.queued.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len()
         };
         if now > soft {
@@ -225,8 +235,9 @@ impl Link {
     fn overflowed(self: &Arc<Self>, why: String) {
         self.close(EndOfTransport::OutboundStreaming, why);
         self.discard.cancel();
-        let dropped = std::mem::take(&mut lock(&self.queue).bytes);
-        self.queued.fetch_sub(dropped.len(), Ordering::AcqRel);
+        let dropped = std::mem::take(&mut lock(&self.queue).chunks);
+        let bytes = dropped.iter().map(Vec::len).sum();
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     /// How long the queue has been over its soft bound, if it is.
@@ -240,7 +251,8 @@ impl Link {
         self.queued.load(Ordering::Acquire)
     }
 
-    /// Requests awaiting their answer over this link.
+    /// Requests awaiting their answer over this link (for tests).
+    #[cfg(test)]
     pub(crate) fn outstanding_len(&self) -> usize {
         lock(&self.outstanding).since.len()
     }
@@ -907,7 +919,7 @@ impl Link {
 use crate::runtime::RouteRef;
 
 async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duration>) {
-    let mut batch: Vec<u8> = Vec::new();
+    let mut batch: std::collections::VecDeque<Vec<u8>> = Default::default();
     let mut ticker = heartbeat.map(|every| {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -932,12 +944,12 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
     let check_every = (grace / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     loop {
         // Take everything queued in one swap; wait while there is nothing.
-        let (taken, shutdown) = loop {
+        let shutdown = loop {
             {
                 let mut queue = lock(&link.queue);
-                if !queue.bytes.is_empty() || queue.shutdown {
-                    std::mem::swap(&mut queue.bytes, &mut batch);
-                    break (batch.len(), queue.shutdown);
+                if !queue.chunks.is_empty() || queue.shutdown {
+                    std::mem::swap(&mut queue.chunks, &mut batch);
+                    break queue.shutdown;
                 }
             }
             tokio::select! {
@@ -945,16 +957,17 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
                 () = link.discard.cancelled() => return,
                 _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
                     if !wrote_since_tick {
-                        batch.extend_from_slice(&heartbeat_frame);
-                        break (0, false);
+                        link.queued.fetch_add(heartbeat_frame.len(), Ordering::AcqRel);
+                        batch.push_back(heartbeat_frame.clone());
+                        break false;
                     }
                     wrote_since_tick = false;
                 }
             }
         };
-        if !batch.is_empty() {
+        while let Some(chunk) = batch.pop_front() {
             let written = {
-                let write_all = write.write_all(&batch);
+                let write_all = write.write_all(&chunk);
                 tokio::pin!(write_all);
                 loop {
                     tokio::select! {
@@ -972,7 +985,7 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
                 }
             };
             match written {
-                // Dropped unwritten: the batch's memory goes with the task.
+                // Dropped unwritten: the chunks' memory goes with the task.
                 None => return,
                 Some(Err(e)) => {
                     link.close(EndOfTransport::OutboundStreaming, e.to_string());
@@ -981,13 +994,8 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
                 Some(Ok(())) => {}
             }
             wrote_since_tick = true;
-            batch.clear();
-            if batch.capacity() > KEEP_BUFFER {
-                batch = Vec::new();
-            }
-        }
-        if taken > 0 {
-            let left = link.queued.fetch_sub(taken, Ordering::AcqRel) - taken;
+            let left = link.queued.fetch_sub(chunk.len(), Ordering::AcqRel) - chunk.len();
+            drop(chunk);
             if left <= soft {
                 *lock(&link.over_since) = None;
                 link.room.notify_waiters();
