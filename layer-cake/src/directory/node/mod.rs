@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::Scope;
 use super::protocol::{
     ClearPublished, ClearSubscribed, DirectoryListing, Inspect, Listings, LostAbove, OpenSession,
     PublishAs, Reconnect, RouteOffer, RouteWithdrawn, SessionClosed, SessionOpened, SubscribeTo,
     Withdrawn,
 };
-use super::{PublishedCleared, Scope, SubscribedCleared};
 use crate::message::Faulted;
 use crate::net::{
     Accepted, Closed, Connected, HostPort, ListenOptions, Listening, NotConnected, NotListening,
@@ -32,15 +32,26 @@ use crate::net::{
 use crate::runtime::{self, Address, Context, Ended, RequestId, SpawnOptions};
 use crate::{Payload, Stop, on};
 
+#[cfg(test)]
+mod hostile_tests;
+mod inspect;
+mod matching;
 mod parent;
+mod refusals;
 mod routes;
 mod sessions;
 mod store;
 
+pub use inspect::{INSPECT_PATIENCE, MAX_PENDING_INSPECTIONS};
+pub use matching::{
+    MAX_COMPILED_PATTERN, MAX_NAME_LEN, MAX_PATTERN_DFA, MAX_PATTERN_LEN,
+    MAX_PUBLICATIONS_PER_SOURCE, MAX_SUBSCRIPTIONS_PER_SOURCE, PATTERN_CACHE,
+};
+
 use parent::Parent;
 use routes::{Peer, RouteKey, Routing};
 use sessions::Serving;
-use store::{HeldPublication, HeldSubscription};
+use store::{HeldPublication, HeldSubscription, Source};
 
 /// How a node is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,8 +141,8 @@ struct Node {
     backoff: Duration,
     /// Where this node accepts children, once listening.
     accepting: Option<HostPort>,
-    /// Accepted connections by proxy, with the address they come from.
-    accepted: HashMap<Address, HostPort>,
+    /// Accepted connections by proxy.
+    accepted: HashMap<Address, AcceptedLink>,
     /// Child nodes (accepted connections that sent listings) by proxy.
     children: HashMap<Address, HostPort>,
     /// Peer listens of this process: loopback (group/host) and any (LAN).
@@ -147,6 +158,24 @@ struct Node {
     serving: HashMap<(Uuid, Uuid), Serving>,
     /// Actors watched for their end.
     watched: HashSet<Address>,
+    // Trust and bounds.
+    /// Identifies this node in `Inspect` (random: it names no actor).
+    id: Uuid,
+    /// How many publications and subscriptions each source holds here.
+    held: HashMap<Source, (usize, usize)>,
+    /// Compiled patterns, reused by text.
+    patterns: matching::Patterns,
+    refusals: refusals::Refusals,
+    /// `Inspect`s passed on to a child, waiting for its answer.
+    inspecting: HashMap<RequestId, inspect::Pending>,
+}
+
+/// A connection accepted by a node.
+struct AcceptedLink {
+    /// Where the peer connects from.
+    remote: HostPort,
+    /// Accepted where the node takes child directories (not a session).
+    child: bool,
 }
 
 /// Runs a directory node as the actor owning `cx`, until it receives
@@ -214,6 +243,11 @@ async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
         opening: HashMap::new(),
         serving: HashMap::new(),
         watched: HashSet::new(),
+        id: Uuid::new_v4(),
+        held: HashMap::new(),
+        patterns: matching::Patterns::default(),
+        refusals: refusals::Refusals::default(),
+        inspecting: HashMap::new(),
     };
     loop {
         let message = cx.input().await;
@@ -234,96 +268,52 @@ impl Node {
             PublishAs as p => self.publish(cx, p),
             SubscribeTo as s => self.subscribe(cx, s),
             // Confirmed first, then each session it had is dropped.
-            ClearPublished as c => {
-                if self.publications.contains_key(&c.id) {
-                    let _ = cx.reply(PublishedCleared { id: c.id });
-                    self.withdraw_publication(cx, c.id, "publication cleared");
-                }
-            },
-            ClearSubscribed as c => {
-                if self.subscriptions.contains_key(&c.id) {
-                    let _ = cx.reply(SubscribedCleared { id: c.id });
-                    self.withdraw_subscription(cx, c.id, "subscription cleared");
-                }
-            },
+            ClearPublished as c => self.clear_published(cx, c.id),
+            ClearSubscribed as c => self.clear_subscribed(cx, c.id),
             Ended as e => self.ended(cx, &e.address),
             Listings as l => self.listings(cx, l),
             Withdrawn as w => self.withdrawn(cx, w),
-            RouteOffer as o => self.offered(cx, o),
-            RouteWithdrawn as w => self.route_withdrawn(cx, w),
+            RouteOffer as o => {
+                if self.from_above(cx, "a route offer") {
+                    self.route_offered(cx, o);
+                }
+            },
+            RouteWithdrawn as w => {
+                if self.from_above(cx, "a route withdrawal") {
+                    self.route_withdrawn(cx, w);
+                }
+            },
             LostAbove as l => {
                 if matches!(&self.parent, Parent::Up(p) if p == cx.return_address()) {
                     self.lost_above(cx, l.level, "lost a directory above");
+                } else {
+                    let from = cx.return_address().clone();
+                    self.refusals.refuse(self.level(), "a LostAbove not from the parent", &from);
                 }
             },
             OpenSession as o => self.open_session(cx, o),
             SessionOpened as o => self.session_opened(cx, o.publisher),
             SessionClosed as c => self.session_closed(cx, c),
-            Faulted as f => self.answer_failed(cx, f),
+            DirectoryListing as l => self.inspected(cx, l),
+            Faulted as f => {
+                if !self.inspect_failed(cx, &f) {
+                    self.answer_failed(cx, f);
+                }
+            },
+            inspect::Sweep as _ => self.sweep_inspections(cx),
             Listening as l => self.listening(cx, l),
             NotListening as n => self.not_listening(cx, n),
-            Accepted as a => { self.accepted.insert(a.proxy, a.remote); },
+            Accepted as a => {
+                let child = self.accepting.as_ref() == Some(&a.listening);
+                self.accepted.insert(a.proxy, AcceptedLink { remote: a.remote, child });
+            },
             Connected as c => self.connected(cx, c),
             NotConnected as n => self.not_connected(cx, n),
             Closed as c => self.closed(cx, c),
             Reconnect as _ => self.connect_parent(cx),
-            Inspect as _ => { let _ = cx.reply(self.describe()); },
+            Inspect as i => self.inspect(cx, i),
             crate::Ack as _ => { let _ = cx.reply(crate::Ack); },
             other => tracing::warn!(level = %self.level(), "directory ignores {}", other.signature()),
         })
-    }
-
-    fn describe(&self) -> DirectoryListing {
-        let mut published: Vec<_> = self
-            .publications
-            .values()
-            .map(|h| {
-                (
-                    h.listing.name.clone(),
-                    h.listing.scope,
-                    h.listing.id,
-                    h.listing.listening.clone(),
-                )
-            })
-            .collect();
-        published.sort();
-        let mut subscribed: Vec<_> = self
-            .subscriptions
-            .values()
-            .map(|h| (h.listing.pattern.clone(), h.listing.scope, h.listing.id))
-            .collect();
-        subscribed.sort();
-        let mut connected: Vec<_> = self
-            .routing
-            .iter()
-            .filter_map(|(key, r)| {
-                r.active
-                    .as_ref()
-                    .map(|a| (key.1.clone(), a.level, a.publication, a.peer.clone()))
-            })
-            .collect();
-        connected.sort();
-        let executable = std::env::args()
-            .next()
-            .and_then(|p| {
-                std::path::Path::new(&p)
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-            })
-            .unwrap_or_default();
-        DirectoryListing {
-            id: Uuid::from_u128(
-                crate::process::incarnation() ^ self.me.id().map_or(0, |i| i.0 as u128),
-            ),
-            level: self.level(),
-            executable,
-            accepting: self.accepting.clone(),
-            parent: self.options.parent.clone(),
-            parent_connected: matches!(self.parent, Parent::Up(_)),
-            published,
-            subscribed,
-            connected,
-            children: self.children.keys().cloned().collect(),
-        }
     }
 }

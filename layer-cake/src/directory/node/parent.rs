@@ -29,6 +29,27 @@ pub(super) enum Parent {
 impl Node {
     // ---- the tree ------------------------------------------------------
 
+    /// Whether a message for a subscriber's home came from above: over the
+    /// parent link, to a process node (the only kind of home). Counted and
+    /// logged when not.
+    pub(super) fn from_above(&mut self, cx: &Context, what: &'static str) -> bool {
+        let over = cx.return_address().link_id();
+        let parent = match &self.parent {
+            Parent::Up(proxy) => proxy.link_id(),
+            _ => None,
+        };
+        if self.level() == Scope::Process && over.is_some() && over == parent {
+            return true;
+        }
+        let from = cx.return_address().clone();
+        self.refusals.refuse(
+            self.options.level,
+            what,
+            &format!("from {from}, not over the parent link of a process node"),
+        );
+        false
+    }
+
     pub(super) fn send_up<M: crate::Message>(&mut self, cx: &mut Context, message: M) {
         match &self.parent {
             Parent::Up(proxy) => {
@@ -156,6 +177,16 @@ impl Node {
     }
 
     pub(super) fn closed(&mut self, cx: &mut Context, c: Closed) {
+        // Only the network layer says a connection closed, and only when it
+        // has: a `Closed` for a live connection is not believed.
+        let Some(link) = c.proxy.link_id().filter(|_| c.proxy.is_closed()) else {
+            self.refusals.refuse(
+                self.options.level,
+                "a Closed for a connection that is not closed",
+                &c.proxy,
+            );
+            return;
+        };
         if matches!(&self.parent, Parent::Up(proxy) if *proxy == c.proxy) {
             tracing::warn!(level = %self.level(), "lost the parent directory ({:?}: {})", c.reason, c.note);
             self.lost_above(cx, self.level(), "lost the parent directory");
@@ -167,14 +198,16 @@ impl Node {
         // A child: everything learned through it goes.
         self.accepted.remove(&c.proxy);
         self.children.remove(&c.proxy);
-        let from = Source::Child(c.proxy.clone());
+        // Everything listed over that link, whoever its messages named as
+        // their sender.
+        let from = Source::Link(link);
         let why = "lost the directory below";
         self.withdraw_all(cx, &from, why, why);
         // Sessions this process served over that connection.
         let keys: Vec<(Uuid, Uuid)> = self
             .serving
             .iter()
-            .filter(|(_, s)| s.home == c.proxy)
+            .filter(|(_, s)| s.link == link)
             .map(|(k, _)| *k)
             .collect();
         for key in keys {

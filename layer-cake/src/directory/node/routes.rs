@@ -34,13 +34,43 @@ pub(super) struct Active {
 /// A home's routing key: the subscription and the name.
 pub(super) type RouteKey = (Uuid, String);
 
+/// The nearest of the offered routes: the narrowest level, the first
+/// offered among equals.
+pub(super) fn nearest(candidates: &[(Scope, Publication)]) -> Option<(Scope, Uuid)> {
+    candidates
+        .iter()
+        .min_by_key(|(level, _)| *level)
+        .map(|(level, p)| (*level, p.id))
+}
+
+/// What a home does with one (subscription, name) when `best` is the
+/// nearest route offered and `current` the one open or being opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Choice {
+    /// The route in use is still the nearest.
+    Keep,
+    /// Leave the current route (if any) and open `to` (if any). `upgrade`
+    /// when the new route is nearer than the one left.
+    Switch {
+        to: Option<(Scope, Uuid)>,
+        upgrade: bool,
+    },
+}
+
+/// The route choice: keep the nearest route, upgrade to a nearer one,
+/// fall back to a wider one, or open none.
+pub(super) fn choose(best: Option<(Scope, Uuid)>, current: Option<(Scope, Uuid)>) -> Choice {
+    if best == current {
+        return Choice::Keep;
+    }
+    let upgrade = matches!((best, current), (Some((b, _)), Some((c, _))) if b < c);
+    Choice::Switch { to: best, upgrade }
+}
+
 impl Routing {
-    /// The nearest route (the first offered among equals).
+    /// The nearest route offered.
     pub(super) fn best(&self) -> Option<(Scope, Uuid)> {
-        self.candidates
-            .iter()
-            .min_by_key(|(level, _)| *level)
-            .map(|(level, p)| (*level, p.id))
+        nearest(&self.candidates)
     }
 
     pub(super) fn current(&self) -> Option<(Scope, Uuid)> {
@@ -65,6 +95,34 @@ pub(super) enum Peer {
 
 impl Node {
     // ---- the home: choosing and opening routes --------------------------
+
+    /// A route offered from above (over the parent link): only for a
+    /// subscription of this process that could have matched it there.
+    pub(super) fn route_offered(&mut self, cx: &mut Context, o: RouteOffer) {
+        let why = match self.subscriptions.get(&o.subscription) {
+            None => None, // withdrawn meanwhile
+            Some(held) if !matches!(held.from, Source::Local(_)) => {
+                Some("not a subscription of this process")
+            }
+            Some(held) if o.level <= Scope::Process || o.level > held.listing.scope => {
+                Some("a level the subscription does not reach")
+            }
+            Some(held) if !held.regex.is_match(&o.publication.name) => {
+                Some("a name the subscription does not match")
+            }
+            Some(_) => {
+                self.offered(cx, o);
+                return;
+            }
+        };
+        if let Some(why) = why {
+            self.refusals.refuse(
+                self.options.level,
+                "a route offer",
+                &format!("{why} ({} for {})", o.publication.name, o.subscription),
+            );
+        }
+    }
 
     pub(super) fn offered(&mut self, cx: &mut Context, o: RouteOffer) {
         let Some(subscription) = self.subscriptions.get(&o.subscription) else {
@@ -114,20 +172,15 @@ impl Node {
         let Some(mut routing) = self.routing.remove(&key) else {
             return;
         };
-        let best = routing.best();
-        let current = routing.current();
-        if best != current {
+        if let Choice::Switch { to, upgrade } = choose(routing.best(), routing.current()) {
             if routing.active.is_some() {
-                let why = match (best, current) {
-                    (Some((b, _)), Some((c, _))) if b < c => "a nearer route",
-                    _ => why,
-                };
+                let why = if upgrade { "a nearer route" } else { why };
                 self.end_active(cx, &key, &mut routing, why);
             }
             if let Some((_, _, Some(request))) = routing.opening.take() {
                 self.opening.remove(&request);
             }
-            if let Some((level, publication)) = best {
+            if let Some((level, publication)) = to {
                 self.open(cx, &key, &mut routing, level, publication);
             }
         }
@@ -223,8 +276,13 @@ impl Node {
         let Some(Peer::Up(proxy)) = self.peers.get(at) else {
             return None;
         };
+        let pattern = self
+            .subscriptions
+            .get(&key.0)
+            .map(|s| s.listing.pattern.clone())?;
         let open = OpenSession {
             subscription: key.0,
+            pattern,
             publication,
             subscriber: routing.subscriber.clone(),
             level,
@@ -258,9 +316,27 @@ impl Node {
 
     pub(super) fn session_opened(&mut self, cx: &mut Context, publisher: Address) {
         let Some(request) = cx.answers() else { return };
-        let Some(key) = self.opening.remove(&request) else {
+        let Some(key) = self.opening.get(&request).cloned() else {
             return;
         };
+        // Only the publisher's node, over the connection the open went on,
+        // answers it.
+        let over = cx.return_address().link_id();
+        let at = self.routing.get(&key).and_then(|r| {
+            let (level, id, _) = r.opening.as_ref()?;
+            r.candidate(*level, *id)?.listening.clone()
+        });
+        let expected_link = at.and_then(|at| match self.peers.get(&at) {
+            Some(Peer::Up(proxy)) => proxy.link_id(),
+            _ => None,
+        });
+        if over.is_none() || over != expected_link {
+            let from = cx.return_address().clone();
+            self.refusals
+                .refuse(self.options.level, "a session opened from elsewhere", &from);
+            return;
+        }
+        self.opening.remove(&request);
         let Some(mut routing) = self.routing.remove(&key) else {
             return;
         };
@@ -392,6 +468,85 @@ impl Node {
             },
             &routing.subscriber,
             &active.publisher,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::protocol::Publication;
+
+    fn offer(level: Scope, n: u128) -> (Scope, Publication) {
+        (
+            level,
+            Publication {
+                id: Uuid::from_u128(n),
+                name: "svc".into(),
+                scope: Scope::Lan,
+                listening: None,
+                publisher: Address::NULL,
+                incarnation: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn the_nearest_route_wins_the_first_among_equals() {
+        assert_eq!(nearest(&[]), None);
+        let offers = [
+            offer(Scope::Lan, 1),
+            offer(Scope::Host, 2),
+            offer(Scope::Host, 3),
+        ];
+        assert_eq!(nearest(&offers), Some((Scope::Host, Uuid::from_u128(2))));
+        let offers = [offer(Scope::Host, 2), offer(Scope::Process, 4)];
+        assert_eq!(nearest(&offers), Some((Scope::Process, Uuid::from_u128(4))));
+    }
+
+    #[test]
+    fn keep_upgrade_fall_back_or_close() {
+        let host = Some((Scope::Host, Uuid::from_u128(1)));
+        let process = Some((Scope::Process, Uuid::from_u128(2)));
+        let lan = Some((Scope::Lan, Uuid::from_u128(3)));
+        assert_eq!(choose(host, host), Choice::Keep);
+        assert_eq!(choose(None, None), Choice::Keep);
+        assert_eq!(
+            choose(process, host),
+            Choice::Switch {
+                to: process,
+                upgrade: true
+            }
+        );
+        assert_eq!(
+            choose(lan, host),
+            Choice::Switch {
+                to: lan,
+                upgrade: false
+            }
+        );
+        assert_eq!(
+            choose(host, None),
+            Choice::Switch {
+                to: host,
+                upgrade: false
+            }
+        );
+        assert_eq!(
+            choose(None, host),
+            Choice::Switch {
+                to: None,
+                upgrade: false
+            }
+        );
+        // Same level, another publication: a switch, not an upgrade.
+        let other = Some((Scope::Host, Uuid::from_u128(9)));
+        assert_eq!(
+            choose(other, host),
+            Choice::Switch {
+                to: other,
+                upgrade: false
+            }
         );
     }
 }

@@ -2,6 +2,7 @@
 //! matching subscriptions to publications.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use regex::Regex;
 use uuid::Uuid;
@@ -10,19 +11,26 @@ use super::super::protocol::{
     Listings, Publication, PublishAs, RouteOffer, RouteWithdrawn, SubscribeTo, Subscription,
     Withdrawn,
 };
-use super::super::{NotPublished, NotSubscribed, Published, Scope, Subscribed};
+use super::super::{
+    NotPublished, NotSubscribed, Published, PublishedCleared, Scope, Subscribed, SubscribedCleared,
+};
 use super::Node;
+use super::matching::{
+    MAX_PUBLICATIONS_PER_SOURCE, MAX_SUBSCRIPTIONS_PER_SOURCE, check_name, matching,
+};
 use super::routes::RouteKey;
 use crate::net::{HostPort, ListenOptions};
 use crate::runtime::{Address, Context};
 
-/// Where a listing came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a listing came from: who alone may replace or withdraw it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Source {
     /// An actor of this process (process nodes only).
     Local(Address),
-    /// A child node, by its proxy.
-    Child(Address),
+    /// A child directory, by the id of the link it arrived over. Whatever
+    /// the messages on that link claimed as their sender, only that link can
+    /// replace or withdraw these listings, and they go when it closes.
+    Link(u64),
 }
 
 pub(super) struct HeldPublication {
@@ -32,12 +40,8 @@ pub(super) struct HeldPublication {
 
 pub(super) struct HeldSubscription {
     pub(super) listing: Subscription,
-    pub(super) regex: Regex,
+    pub(super) regex: Arc<Regex>,
     pub(super) from: Source,
-}
-
-pub(super) fn full_match(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!("^(?:{pattern})$"))
 }
 
 impl Node {
@@ -51,11 +55,28 @@ impl Node {
                 reason: reason.into(),
             });
         };
-        if p.name.is_empty() {
-            return refuse(cx, "an empty name");
-        }
         if self.level() != Scope::Process {
             return refuse(cx, "publish through a process's own directory");
+        }
+        if let Err(why) = self.local_sender(cx, &p.publisher) {
+            self.refusals.refuse(
+                self.options.level,
+                "a publish not from an actor of this process",
+                &why,
+            );
+            return refuse(cx, &why);
+        }
+        if let Err(why) = check_name(&p.name) {
+            return refuse(cx, &why);
+        }
+        let source = Source::Local(p.publisher.clone());
+        if self.held_by(&source).0 >= MAX_PUBLICATIONS_PER_SOURCE {
+            return refuse(
+                cx,
+                &format!(
+                    "too many publications (the limit is {MAX_PUBLICATIONS_PER_SOURCE} per actor)"
+                ),
+            );
         }
         let duplicate = self
             .publications
@@ -135,9 +156,26 @@ impl Node {
         if self.level() != Scope::Process {
             return refuse(cx, "subscribe through a process's own directory".into());
         }
-        let regex = match full_match(&s.pattern) {
+        if let Err(why) = self.local_sender(cx, &s.subscriber) {
+            self.refusals.refuse(
+                self.options.level,
+                "a subscribe not from an actor of this process",
+                &why,
+            );
+            return refuse(cx, why);
+        }
+        let source = Source::Local(s.subscriber.clone());
+        if self.held_by(&source).1 >= MAX_SUBSCRIPTIONS_PER_SOURCE {
+            return refuse(
+                cx,
+                format!(
+                    "too many subscriptions (the limit is {MAX_SUBSCRIPTIONS_PER_SOURCE} per actor)"
+                ),
+            );
+        }
+        let regex = match self.patterns.get(&s.pattern) {
             Ok(regex) => regex,
-            Err(e) => return refuse(cx, format!("not a regular expression: {e}")),
+            Err(why) => return refuse(cx, why),
         };
         let duplicate = self.subscriptions.values().any(|h| {
             h.listing.pattern == s.pattern && h.from == Source::Local(s.subscriber.clone())
@@ -164,12 +202,13 @@ impl Node {
     }
 
     pub(super) fn add_publication(&mut self, cx: &mut Context, listing: Publication, from: Source) {
-        let matches: Vec<Subscription> = self
-            .subscriptions
-            .values()
-            .filter(|s| s.regex.is_match(&listing.name))
-            .map(|s| s.listing.clone())
-            .collect();
+        let matches: Vec<Subscription> = matching(
+            &listing.name,
+            self.subscriptions.values().map(|s| (&*s.regex, &s.listing)),
+        )
+        .into_iter()
+        .cloned()
+        .collect();
         for subscription in matches {
             self.offer(cx, &subscription, &listing);
         }
@@ -183,6 +222,7 @@ impl Node {
                 },
             );
         }
+        self.count(&from, 1, 0);
         self.publications
             .insert(listing.id, HeldPublication { listing, from });
     }
@@ -191,7 +231,7 @@ impl Node {
         &mut self,
         cx: &mut Context,
         listing: Subscription,
-        regex: Regex,
+        regex: Arc<Regex>,
         from: Source,
     ) {
         let matches: Vec<Publication> = self
@@ -202,6 +242,7 @@ impl Node {
             .collect();
         // Held before offering: a match made here is offered to this very
         // node when it is the subscriber's home.
+        self.count(&from, 0, 1);
         self.subscriptions.insert(
             listing.id,
             HeldSubscription {
@@ -254,12 +295,14 @@ impl Node {
             return false;
         };
         let listing = held.listing;
-        let homes: Vec<Subscription> = self
-            .subscriptions
-            .values()
-            .filter(|s| s.regex.is_match(&listing.name))
-            .map(|s| s.listing.clone())
-            .collect();
+        self.count(&held.from, -1, 0);
+        let homes: Vec<Subscription> = matching(
+            &listing.name,
+            self.subscriptions.values().map(|s| (&*s.regex, &s.listing)),
+        )
+        .into_iter()
+        .cloned()
+        .collect();
         for subscription in homes {
             let withdrawn = RouteWithdrawn {
                 subscription: subscription.id,
@@ -298,6 +341,7 @@ impl Node {
         let Some(held) = self.subscriptions.remove(&id) else {
             return false;
         };
+        self.count(&held.from, 0, -1);
         let keys: Vec<RouteKey> = self.routing.keys().filter(|k| k.0 == id).cloned().collect();
         for key in keys {
             if let Some(mut routing) = self.routing.remove(&key) {
@@ -352,6 +396,15 @@ impl Node {
 
     /// An actor with listings here has ended: everything it listed goes.
     pub(super) fn ended(&mut self, cx: &mut Context, actor: &Address) {
+        if actor.is_remote() || !actor.is_closed() {
+            // Only the runtime says an actor ended, and only when it has.
+            self.refusals.refuse(
+                self.options.level,
+                "an Ended for an actor that has not",
+                actor,
+            );
+            return;
+        }
         self.watched.remove(actor);
         let source = Source::Local(actor.clone());
         self.withdraw_all(
@@ -362,12 +415,63 @@ impl Node {
         );
     }
 
+    /// Checks that a publish or subscribe comes from the actor it lists,
+    /// an actor of this process: a peer never lists through a process node.
+    pub(super) fn local_sender(&self, cx: &Context, named: &Address) -> Result<(), String> {
+        let from = cx.return_address();
+        if from.is_remote() {
+            return Err("only actors of this process list through its directory".into());
+        }
+        if from != named {
+            return Err("an actor lists only for itself".into());
+        }
+        Ok(())
+    }
+
+    /// How many publications and subscriptions `source` holds here.
+    pub(super) fn held_by(&self, source: &Source) -> (usize, usize) {
+        self.held.get(source).copied().unwrap_or((0, 0))
+    }
+
+    fn count(&mut self, source: &Source, publications: isize, subscriptions: isize) {
+        let entry = self.held.entry(source.clone()).or_insert((0, 0));
+        entry.0 = entry.0.saturating_add_signed(publications);
+        entry.1 = entry.1.saturating_add_signed(subscriptions);
+        if *entry == (0, 0) {
+            self.held.remove(source);
+        }
+    }
+
+    /// The link a message from a child directory arrived over: its sender
+    /// must be the peer of a connection accepted as a child directory.
+    pub(super) fn child_link(&mut self, cx: &Context, what: &'static str) -> Option<u64> {
+        let from = cx.return_address();
+        let link = from.link_id();
+        let accepted = self.accepted.get(from).is_some_and(|a| a.child);
+        match link {
+            Some(link) if accepted => Some(link),
+            _ => {
+                self.refusals.refuse(
+                    self.options.level,
+                    what,
+                    &format!("from {from}, not a child directory's link"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A child's listings: a `full` snapshot replaces what that link listed
+    /// before; otherwise these are additions. Each is held as that link's.
     pub(super) fn listings(&mut self, cx: &mut Context, l: Listings) {
+        let Some(link) = self.child_link(cx, "listings") else {
+            return;
+        };
         let child = cx.return_address().clone();
+        let from = Source::Link(link);
         let level = self.level();
         if l.full {
-            // Replace what this child told us before.
-            let from = Source::Child(child.clone());
+            // Replace what this link told us before (and only that).
             let (old_publications, old_subscriptions) = self.listed_by(&from);
             let keep_p: HashSet<Uuid> = l.publications.iter().map(|p| p.id).collect();
             let keep_s: HashSet<Uuid> = l.subscriptions.iter().map(|s| s.id).collect();
@@ -384,12 +488,38 @@ impl Node {
                 self.withdraw_subscription(cx, id, "withdrawn below");
             }
         }
-        if let Some(remote) = self.accepted.get(&child) {
-            self.children.insert(child.clone(), remote.clone());
+        if let Some(accepted) = self.accepted.get(&child) {
+            self.children.insert(child.clone(), accepted.remote.clone());
         }
         let remote_host = self.children.get(&child).map(|r| r.host.clone());
         for mut publication in l.publications {
-            if publication.scope < level || self.publications.contains_key(&publication.id) {
+            if publication.scope < level {
+                continue;
+            }
+            if let Some(held) = self.publications.get(&publication.id) {
+                if held.from != from {
+                    self.refusals.refuse(
+                        level,
+                        "a publication already listed by another source",
+                        &format!("{} ({})", publication.name, publication.id),
+                    );
+                }
+                continue;
+            }
+            let why = if let Err(why) = check_name(&publication.name) {
+                Some(why)
+            } else if publication.publisher.link_id().is_some_and(|l| l != link) {
+                Some("its publisher is not behind the link that listed it".into())
+            } else if self.held_by(&from).0 >= MAX_PUBLICATIONS_PER_SOURCE {
+                Some(format!(
+                    "too many publications (the limit is {MAX_PUBLICATIONS_PER_SOURCE} per link)"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                self.refusals
+                    .refuse(level, "a publication from a link", &why);
                 continue;
             }
             // The address a subscriber will use, as reachable from here.
@@ -403,25 +533,109 @@ impl Node {
                     _ => at.host = "127.0.0.1".into(),
                 }
             }
-            self.add_publication(cx, publication, Source::Child(child.clone()));
+            self.add_publication(cx, publication, from.clone());
         }
         for subscription in l.subscriptions {
-            if subscription.scope < level || self.subscriptions.contains_key(&subscription.id) {
+            if subscription.scope < level {
                 continue;
             }
-            let Ok(regex) = full_match(&subscription.pattern) else {
+            if let Some(held) = self.subscriptions.get(&subscription.id) {
+                if held.from != from {
+                    self.refusals.refuse(
+                        level,
+                        "a subscription already listed by another source",
+                        &subscription.id,
+                    );
+                }
                 continue;
+            }
+            // Routes are offered to the subscriber's home: it must be behind
+            // the link that listed the subscription.
+            let regex = if subscription.home.link_id() != Some(link) {
+                Err("its home is not behind the link that listed it".into())
+            } else if self.held_by(&from).1 >= MAX_SUBSCRIPTIONS_PER_SOURCE {
+                Err(format!(
+                    "too many subscriptions (the limit is {MAX_SUBSCRIPTIONS_PER_SOURCE} per link)"
+                ))
+            } else {
+                self.patterns.get(&subscription.pattern)
             };
-            self.add_subscription(cx, subscription, regex, Source::Child(child.clone()));
+            match regex {
+                Ok(regex) => self.add_subscription(cx, subscription, regex, from.clone()),
+                Err(why) => self
+                    .refusals
+                    .refuse(level, "a subscription from a link", &why),
+            }
         }
     }
 
+    /// A child's withdrawals: only what that same link listed.
     pub(super) fn withdrawn(&mut self, cx: &mut Context, w: Withdrawn) {
+        let Some(link) = self.child_link(cx, "a withdrawal") else {
+            return;
+        };
+        let from = Source::Link(link);
         for id in w.publications {
-            self.withdraw_publication(cx, id, "withdrawn below");
+            match self.publications.get(&id) {
+                Some(held) if held.from == from => {
+                    self.withdraw_publication(cx, id, "withdrawn below");
+                }
+                Some(_) => self.refusals.refuse(
+                    self.options.level,
+                    "a withdrawal of another source's publication",
+                    &id,
+                ),
+                None => {}
+            }
         }
         for id in w.subscriptions {
-            self.withdraw_subscription(cx, id, "withdrawn below");
+            match self.subscriptions.get(&id) {
+                Some(held) if held.from == from => {
+                    self.withdraw_subscription(cx, id, "withdrawn below");
+                }
+                Some(_) => self.refusals.refuse(
+                    self.options.level,
+                    "a withdrawal of another source's subscription",
+                    &id,
+                ),
+                None => {}
+            }
+        }
+    }
+
+    /// An application's `ClearPublished`: only from the actor that
+    /// published it, in this process.
+    pub(super) fn clear_published(&mut self, cx: &mut Context, id: Uuid) {
+        let from = cx.return_address().clone();
+        match self.publications.get(&id) {
+            Some(held) if held.from == Source::Local(from.clone()) && !from.is_remote() => {
+                let _ = cx.reply(PublishedCleared { id });
+                self.withdraw_publication(cx, id, "publication cleared");
+            }
+            Some(_) => self.refusals.refuse(
+                self.options.level,
+                "a clear of a publication the sender did not make",
+                &format!("{id} from {from}"),
+            ),
+            None => {}
+        }
+    }
+
+    /// An application's `ClearSubscribed`: only from the actor that
+    /// subscribed, in this process.
+    pub(super) fn clear_subscribed(&mut self, cx: &mut Context, id: Uuid) {
+        let from = cx.return_address().clone();
+        match self.subscriptions.get(&id) {
+            Some(held) if held.from == Source::Local(from.clone()) && !from.is_remote() => {
+                let _ = cx.reply(SubscribedCleared { id });
+                self.withdraw_subscription(cx, id, "subscription cleared");
+            }
+            Some(_) => self.refusals.refuse(
+                self.options.level,
+                "a clear of a subscription the sender did not make",
+                &format!("{id} from {from}"),
+            ),
+            None => {}
         }
     }
 }
