@@ -243,3 +243,42 @@ async fn a_peer_cannot_list_or_clear_through_a_process_node_it_reaches() {
     assert_eq!(listing.published.len(), 1, "{listing:#?}");
     assert_eq!(listing.published[0].2, real);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_holds_so_many_publications_and_no_more() {
+    use super::super::MAX_PUBLICATIONS_PER_LINK;
+    let (host, host_at) = host().await;
+    let (bad, proxy) = hostile(&host_at).await;
+    let me = bad.address().clone();
+    let total = MAX_PUBLICATIONS_PER_LINK + 5;
+    let mut sent = 0;
+    while sent < total {
+        let batch = (total - sent).min(1000);
+        let publications = (sent..sent + batch)
+            .map(|i| fake(Uuid::new_v4(), &format!("flood:{i}"), &me))
+            .collect();
+        bad.send(
+            Listings {
+                full: false,
+                publications,
+                subscriptions: vec![],
+            },
+            &proxy,
+        )
+        .unwrap();
+        sent += batch;
+    }
+    let listing = inspect_until(&host, |l| refused(l, "a publication from a link") == 5).await;
+    assert_eq!(listing.published.len(), MAX_PUBLICATIONS_PER_LINK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_stop_a_node() {
+    let (host, host_at) = host().await;
+    let (bad, proxy) = hostile(&host_at).await;
+    bad.send(crate::Stop, &proxy).unwrap();
+    let listing = inspect_until(&host, |l| refused(l, "a Stop from another process") == 1).await;
+    assert_eq!(listing.level, Scope::Host);
+    // Still taking children.
+    let (_again, _) = hostile(&host_at).await;
+}

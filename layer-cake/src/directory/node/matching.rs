@@ -29,13 +29,18 @@ pub const MAX_COMPILED_PATTERN: usize = 256 * 1024;
 /// ([`RegexBuilder::dfa_size_limit`]).
 pub const MAX_PATTERN_DFA: usize = 1024 * 1024;
 
-/// The most subscriptions one source may hold at a node: one local actor at
-/// its process node, or one link (everything a child directory passed up).
-pub const MAX_SUBSCRIPTIONS_PER_SOURCE: usize = 10_000;
+/// The most subscriptions one actor may hold at its process node.
+pub const MAX_SUBSCRIPTIONS_PER_ACTOR: usize = 1000;
 
-/// The most publications one source may hold at a node (as for
-/// [`MAX_SUBSCRIPTIONS_PER_SOURCE`]).
-pub const MAX_PUBLICATIONS_PER_SOURCE: usize = 10_000;
+/// The most publications one actor may hold at its process node.
+pub const MAX_PUBLICATIONS_PER_ACTOR: usize = 1000;
+
+/// The most subscriptions one link may hold at a node above the process:
+/// everything a child directory passed up, for all the processes below it.
+pub const MAX_SUBSCRIPTIONS_PER_LINK: usize = 10_000;
+
+/// The most publications one link may hold at a node above the process.
+pub const MAX_PUBLICATIONS_PER_LINK: usize = 10_000;
 
 /// How many compiled patterns a node keeps for reuse, by pattern text, so
 /// that the same pattern listed by many subscribers is compiled once.

@@ -45,7 +45,8 @@ mod store;
 pub use inspect::{INSPECT_PATIENCE, MAX_PENDING_INSPECTIONS};
 pub use matching::{
     MAX_COMPILED_PATTERN, MAX_NAME_LEN, MAX_PATTERN_DFA, MAX_PATTERN_LEN,
-    MAX_PUBLICATIONS_PER_SOURCE, MAX_SUBSCRIPTIONS_PER_SOURCE, PATTERN_CACHE,
+    MAX_PUBLICATIONS_PER_ACTOR, MAX_PUBLICATIONS_PER_LINK, MAX_SUBSCRIPTIONS_PER_ACTOR,
+    MAX_SUBSCRIPTIONS_PER_LINK, PATTERN_CACHE,
 };
 
 use parent::Parent;
@@ -209,6 +210,15 @@ pub async fn run_daemon(
                 let _ = cx.stop(&node, Duration::from_secs(5)).await;
                 return Ok(());
             },
+            // The node ended on its own: the daemon has no directory left,
+            // so it says so and ends rather than live on without a listener.
+            crate::Returned as _ => {
+                if cx.return_address() == &node {
+                    tracing::error!("{program}: the directory node has ended");
+                    return Err(Faulted::new("the directory node has ended")
+                        .with_explanation(format!("{program} cannot serve without it")));
+                }
+            },
             _other => {},
         })
     }
@@ -252,7 +262,15 @@ async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
     loop {
         let message = cx.input().await;
         if message.is::<Stop>() {
-            return;
+            // Only its own process stops a node: a peer that can reach it
+            // (the listener offers it) must not end the daemon's directory.
+            if !cx.return_address().is_remote() {
+                return;
+            }
+            let from = cx.return_address().clone();
+            node.refusals
+                .refuse(node.options.level, "a Stop from another process", &from);
+            continue;
         }
         node.received(&mut cx, message);
     }

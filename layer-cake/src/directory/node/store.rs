@@ -16,7 +16,8 @@ use super::super::{
 };
 use super::Node;
 use super::matching::{
-    MAX_PUBLICATIONS_PER_SOURCE, MAX_SUBSCRIPTIONS_PER_SOURCE, check_name, matching,
+    MAX_PUBLICATIONS_PER_ACTOR, MAX_PUBLICATIONS_PER_LINK, MAX_SUBSCRIPTIONS_PER_ACTOR,
+    MAX_SUBSCRIPTIONS_PER_LINK, check_name, matching,
 };
 use super::routes::RouteKey;
 use crate::net::{HostPort, ListenOptions};
@@ -70,11 +71,11 @@ impl Node {
             return refuse(cx, &why);
         }
         let source = Source::Local(p.publisher.clone());
-        if self.held_by(&source).0 >= MAX_PUBLICATIONS_PER_SOURCE {
+        if self.held_by(&source).0 >= MAX_PUBLICATIONS_PER_ACTOR {
             return refuse(
                 cx,
                 &format!(
-                    "too many publications (the limit is {MAX_PUBLICATIONS_PER_SOURCE} per actor)"
+                    "too many publications (the limit is {MAX_PUBLICATIONS_PER_ACTOR} per actor)"
                 ),
             );
         }
@@ -165,11 +166,11 @@ impl Node {
             return refuse(cx, why);
         }
         let source = Source::Local(s.subscriber.clone());
-        if self.held_by(&source).1 >= MAX_SUBSCRIPTIONS_PER_SOURCE {
+        if self.held_by(&source).1 >= MAX_SUBSCRIPTIONS_PER_ACTOR {
             return refuse(
                 cx,
                 format!(
-                    "too many subscriptions (the limit is {MAX_SUBSCRIPTIONS_PER_SOURCE} per actor)"
+                    "too many subscriptions (the limit is {MAX_SUBSCRIPTIONS_PER_ACTOR} per actor)"
                 ),
             );
         }
@@ -510,9 +511,9 @@ impl Node {
                 Some(why)
             } else if publication.publisher.link_id().is_some_and(|l| l != link) {
                 Some("its publisher is not behind the link that listed it".into())
-            } else if self.held_by(&from).0 >= MAX_PUBLICATIONS_PER_SOURCE {
+            } else if self.held_by(&from).0 >= MAX_PUBLICATIONS_PER_LINK {
                 Some(format!(
-                    "too many publications (the limit is {MAX_PUBLICATIONS_PER_SOURCE} per link)"
+                    "too many publications (the limit is {MAX_PUBLICATIONS_PER_LINK} per link)"
                 ))
             } else {
                 None
@@ -553,9 +554,9 @@ impl Node {
             // the link that listed the subscription.
             let regex = if subscription.home.link_id() != Some(link) {
                 Err("its home is not behind the link that listed it".into())
-            } else if self.held_by(&from).1 >= MAX_SUBSCRIPTIONS_PER_SOURCE {
+            } else if self.held_by(&from).1 >= MAX_SUBSCRIPTIONS_PER_LINK {
                 Err(format!(
-                    "too many subscriptions (the limit is {MAX_SUBSCRIPTIONS_PER_SOURCE} per link)"
+                    "too many subscriptions (the limit is {MAX_SUBSCRIPTIONS_PER_LINK} per link)"
                 ))
             } else {
                 self.patterns.get(&subscription.pattern)
