@@ -292,12 +292,12 @@ impl Node {
             Listings as l => self.listings(cx, l),
             Withdrawn as w => self.withdrawn(cx, w),
             RouteOffer as o => {
-                if self.from_above(cx, "a route offer") {
+                if self.came_from_above(cx, "a route offer") {
                     self.route_offered(cx, o);
                 }
             },
             RouteWithdrawn as w => {
-                if self.from_above(cx, "a route withdrawal") {
+                if self.came_from_above(cx, "a route withdrawal") {
                     self.route_withdrawn(cx, w);
                 }
             },

@@ -32,7 +32,7 @@ impl Node {
     /// Whether a message for a subscriber's home came from above: over the
     /// parent link, to a process node (the only kind of home). Counted and
     /// logged when not.
-    pub(super) fn from_above(&mut self, cx: &Context, what: &'static str) -> bool {
+    pub(super) fn came_from_above(&mut self, cx: &Context, what: &'static str) -> bool {
         let over = cx.return_address().link_id();
         let parent = match &self.parent {
             Parent::Up(proxy) => proxy.link_id(),
