@@ -426,7 +426,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
                 return Err("update needs settings to change (--name=value)".into());
             }
             let matched = roles::some_roles(&home, &patterns)?;
-            roles::update(&matched, &settings, &mut out)
+            roles::update(&home, &matched, &settings, &mut out)
         }
         Command::Edit(args) => {
             let home = open(home_path)?;
@@ -435,7 +435,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
                 .iter()
                 .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
                 .unwrap_or_else(|| "vi".into());
-            roles::edit(&role, &editor, &mut out)
+            roles::edit(&home, &role, &editor, &mut out)
         }
         Command::Delete(args) => {
             let home = open(home_path)?;
