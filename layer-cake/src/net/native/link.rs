@@ -13,12 +13,12 @@ use std::time::Duration;
 use chrono::Utc;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 use super::book;
+use super::stream::{ReadHalf, WriteHalf};
 use super::wire::{self, Header, Kind, MessageHeader, VERSION, WireAddr};
 use crate::message::{Faulted, Payload};
 use crate::net::{Close, Closed, EndOfTransport, HostPort, LinkOptions};
@@ -77,7 +77,7 @@ impl Link {
     /// A link over a connected socket, with its writer running. The reader is
     /// [`Link::run`].
     pub(crate) fn open(
-        write: OwnedWriteHalf,
+        write: WriteHalf,
         remote: HostPort,
         owner: Address,
         options: LinkOptions,
@@ -392,7 +392,7 @@ impl Link {
     /// `announce` and the reader runs until the link ends.
     pub(crate) async fn run(
         self: Arc<Self>,
-        read: OwnedReadHalf,
+        read: ReadHalf,
         announce: impl FnOnce(Address),
     ) -> Result<(), String> {
         let codec = LengthDelimitedCodec::builder()
@@ -653,7 +653,7 @@ impl Link {
 use crate::runtime::RouteRef;
 
 async fn writer(
-    mut write: OwnedWriteHalf,
+    mut write: WriteHalf,
     mut queue: mpsc::UnboundedReceiver<Out>,
     link: Arc<Link>,
     heartbeat: Option<Duration>,

@@ -9,6 +9,7 @@
 
 pub(crate) mod book;
 mod link;
+pub(crate) mod stream;
 pub(crate) mod wire;
 
 #[doc(hidden)]
@@ -51,7 +52,7 @@ pub(crate) async fn serve(
                         }
                     };
                     if let Err(why) =
-                        establish(stream, owner, remote.clone(), options, announce).await
+                        establish(stream.into(), owner, remote.clone(), options, announce).await
                     {
                         tracing::warn!("refused a connection from \"{remote}\": {why}");
                     }
@@ -91,7 +92,7 @@ pub(crate) async fn connected(
             });
         }
     };
-    if let Err(why) = establish(stream, owner.clone(), remote, options, announce).await {
+    if let Err(why) = establish(stream.into(), owner.clone(), remote, options, announce).await {
         let _ = owner.send(NotConnected {
             requested,
             reason: why,
@@ -102,17 +103,16 @@ pub(crate) async fn connected(
 /// The handshake, then the reader until the link ends. `Err` when the link
 /// never came up.
 async fn establish(
-    stream: TcpStream,
+    stream: stream::Halves,
     owner: Address,
     remote: HostPort,
     options: LinkOptions,
     announce: impl FnOnce(Address),
 ) -> Result<(), String> {
-    let _ = stream.set_nodelay(true);
     let Some(controller) = owner.mailbox().map(exports::export) else {
         return Err("only a local actor can own a connection".into());
     };
-    let (read, write) = stream.into_split();
+    let stream::Halves { read, write } = stream;
     let link = Link::open(write, remote, owner, options);
     link.hello(controller).map_err(|e| format!("{e:?}"))?;
     link.run(read, announce).await
