@@ -236,8 +236,39 @@ async fn a_peer_cannot_list_or_clear_through_a_process_node_it_reaches() {
         refusal.reason,
         "only actors of this process list through its directory"
     );
+    // A route offer not from its parent; a session open whose pattern does
+    // not match the name.
+    bad.send(
+        super::super::protocol::RouteOffer {
+            subscription: Uuid::new_v4(),
+            publication: fake(Uuid::new_v4(), "svc", bad.address()),
+            level: Scope::Host,
+        },
+        &proxy,
+    )
+    .unwrap();
+    let open = super::super::protocol::OpenSession {
+        subscription: Uuid::new_v4(),
+        pattern: "something-else".into(),
+        publication: real,
+        subscriber: bad.address().clone(),
+        level: Scope::Host,
+    };
+    let refused_open = bad
+        .ask::<super::super::protocol::SessionOpened, _>(open, &proxy, PATIENCE)
+        .await;
+    match refused_open {
+        Err(crate::runtime::AskError::Faulted(f)) => assert!(
+            f.to_string()
+                .contains("the subscription does not match the name"),
+            "{f}"
+        ),
+        other => panic!("a session opened for a pattern that does not match: {other:?}"),
+    }
     let listing = inspect_until(&a, |l| {
         refused(l, "a clear of a publication the sender did not make") == 1
+            && refused(l, "a route offer") == 1
+            && refused(l, "a session open") == 1
     })
     .await;
     assert_eq!(listing.published.len(), 1, "{listing:#?}");
