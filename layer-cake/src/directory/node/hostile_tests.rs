@@ -313,3 +313,15 @@ async fn a_peer_cannot_stop_a_node() {
     // Still taking children.
     let (_again, _) = hostile(&host_at).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_pose_as_the_network_layer() {
+    let (host, host_at) = host().await;
+    let (bad, proxy) = hostile(&host_at).await;
+    // A retry timer the node never started, fired by a peer.
+    bad.send(super::super::protocol::Reconnect, &proxy).unwrap();
+    inspect_until(&host, |l| {
+        refused(l, "a runtime event from another process") == 1
+    })
+    .await;
+}

@@ -282,6 +282,24 @@ impl Node {
     }
 
     fn received(&mut self, cx: &mut Context, message: Payload) {
+        // What the runtime and the network layer tell the node about its
+        // own actors, listens and connections never comes from a peer.
+        let event = message.is::<Ended>()
+            || message.is::<Listening>()
+            || message.is::<NotListening>()
+            || message.is::<Accepted>()
+            || message.is::<Connected>()
+            || message.is::<NotConnected>()
+            || message.is::<Closed>()
+            || message.is::<Reconnect>()
+            || message.is::<super::protocol::InspectSweep>();
+        if event && cx.return_address().is_remote() {
+            let from = cx.return_address().clone();
+            let what = format!("{} from {from}", message.signature());
+            self.refusals
+                .refuse(self.level(), "a runtime event from another process", &what);
+            return;
+        }
         on!(message, {
             PublishAs as p => self.publish(cx, p),
             SubscribeTo as s => self.subscribe(cx, s),
