@@ -23,10 +23,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use layer_cake::Context;
 use layer_cake::directory::lan;
 use layer_cake::home::{Home, Settings};
 use layer_cake::net::HostPort;
+use layer_cake::{Address, Context};
 use layer_cake_cli::network::{self, DEFAULT_DEADLINE, Show};
 use layer_cake_cli::ping;
 use layer_cake_cli::roles;
@@ -139,6 +139,9 @@ struct ServiceArgs {
     /// Where to write the unit.
     #[arg(long, default_value = "/etc/systemd/system")]
     unit_dir: PathBuf,
+    /// The user the unit runs as (make it with `useradd --system layer-cake`).
+    #[arg(long, default_value = layer_cake_cli::service::DEFAULT_USER)]
+    user: String,
     /// Flags for the daemon (e.g. --directory-at-lan=10.0.0.195:54195).
     #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
     flags: Vec<String>,
@@ -300,24 +303,25 @@ impl Directory {
             })
     }
 
-    /// Connects and walks the whole tree.
-    async fn walk(&self, cx: &mut Context) -> Result<network::NodeView, String> {
+    /// Connects and walks the whole tree; the answer is the first node and
+    /// the tree below it.
+    async fn walk(&self, cx: &mut Context) -> Result<(Address, network::NodeView), String> {
         let deadline = self.deadline()?;
         let root = network::connect(cx, &self.directory_at, deadline).await?;
-        let tree = network::walk(cx, root, deadline).await;
+        let tree = network::walk(cx, root.clone(), deadline).await;
         if tree.listing.is_none() {
             return Err(format!(
                 "the directory at {} did not answer",
                 self.directory_at
             ));
         }
-        Ok(tree)
+        Ok((root, tree))
     }
 }
 
 async fn network_command(args: NetworkArgs) -> Result<(), String> {
     let mut cx = Context::detached("layer-cake network");
-    let tree = args.directory.walk(&mut cx).await?;
+    let (_, tree) = args.directory.walk(&mut cx).await?;
     let show = Show {
         published: args.list_published,
         subscribed: args.list_subscribed,
@@ -331,10 +335,10 @@ async fn network_command(args: NetworkArgs) -> Result<(), String> {
 
 async fn ping_command(args: PingArgs) -> Result<(), String> {
     let mut cx = Context::detached("layer-cake ping");
-    let tree = args.directory.walk(&mut cx).await?;
+    let (root, tree) = args.directory.walk(&mut cx).await?;
     let found = ping::find(&tree, &args.id_prefix)?;
-    let node = match found.as_slice() {
-        [(_, node)] => node.clone(),
+    let path = match found.as_slice() {
+        [(_, path)] => path.clone(),
         [] => {
             return Err(format!(
                 "no directory node has an id starting {:?}",
@@ -351,7 +355,7 @@ async fn ping_command(args: PingArgs) -> Result<(), String> {
         }
     };
     let mut out = std::io::stdout();
-    let answered = ping::ping(&mut cx, &node, args.ping_count, &mut out)
+    let answered = ping::ping(&mut cx, &root, &path, args.ping_count, &mut out)
         .await
         .map_err(|e| format!("cannot write: {e}"))?;
     if answered == 0 {
@@ -426,7 +430,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
                 return Err("update needs settings to change (--name=value)".into());
             }
             let matched = roles::some_roles(&home, &patterns)?;
-            roles::update(&matched, &settings, &mut out)
+            roles::update(&home, &matched, &settings, &mut out)
         }
         Command::Edit(args) => {
             let home = open(home_path)?;
@@ -435,7 +439,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
                 .iter()
                 .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
                 .unwrap_or_else(|| "vi".into());
-            roles::edit(&role, &editor, &mut out)
+            roles::edit(&home, &role, &editor, &mut out)
         }
         Command::Delete(args) => {
             let home = open(home_path)?;
@@ -482,7 +486,14 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
             let program = layer_cake::process::find_program(program)
                 .ok_or_else(|| format!("cannot find {program} next to layer-cake or on PATH"))?;
             let program = std::fs::canonicalize(&program).unwrap_or(program);
-            service::install(&service, &program, &args.flags, &args.unit_dir, &mut out)
+            service::install(
+                &service,
+                &program,
+                &args.flags,
+                &args.user,
+                &args.unit_dir,
+                &mut out,
+            )
         }
         Command::Network(_) | Command::Ping(_) | Command::Run(_) => {
             unreachable!("not a home command")
