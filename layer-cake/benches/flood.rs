@@ -122,7 +122,7 @@ async fn well_behaved(
     while Instant::now() < stop {
         let started = Instant::now();
         match cx
-            .ask::<DirectoryListing, Inspect>(Inspect, proxy, Duration::from_secs(5))
+            .ask::<DirectoryListing, Inspect>(Inspect::default(), proxy, Duration::from_secs(5))
             .await
         {
             Ok(_) => latencies.push(started.elapsed()),
@@ -169,7 +169,7 @@ async fn flooder(
             batch.clear();
             for _ in 0..1000 {
                 id += 1;
-                batch.extend_from_slice(&raw::request(node, 1, id, &Inspect).unwrap());
+                batch.extend_from_slice(&raw::request(node, 1, id, &Inspect::default()).unwrap());
             }
             let write = tokio::time::timeout_at(stop.into(), stream.write_all(&batch)).await;
             match write {
