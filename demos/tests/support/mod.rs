@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod netns;
+pub(crate) mod raw;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
