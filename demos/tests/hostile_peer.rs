@@ -94,9 +94,14 @@ impl Daemon {
         }
         let mut client = Raw::connect(self.port);
         let to = WireAddr::Yours(client.controller);
-        client.write(&raw::message(to, "Inspect", 1, 77, &[]));
+        client.write(&raw::message(to, "Inspect", 1, 77, &inspect()));
         client.answer_to(77).as_deref() == Some("DirectoryListing")
     }
+}
+
+/// The body of an `Inspect` of the asked node itself.
+fn inspect() -> Vec<u8> {
+    body(&layer_cake::directory::Inspect::default())
 }
 
 /// A body in the binary codec.
@@ -174,7 +179,7 @@ fn a_depth_bomb_is_one_refused_message() {
 #[test]
 fn garbage_and_truncated_frames_close_only_that_connection() {
     let mut daemon = Daemon::host_cake();
-    let inspect = raw::message(WireAddr::Yours(1), "Inspect", 1, 1, &[]);
+    let inspect = raw::message(WireAddr::Yours(1), "Inspect", 1, 1, &inspect());
     let attacks: Vec<Vec<u8>> = vec![
         // Random-looking bytes with a plausible length.
         [&12u32.to_be_bytes()[..], &[0xff; 12]].concat(),
@@ -210,8 +215,9 @@ fn a_peer_that_never_reads_cannot_grow_the_daemon() {
     let to = WireAddr::Yours(attacker.controller);
     // Small requests whose answers are larger, never read.
     let mut batch = Vec::new();
+    let inspect = inspect();
     for n in 0..1000u64 {
-        batch.extend(raw::message(to, "Inspect", 1, 1000 + n, &[]));
+        batch.extend(raw::message(to, "Inspect", 1, 1000 + n, &inspect));
     }
     let flood_until = Instant::now() + Duration::from_secs(10);
     let mut served_during = 0;
