@@ -405,7 +405,7 @@ impl Node {
             .unwrap_or_default();
         DirectoryListing {
             id: Uuid::from_u128(
-                crate::process::incarnation() ^ self.me.id().map_or(0, |i| i.0 as u128),
+                crate::runtime::incarnation() ^ self.me.id().map_or(0, |i| i.0 as u128),
             ),
             level: self.level(),
             executable,
@@ -489,7 +489,7 @@ impl Node {
             scope: p.scope,
             listening,
             publisher: p.publisher.clone(),
-            incarnation: crate::process::incarnation(),
+            incarnation: crate::runtime::incarnation(),
         };
         if self.watched.insert(p.publisher.clone()) {
             cx.watch(&p.publisher);
