@@ -425,3 +425,96 @@ impl Message for Address {
 // An address is in every envelope, context and table of children: keep it
 // two words (a remote route lives behind its own pointer).
 const _: () = assert!(std::mem::size_of::<Address>() == 2 * std::mem::size_of::<usize>());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Context, SendError};
+
+    fn json(address: &Address) -> serde_json::Value {
+        serde_json::to_value(address).unwrap()
+    }
+
+    fn from_json(value: serde_json::Value) -> Address {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[tokio::test]
+    async fn as_json_an_address_names_its_process_and_finds_the_actor_again_here() {
+        let mut cx = Context::detached("json");
+        let written = json(cx.address());
+        let process = format!("{:032x}", crate::runtime::incarnation());
+        assert_eq!(written["process"], serde_json::Value::String(process));
+        let id = written["id"].as_str().unwrap().to_string();
+        assert_eq!(id.len(), 16);
+        // Not the actor's id in this process: that is sequential.
+        assert_ne!(u64::from_str_radix(&id, 16).unwrap(), cx.id().0);
+        // The same actor keeps its JSON id.
+        assert_eq!(json(cx.address()), written);
+        let back = from_json(written);
+        assert_eq!(back, *cx.address());
+        back.send(5_i64).unwrap();
+        assert_eq!(cx.input().await.downcast::<i64>().ok(), Some(5));
+        // Null stays null.
+        assert_eq!(json(&Address::NULL), serde_json::Value::Null);
+        assert!(from_json(serde_json::Value::Null).is_null());
+    }
+
+    #[test]
+    fn an_address_from_another_process_refuses_every_send_with_the_reason() {
+        let cx = Context::detached("json");
+        let mut written = json(cx.address());
+        let other = format!("{:032x}", crate::runtime::incarnation() ^ 1);
+        written["process"] = serde_json::Value::String(other.clone());
+        let foreign = from_json(written.clone());
+        assert!(foreign.is_closed());
+        assert!(!foreign.is_null());
+        assert_ne!(foreign, *cx.address());
+        let reason = foreign.unreachable_reason().unwrap().to_string();
+        assert!(reason.contains("another process"), "{reason}");
+        assert!(reason.contains(&other), "{reason}");
+        match foreign.send(5_i64) {
+            Err(SendError::Unreachable(5, why)) => assert_eq!(&*why, reason),
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        // Passed on as JSON it is written as it was read: back in its own
+        // process it would name the actor again.
+        assert_eq!(json(&foreign), written);
+    }
+
+    #[test]
+    fn a_bare_number_or_a_malformed_address_is_no_local_actor() {
+        let cx = Context::detached("json");
+        let bare = from_json(serde_json::json!(cx.id().0));
+        assert!(bare.is_closed());
+        assert!(bare.unreachable_reason().unwrap().contains("bare number"));
+        let unknown = from_json(serde_json::json!({
+            "process": format!("{:032x}", crate::runtime::incarnation()),
+            "id": "0000000000000001",
+        }));
+        assert!(unknown.unreachable_reason().unwrap().contains("no actor"));
+        let bad: Result<Address, _> =
+            serde_json::from_value(serde_json::json!({"process": "xyz", "id": "1"}));
+        assert!(bad.unwrap_err().to_string().contains("32 hex digits"));
+    }
+
+    #[test]
+    fn outside_a_frame_the_binary_form_round_trips_in_this_process() {
+        let cx = Context::detached("binary");
+        let mut bytes = Vec::new();
+        crate::message::codec::binary::encode(cx.address(), &mut bytes).unwrap();
+        let back: Address = crate::message::codec::binary::decode(&bytes).unwrap();
+        assert_eq!(back, *cx.address());
+    }
+
+    #[test]
+    fn an_ended_actor_is_not_found_from_its_json() {
+        let written = {
+            let cx = Context::detached("brief");
+            json(cx.address())
+        };
+        let gone = from_json(written);
+        assert!(gone.is_closed());
+        assert!(gone.unreachable_reason().is_some());
+    }
+}
