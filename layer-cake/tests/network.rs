@@ -300,7 +300,10 @@ async fn a_relayed_address_stops_working_when_the_far_link_closes() {
             Ok(2) => {}
             other => panic!("unexpected {other:?}"),
         }
-        assert!(tokio::time::Instant::now() < deadline, "the route outlived its link");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the route outlived its link"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

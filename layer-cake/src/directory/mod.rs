@@ -54,6 +54,7 @@ use uuid::Uuid;
 use crate::message::Message;
 use crate::runtime::{Address, Context};
 
+pub(crate) use node::configure_process_node;
 pub use node::{NodeOptions, run_daemon, run_node, spawn_node};
 pub use protocol::{DirectoryListing, Inspect};
 

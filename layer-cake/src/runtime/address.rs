@@ -9,8 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::envelope::{Envelope, Lane, Tag};
 use super::error::SendError;
 use super::mailbox::{Mailbox, PushError};
-use crate::message::{Message, Payload};
 use super::transport::Channel;
+use crate::message::{Message, Payload};
 
 /// The process-unique number of an actor; prints as `<0000000e>` in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

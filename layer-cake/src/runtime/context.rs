@@ -711,7 +711,10 @@ impl Context {
             return Err(AskError::Send(refused(slot, why)));
         }
         match self
-            .next_answer(|answered, from| answered == id && may_answer(to, from), deadline)
+            .next_answer(
+                |answered, from| answered == id && may_answer(to, from),
+                deadline,
+            )
             .await
         {
             Some((_, answer)) => Ok(answer),

@@ -598,8 +598,11 @@ impl Link {
         if let Tag::Response(RequestId(id)) = tag
             && !self.owes(&target, id)
         {
-            self.reach
-                .refuse(self.id, &self.remote, "an answer to a request it was never sent");
+            self.reach.refuse(
+                self.id,
+                &self.remote,
+                "an answer to a request it was never sent",
+            );
             return Ok(());
         }
         if let RouteRef::Remote(next, next_id) = target.route() {

@@ -28,7 +28,10 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 enum Target {
     Local(Weak<Mailbox>),
     /// Relayed: the actor known as `id` over `via`.
-    Relay { via: Weak<Link>, id: u64 },
+    Relay {
+        via: Weak<Link>,
+        id: u64,
+    },
 }
 
 impl Target {

@@ -368,7 +368,10 @@ async fn an_id_given_over_one_link_is_refused_over_another() {
     b.write_all(&hello()).await.unwrap();
     expect::<Accepted>(&mut cx).await;
     let controller_b = their_controller(&mut b).await;
-    assert_ne!(controller_a, controller_b, "each link names the listener anew");
+    assert_ne!(
+        controller_a, controller_b,
+        "each link names the listener anew"
+    );
 
     // An actor whose address the listener sends over link A only.
     let worker = cx.spawn(|mut cx: Context| async move {
@@ -422,8 +425,11 @@ async fn a_forged_answer_over_another_link_is_dropped_and_the_real_one_arrives()
     let mine_on_forger = their_controller(&mut forger).await;
 
     // The listener asks the peer on the first link.
-    let asking =
-        tokio::spawn(async move { cx.ask::<i64, _>(5_i64, &proxy, PATIENCE).await.map(|n| (n, cx)) });
+    let asking = tokio::spawn(async move {
+        cx.ask::<i64, _>(5_i64, &proxy, PATIENCE)
+            .await
+            .map(|n| (n, cx))
+    });
     let (header, _) = read_frame(&mut asked).await;
     let Kind::Message(request) = header.kind else {
         panic!("expected the request")
@@ -434,7 +440,12 @@ async fn a_forged_answer_over_another_link_is_dropped_and_the_real_one_arrives()
     // Someone who learned the request id answers first, over its own link
     // (where the asker is reachable: the hello named it).
     forger
-        .write_all(&message(mine_on_forger, Payload::new(666_i64), 2, request.request))
+        .write_all(&message(
+            mine_on_forger,
+            Payload::new(666_i64),
+            2,
+            request.request,
+        ))
         .await
         .unwrap();
     // A request after it on the same link: once its answer is back, the
@@ -446,13 +457,23 @@ async fn a_forged_answer_over_another_link_is_dropped_and_the_real_one_arrives()
     refused(&mut forger, 77).await;
     // Also over the right link, an answer to a request never sent is refused.
     asked
-        .write_all(&message(mine_on_asked, Payload::new(13_i64), 2, request.request ^ 1))
+        .write_all(&message(
+            mine_on_asked,
+            Payload::new(13_i64),
+            2,
+            request.request ^ 1,
+        ))
         .await
         .unwrap();
 
     // The real answer still arrives and is the one the ask returns.
     asked
-        .write_all(&message(mine_on_asked, Payload::new(10_i64), 2, request.request))
+        .write_all(&message(
+            mine_on_asked,
+            Payload::new(10_i64),
+            2,
+            request.request,
+        ))
         .await
         .unwrap();
     let (answer, mut cx) = tokio::time::timeout(PATIENCE, asking)
