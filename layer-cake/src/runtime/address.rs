@@ -517,4 +517,23 @@ mod tests {
         assert!(gone.is_closed());
         assert!(gone.unreachable_reason().is_some());
     }
+
+    #[tokio::test]
+    async fn request_ids_do_not_start_at_one() {
+        let sink = crate::runtime::spawn(|mut cx: Context| async move {
+            while !cx.input().await.is::<crate::Stop>() {}
+        });
+        let mut a = Context::detached("a");
+        let mut b = Context::detached("b");
+        let first = a.request(1_i64, sink.address()).unwrap();
+        let second = a.request(2_i64, sink.address()).unwrap();
+        let other = b.request(3_i64, sink.address()).unwrap();
+        assert_ne!(second, first);
+        // Drawn at random per actor: three coincidences with the old
+        // sequential ids are out of the question.
+        assert_ne!(first.0, 1);
+        assert_ne!(other.0, 1);
+        assert_ne!(first, other);
+        sink.address().send(crate::Stop).unwrap();
+    }
 }
