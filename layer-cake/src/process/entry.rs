@@ -138,6 +138,10 @@ where
     let _role_lock = match (&config.home_path, &config.role_name) {
         (Some(home), Some(role)) => match take_role(home, role) {
             Ok(taken) => {
+                if let Some(warning) = &taken.warning {
+                    // Logging is not set up yet: straight to stderr.
+                    let _ = writeln!(stderr, "{program}: warning: {warning}");
+                }
                 // In the background (or asked to), stderr goes to rolling
                 // files in the role's logs/ folder.
                 if (config.origin == super::Origin::Start || config.keep_logs)
@@ -218,6 +222,8 @@ pub(crate) struct TakenRole {
     pub(crate) logs_dir: std::path::PathBuf,
     /// The role's lock.
     pub(crate) held: Box<dyn Send>,
+    /// Something to warn about (a corrupt history moved aside).
+    pub(crate) warning: Option<String>,
 }
 
 /// Takes role `role` of the home at `home` through the registered keeper.
