@@ -198,7 +198,7 @@ impl Link {
     }
 
     /// Encodes and queues `envelope` for the actor `to` on the other side.
-    pub(crate) fn send_now(
+    pub(crate) fn send(
         self: &Arc<Self>,
         envelope: Envelope,
         to: u64,
@@ -248,7 +248,7 @@ impl Link {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.send_now(envelope, to) {
+            match self.send(envelope, to) {
                 Err((back, PushError::Full)) => {
                     envelope = back;
                     tokio::select! {
@@ -729,7 +729,7 @@ fn unreachable_reason(id: u64, miss: Miss) -> String {
 impl Channel for Link {
     fn send(&self, envelope: Envelope, to: u64) -> Result<(), (Envelope, PushError)> {
         match self.me.upgrade() {
-            Some(me) => me.send_now(envelope, to),
+            Some(me) => Link::send(&me, envelope, to),
             None => Err((envelope, PushError::Closed)),
         }
     }
@@ -737,7 +737,7 @@ impl Channel for Link {
     fn send_waiting(&self, envelope: Envelope, to: u64) -> Sending<'_> {
         Box::pin(async move {
             match self.me.upgrade() {
-                Some(me) => me.send_waiting(envelope, to).await,
+                Some(me) => Link::send_waiting(&me, envelope, to).await,
                 None => Err((envelope, PushError::Closed)),
             }
         })
