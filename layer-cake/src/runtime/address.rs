@@ -105,17 +105,19 @@ impl Address {
         }
     }
 
-    /// The process-unique id of the connection a remote address goes over.
-    pub(crate) fn link_id(&self) -> Option<u64> {
-        match &self.0 {
-            Route::Remote(r) => Some(r.channel.channel_id()),
-            _ => None,
-        }
-    }
-
     /// Whether this address names an actor in another process.
     pub fn is_remote(&self) -> bool {
         matches!(self.0, Route::Remote(..))
+    }
+
+    /// The id of the link a remote address routes over (`None` for local
+    /// and null addresses): the identity the directory keys what a peer
+    /// listed by, so only that link can replace or withdraw it.
+    pub(crate) fn link_id(&self) -> Option<u64> {
+        match &self.0 {
+            Route::Remote(r) => Some(r.channel.channel_id()),
+            Route::Null | Route::Local(_) | Route::Unreachable(_) => None,
+        }
     }
 
     /// Whether this is the null address.
