@@ -240,6 +240,87 @@ async fn a_message_crosses_two_hops_and_its_reply_finds_the_way_back() {
     assert_eq!(doubled, 100);
 }
 
+/// A, C and a hub: C connected to the hub, A connected after it, and the
+/// address of C that the hub handed A (reached over two links, relayed).
+async fn two_hops() -> (Context, Address, Address, runtime::ActorHandle<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _middle = runtime::spawn(move |cx| middle(cx, tx));
+    let hub = tokio::time::timeout(PATIENCE, rx).await.unwrap().unwrap();
+    let c = runtime::spawn({
+        let hub = hub.clone();
+        move |mut cx: Context| async move {
+            cx.connect(hub, ConnectOptions::native());
+            expect::<Connected>(&mut cx).await;
+            loop {
+                on!(cx.input().await, {
+                    i64 as n => { let _ = cx.reply(n * 2); },
+                    Stop as _ => return,
+                    _other => {},
+                })
+            }
+        }
+    });
+    let mut a = Context::detached("a");
+    a.connect(hub, ConnectOptions::native());
+    let proxy = expect::<Connected>(&mut a).await.proxy;
+    let mut other = Address::NULL;
+    for _ in 0..100 {
+        let g: Greeting = a.ask(layer_cake::Ack, &proxy, PATIENCE).await.unwrap();
+        if !g.reply_to.is_null() {
+            other = g.reply_to;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(other.is_remote(), "the hub handed out C's address");
+    let doubled: i64 = a.ask(21_i64, &other, PATIENCE).await.unwrap();
+    assert_eq!(doubled, 42);
+    (a, proxy, other, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_address_stops_working_when_the_far_link_closes() {
+    let (mut a, _proxy, other, c) = two_hops().await;
+    // C ends, and with it its link to the hub: the route the hub relays
+    // for A goes too, and asking it is answered with a fault.
+    c.address().send(Stop).unwrap();
+    c.join().await.unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match a.ask::<i64, _>(1_i64, &other, PATIENCE).await {
+            Err(AskError::Faulted(fault)) => {
+                let why = fault.explanation.unwrap_or_default();
+                assert!(
+                    why.contains("has ended") || why.contains("not reachable over this link"),
+                    "{why}"
+                );
+                break;
+            }
+            // The hub has not yet seen C's link close.
+            Ok(2) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the route outlived its link"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_address_stops_working_when_the_near_link_closes() {
+    let (mut a, proxy, other, c) = two_hops().await;
+    a.send(Close { note: None }, &proxy).unwrap();
+    expect::<Closed>(&mut a).await;
+    assert!(other.is_closed());
+    assert!(matches!(
+        a.send(3_i64, &other),
+        Err(layer_cake::runtime::SendError::Closed(3))
+    ));
+    c.address().send(Stop).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_on_request_ends_both_sides() {
     let mut server = Context::detached("server");

@@ -54,6 +54,7 @@ use uuid::Uuid;
 use crate::message::Message;
 use crate::runtime::{Address, Context};
 
+pub(crate) use node::configure_process_node;
 pub use node::{
     INSPECT_PATIENCE, MAX_COMPILED_PATTERN, MAX_NAME_LEN, MAX_PATTERN_DFA, MAX_PATTERN_LEN,
     MAX_PENDING_INSPECTIONS, MAX_PUBLICATIONS_PER_ACTOR, MAX_PUBLICATIONS_PER_LINK,

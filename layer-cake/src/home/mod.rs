@@ -356,6 +356,28 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     ca.len().cmp(&cb.len())
 }
 
+/// Lets the process entry point run a process as a role of a home (with
+/// `--home-path` and `--role-name`) without naming this module: the role is
+/// locked for the process and its start recorded (a corrupt history moved
+/// aside is a warning for the entry point to print).
+fn take_role(home: &std::path::Path, role: &str) -> Result<crate::process::TakenRole, String> {
+    let taken = || -> Result<crate::process::TakenRole, HomeError> {
+        let role = Home::open(home)?.role(role)?;
+        let lock = role.lock(std::os::unix::process::parent_id())?;
+        let moved = role.record_start(std::process::id())?;
+        Ok(crate::process::TakenRole {
+            logs_dir: role.logs_dir(),
+            held: Box::new(lock),
+            warning: moved.map(|m| m.to_string()),
+        })
+    };
+    taken().map_err(|e| e.to_string())
+}
+
+inventory::submit! {
+    crate::process::RoleKeeper { take: take_role }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

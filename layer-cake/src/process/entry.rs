@@ -123,28 +123,37 @@ where
         }
     };
     config::set(config.clone());
+    // The directory below takes its settings as a value, not from here.
+    crate::directory::configure_process_node(
+        crate::directory::NodeOptions::new(crate::directory::Scope::Process).parent(
+            config
+                .connect_to_directory
+                .clone()
+                .unwrap_or_else(crate::directory::lan::directory_at_host),
+        ),
+    );
 
     // A role of a home holds its role's lock while it runs (that is what
     // "running" means to the CLI) and records its start in the history.
     let _role_lock = match (&config.home_path, &config.role_name) {
         (Some(home), Some(role)) => match take_role(home, role) {
-            Ok((role, lock, moved)) => {
-                if let Some(moved) = moved {
+            Ok(taken) => {
+                if let Some(warning) = &taken.warning {
                     // Logging is not set up yet: straight to stderr.
-                    let _ = writeln!(stderr, "{program}: warning: {moved}");
+                    let _ = writeln!(stderr, "{program}: warning: {warning}");
                 }
                 // In the background (or asked to), stderr goes to rolling
                 // files in the role's logs/ folder.
                 if (config.origin == super::Origin::Start || config.keep_logs)
-                    && let Err(e) = crate::log::rolling::redirect_stderr(&role.logs_dir())
+                    && let Err(e) = crate::log::rolling::redirect_stderr(&taken.logs_dir)
                 {
                     let _ = writeln!(
                         stderr,
                         "{program}: cannot keep logs in {}: {e}",
-                        role.logs_dir().display()
+                        taken.logs_dir.display()
                     );
                 }
-                Some(lock)
+                Some(taken.held)
             }
             Err(e) => {
                 let _ = writeln!(stderr, "{program}: {e}");
@@ -196,23 +205,33 @@ where
     output(result, &config, &program, stdout, stderr)
 }
 
-/// Locks role `role` of the home at `home` for this process and records
-/// its start (saying so if its history had to be moved aside).
-fn take_role(
-    home: &std::path::Path,
-    role: &str,
-) -> Result<
-    (
-        crate::home::Role,
-        crate::home::RoleLock,
-        Option<crate::home::MovedAside>,
-    ),
-    crate::home::HomeError,
-> {
-    let role = crate::home::Home::open(home)?.role(role)?;
-    let lock = role.lock(std::os::unix::process::parent_id())?;
-    let moved = role.record_start(std::process::id())?;
-    Ok((role, lock, moved))
+/// What the layer that keeps homes does when a process starts as a role of
+/// one: it locks the role for this process and records its start. Homes sit
+/// above processes, so they register this (through `inventory`) rather than
+/// the entry point naming them.
+pub(crate) struct RoleKeeper {
+    /// Takes role `role` of the home at `home` for this process.
+    pub(crate) take: fn(home: &std::path::Path, role: &str) -> Result<TakenRole, String>,
+}
+
+inventory::collect!(RoleKeeper);
+
+/// A role taken for this process: held (locked) until dropped.
+pub(crate) struct TakenRole {
+    /// Where the role keeps its logs.
+    pub(crate) logs_dir: std::path::PathBuf,
+    /// The role's lock.
+    pub(crate) held: Box<dyn Send>,
+    /// Something to warn about (a corrupt history moved aside).
+    pub(crate) warning: Option<String>,
+}
+
+/// Takes role `role` of the home at `home` through the registered keeper.
+fn take_role(home: &std::path::Path, role: &str) -> Result<TakenRole, String> {
+    match inventory::iter::<RoleKeeper>().next() {
+        Some(keeper) => (keeper.take)(home, role),
+        None => Err("this program cannot run as a role of a home".into()),
+    }
 }
 
 /// Prints the main actor's result and returns the exit status.

@@ -54,11 +54,9 @@ pub use child::{
 };
 pub use config::{Origin, ProcessConfig, Scope, config};
 pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
+pub(crate) use entry::{RoleKeeper, TakenRole};
 
-/// Identifies this start of this process: random, fixed for its lifetime.
-/// Directory entries and link handshakes carry it so that a restarted
-/// process never collides with what its previous run left behind.
-pub fn incarnation() -> u128 {
-    static INCARNATION: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
-    *INCARNATION.get_or_init(|| uuid::Uuid::new_v4().as_u128())
-}
+/// Identifies this start of this process; see
+/// [`runtime::incarnation`](crate::runtime::incarnation), where it lives
+/// (the runtime and the network need it, and sit below processes).
+pub use crate::runtime::incarnation;

@@ -9,8 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::envelope::{Envelope, Lane, Tag};
 use super::error::SendError;
 use super::mailbox::{Mailbox, PushError};
+use super::transport::Channel;
 use crate::message::{Message, Payload};
-use crate::net::native::{Link, book};
 
 /// The process-unique number of an actor; prints as `<0000000e>` in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -39,10 +39,11 @@ impl fmt::Display for ActorId {
 pub struct Address(pub(crate) Route);
 
 /// An address's route as the network layer sees it.
-pub(crate) enum RouteRef {
+pub(crate) enum RouteRef<'a> {
     Null,
-    Local,
-    Remote(Arc<Link>, u64),
+    Local(&'a Arc<Mailbox>),
+    Remote(&'a Arc<dyn Channel>, u64),
+    Unreachable,
 }
 
 #[derive(Clone, Default)]
@@ -50,16 +51,29 @@ pub(crate) enum Route {
     #[default]
     Null,
     Local(Arc<Mailbox>),
-    /// An actor reached over a native link: its id in the peer's table.
-    /// Behind one pointer, so that an `Address` stays two words: addresses
-    /// sit in every envelope, context and table of children.
+    /// An actor reached over a connection: its id in the peer's table for
+    /// that connection. Behind one pointer, so that an `Address` stays two
+    /// words: addresses sit in every envelope, context and table of children.
     Remote(Arc<Remote>),
+    /// An address that leads nowhere this process can reach (read from
+    /// another process's JSON, or an id a connection never gave out): every
+    /// send to it is refused with the reason.
+    Unreachable(Arc<Unreachable>),
 }
 
-/// Where a remote address leads: a link, and an id in the peer's table.
+/// Where a remote address leads: a connection, and an id in the peer's
+/// table for it.
 pub(crate) struct Remote {
-    link: Arc<Link>,
+    channel: Arc<dyn Channel>,
     id: u64,
+}
+
+/// Why an address leads nowhere, and what it was written as (so that
+/// passing it on as JSON keeps it: back in its own process it names the
+/// actor again).
+pub(crate) struct Unreachable {
+    reason: Box<str>,
+    json: Option<JsonAddress>,
 }
 
 impl Address {
@@ -70,8 +84,25 @@ impl Address {
         Address(Route::Local(mailbox))
     }
 
-    pub(crate) fn remote(link: Arc<Link>, id: u64) -> Self {
-        Address(Route::Remote(Arc::new(Remote { link, id })))
+    pub(crate) fn remote(channel: Arc<dyn Channel>, id: u64) -> Self {
+        Address(Route::Remote(Arc::new(Remote { channel, id })))
+    }
+
+    /// An address every send to which is refused, saying `reason`.
+    pub(crate) fn unreachable(reason: impl Into<Box<str>>) -> Self {
+        Address(Route::Unreachable(Arc::new(Unreachable {
+            reason: reason.into(),
+            json: None,
+        })))
+    }
+
+    /// Why sends to this address are refused, when it leads nowhere this
+    /// process can reach (an address read from another process's JSON).
+    pub fn unreachable_reason(&self) -> Option<&str> {
+        match &self.0 {
+            Route::Unreachable(u) => Some(&u.reason),
+            _ => None,
+        }
     }
 
     /// Whether this address names an actor in another process.
@@ -84,8 +115,8 @@ impl Address {
     /// listed by, so only that link can replace or withdraw it.
     pub(crate) fn link_id(&self) -> Option<u64> {
         match &self.0 {
-            Route::Remote(r) => Some(r.link.id),
-            Route::Null | Route::Local(_) => None,
+            Route::Remote(r) => Some(r.channel.channel_id()),
+            Route::Null | Route::Local(_) | Route::Unreachable(_) => None,
         }
     }
 
@@ -99,17 +130,18 @@ impl Address {
     pub fn id(&self) -> Option<ActorId> {
         match &self.0 {
             Route::Local(m) => Some(m.id),
-            Route::Null | Route::Remote(..) => None,
+            Route::Null | Route::Remote(..) | Route::Unreachable(..) => None,
         }
     }
 
     /// Whether the actor behind this address has ended (always true for the
-    /// null address). An ended actor refuses messages.
+    /// null address and for an address that leads nowhere reachable). An
+    /// ended actor refuses messages.
     pub fn is_closed(&self) -> bool {
         match &self.0 {
-            Route::Null => true,
+            Route::Null | Route::Unreachable(..) => true,
             Route::Local(m) => m.is_closed(),
-            Route::Remote(r) => r.link.is_closed(),
+            Route::Remote(r) => r.channel.is_closed(),
         }
     }
 
@@ -163,7 +195,8 @@ impl Address {
                 let lane = Lane::of(&envelope.payload, envelope.tag);
                 m.push(envelope, lane)
             }
-            Route::Remote(r) => r.link.send(envelope, r.id),
+            Route::Remote(r) => r.channel.send(envelope, r.id),
+            Route::Unreachable(u) => Err((envelope, PushError::Unreachable(u.reason.clone()))),
         }
     }
 
@@ -178,7 +211,7 @@ impl Address {
                 *slot = Some(envelope);
                 std::future::poll_fn(|task| m.poll_push(slot, task)).await
             }
-            Route::Remote(r) => r.link.send_waiting(envelope, r.id).await,
+            Route::Remote(r) => r.channel.send_waiting(envelope, r.id).await,
             _ => self.push(envelope),
         };
         result.map_err(|(envelope, why)| {
@@ -188,11 +221,12 @@ impl Address {
     }
 
     /// The shape of this address's route, for the network layer.
-    pub(crate) fn route(&self) -> RouteRef {
+    pub(crate) fn route(&self) -> RouteRef<'_> {
         match &self.0 {
             Route::Null => RouteRef::Null,
-            Route::Local(_) => RouteRef::Local,
-            Route::Remote(r) => RouteRef::Remote(r.link.clone(), r.id),
+            Route::Local(m) => RouteRef::Local(m),
+            Route::Remote(r) => RouteRef::Remote(&r.channel, r.id),
+            Route::Unreachable(_) => RouteRef::Unreachable,
         }
     }
 
@@ -200,14 +234,14 @@ impl Address {
     /// the transport that carried it stops tracking it.
     pub(crate) fn abandon_request(&self, asker: &Address, id: super::RequestId) {
         if let Route::Remote(r) = &self.0 {
-            r.link.abandon(asker, id.0);
+            r.channel.abandon(asker, id.0);
         }
     }
 
     pub(crate) fn mailbox(&self) -> Option<&Arc<Mailbox>> {
         match &self.0 {
             Route::Local(m) => Some(m),
-            Route::Null | Route::Remote(..) => None,
+            Route::Null | Route::Remote(..) | Route::Unreachable(..) => None,
         }
     }
 }
@@ -224,7 +258,10 @@ impl PartialEq for Address {
         match (&self.0, &other.0) {
             (Route::Null, Route::Null) => true,
             (Route::Local(a), Route::Local(b)) => Arc::ptr_eq(a, b),
-            (Route::Remote(a), Route::Remote(b)) => a.link.id == b.link.id && a.id == b.id,
+            (Route::Remote(a), Route::Remote(b)) => {
+                a.channel.channel_id() == b.channel.channel_id() && a.id == b.id
+            }
+            (Route::Unreachable(a), Route::Unreachable(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -237,7 +274,8 @@ impl Hash for Address {
         match &self.0 {
             Route::Null => 0u8.hash(state),
             Route::Local(m) => (1u8, m.id).hash(state),
-            Route::Remote(r) => (2u8, r.link.id, r.id).hash(state),
+            Route::Remote(r) => (2u8, r.channel.channel_id(), r.id).hash(state),
+            Route::Unreachable(u) => (3u8, Arc::as_ptr(u) as usize).hash(state),
         }
     }
 }
@@ -253,40 +291,138 @@ impl fmt::Display for Address {
         match &self.0 {
             Route::Null => f.write_str("<null>"),
             Route::Local(m) => fmt::Display::fmt(&m.id, f),
-            Route::Remote(r) => write!(f, "<{:08x}@{}>", r.id, r.link.id),
+            Route::Remote(r) => write!(f, "<{:08x}@{}>", r.id, r.channel.channel_id()),
+            Route::Unreachable(_) => f.write_str("<unreachable>"),
         }
     }
 }
 
-/// Inside a frame on a native link an address is an index into the frame's
-/// address book, which the link fills and reads (relative to itself, so a
-/// relaying process can rewrite it). Anywhere else — JSON for the HTTP front
-/// or stdout — it is the actor's id in this process (or null), and decoding
-/// that id in this process finds the live actor again.
+/// An address as JSON: the process it belongs to (its
+/// [`incarnation`](super::incarnation), 32 hex digits) and the id that
+/// process gave it for JSON (16 hex digits; unguessable, and a string so
+/// that JavaScript keeps every digit).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JsonAddress {
+    process: u128,
+    id: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JsonForm {
+    process: String,
+    id: String,
+}
+
+/// What may stand for an address in JSON.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsonInput {
+    Null(()),
+    Full(JsonForm),
+    Bare(u64),
+}
+
+impl JsonAddress {
+    fn read(form: &JsonForm) -> Option<JsonAddress> {
+        let process = u128::from_str_radix(&form.process, 16).ok()?;
+        let id = u64::from_str_radix(&form.id, 16).ok()?;
+        Some(JsonAddress { process, id })
+    }
+}
+
+impl Address {
+    /// This address as JSON names it: null, or its process and an id in
+    /// that process's JSON table.
+    fn json(&self) -> Option<JsonAddress> {
+        let here = super::incarnation();
+        match &self.0 {
+            Route::Null => None,
+            Route::Local(m) => Some(JsonAddress {
+                process: here,
+                id: super::exports::export(m),
+            }),
+            Route::Remote(r) => Some(JsonAddress {
+                process: here,
+                id: super::exports::export_remote(&r.channel, r.id),
+            }),
+            Route::Unreachable(u) => u.json,
+        }
+    }
+
+    /// The address JSON names.
+    fn from_json(json: JsonAddress) -> Address {
+        if json.process != super::incarnation() {
+            return Address(Route::Unreachable(Arc::new(Unreachable {
+                reason: format!(
+                    "the address belongs to another process ({:032x}); \
+                     only an address passed in a message reaches an actor there",
+                    json.process
+                )
+                .into(),
+                json: Some(json),
+            })));
+        }
+        super::exports::lookup(json.id).unwrap_or_else(|| {
+            Address::unreachable(format!(
+                "no actor of this process has the JSON id {:016x} (it has ended, or never existed)",
+                json.id
+            ))
+        })
+    }
+}
+
+/// Inside a frame on a connection an address is an index into the frame's
+/// address book, which the transport fills and reads (relative to the
+/// connection, so that a relaying process can rewrite it). Anywhere else —
+/// JSON for the HTTP front or stdout, a child's result — it is null or
+/// `{"process": "<incarnation>", "id": "<id>"}`: decoding that in the same
+/// process finds the live actor again; in another process it gives an
+/// address that refuses every send, saying why.
 impl Serialize for Address {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if let Some(index) = book::encode(self) {
-            return s.serialize_u32(index);
+        if let Some(index) = super::transport::encode_in_frame(self) {
+            return s.serialize_u32(index.map_err(serde::ser::Error::custom)?);
         }
-        let id = match &self.0 {
-            Route::Local(m) => Some(super::exports::export(m)),
-            Route::Remote(r) => Some(super::exports::export_relay(&r.link, r.id)),
-            Route::Null => None,
-        };
-        id.serialize(s)
+        let json = self.json();
+        if s.is_human_readable() {
+            json.map(|j| JsonForm {
+                process: format!("{:032x}", j.process),
+                id: format!("{:016x}", j.id),
+            })
+            .serialize(s)
+        } else {
+            json.map(|j| (j.process, j.id)).serialize(s)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Address {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if book::decoding_now() {
+        if super::transport::decoding_frame() {
             let index = u32::deserialize(d)?;
-            return book::decode(index).map_err(serde::de::Error::custom);
+            return super::transport::decode_in_frame(index).map_err(serde::de::Error::custom);
         }
-        let id = Option::<u64>::deserialize(d)?;
-        Ok(id
-            .and_then(|id| super::exports::lookup(ActorId(id)))
-            .unwrap_or_default())
+        if !d.is_human_readable() {
+            let json = Option::<(u128, u64)>::deserialize(d)?;
+            return Ok(json.map_or(Address::NULL, |(process, id)| {
+                Address::from_json(JsonAddress { process, id })
+            }));
+        }
+        Ok(match JsonInput::deserialize(d)? {
+            JsonInput::Null(()) => Address::NULL,
+            JsonInput::Full(form) => match JsonAddress::read(&form) {
+                Some(json) => Address::from_json(json),
+                None => {
+                    return Err(serde::de::Error::custom(format!(
+                        "an address needs a process of 32 hex digits and an id of 16, not {:?} and {:?}",
+                        form.process, form.id
+                    )));
+                }
+            },
+            JsonInput::Bare(id) => Address::unreachable(format!(
+                "a bare number ({id}) names no actor: an address in JSON carries its process"
+            )),
+        })
     }
 }
 
@@ -299,3 +435,115 @@ impl Message for Address {
 // An address is in every envelope, context and table of children: keep it
 // two words (a remote route lives behind its own pointer).
 const _: () = assert!(std::mem::size_of::<Address>() == 2 * std::mem::size_of::<usize>());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Context, SendError};
+
+    fn json(address: &Address) -> serde_json::Value {
+        serde_json::to_value(address).unwrap()
+    }
+
+    fn from_json(value: serde_json::Value) -> Address {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[tokio::test]
+    async fn as_json_an_address_names_its_process_and_finds_the_actor_again_here() {
+        let mut cx = Context::detached("json");
+        let written = json(cx.address());
+        let process = format!("{:032x}", crate::runtime::incarnation());
+        assert_eq!(written["process"], serde_json::Value::String(process));
+        let id = written["id"].as_str().unwrap().to_string();
+        assert_eq!(id.len(), 16);
+        // Not the actor's id in this process: that is sequential.
+        assert_ne!(u64::from_str_radix(&id, 16).unwrap(), cx.id().0);
+        // The same actor keeps its JSON id.
+        assert_eq!(json(cx.address()), written);
+        let back = from_json(written);
+        assert_eq!(back, *cx.address());
+        back.send(5_i64).unwrap();
+        assert_eq!(cx.input().await.downcast::<i64>().ok(), Some(5));
+        // Null stays null.
+        assert_eq!(json(&Address::NULL), serde_json::Value::Null);
+        assert!(from_json(serde_json::Value::Null).is_null());
+    }
+
+    #[test]
+    fn an_address_from_another_process_refuses_every_send_with_the_reason() {
+        let cx = Context::detached("json");
+        let mut written = json(cx.address());
+        let other = format!("{:032x}", crate::runtime::incarnation() ^ 1);
+        written["process"] = serde_json::Value::String(other.clone());
+        let foreign = from_json(written.clone());
+        assert!(foreign.is_closed());
+        assert!(!foreign.is_null());
+        assert_ne!(foreign, *cx.address());
+        let reason = foreign.unreachable_reason().unwrap().to_string();
+        assert!(reason.contains("another process"), "{reason}");
+        assert!(reason.contains(&other), "{reason}");
+        match foreign.send(5_i64) {
+            Err(SendError::Unreachable(5, why)) => assert_eq!(&*why, reason),
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        // Passed on as JSON it is written as it was read: back in its own
+        // process it would name the actor again.
+        assert_eq!(json(&foreign), written);
+    }
+
+    #[test]
+    fn a_bare_number_or_a_malformed_address_is_no_local_actor() {
+        let cx = Context::detached("json");
+        let bare = from_json(serde_json::json!(cx.id().0));
+        assert!(bare.is_closed());
+        assert!(bare.unreachable_reason().unwrap().contains("bare number"));
+        let unknown = from_json(serde_json::json!({
+            "process": format!("{:032x}", crate::runtime::incarnation()),
+            "id": "0000000000000001",
+        }));
+        assert!(unknown.unreachable_reason().unwrap().contains("no actor"));
+        let bad: Result<Address, _> =
+            serde_json::from_value(serde_json::json!({"process": "xyz", "id": "1"}));
+        assert!(bad.unwrap_err().to_string().contains("32 hex digits"));
+    }
+
+    #[test]
+    fn outside_a_frame_the_binary_form_round_trips_in_this_process() {
+        let cx = Context::detached("binary");
+        let mut bytes = Vec::new();
+        crate::message::codec::binary::encode(cx.address(), &mut bytes).unwrap();
+        let back: Address = crate::message::codec::binary::decode(&bytes).unwrap();
+        assert_eq!(back, *cx.address());
+    }
+
+    #[test]
+    fn an_ended_actor_is_not_found_from_its_json() {
+        let written = {
+            let cx = Context::detached("brief");
+            json(cx.address())
+        };
+        let gone = from_json(written);
+        assert!(gone.is_closed());
+        assert!(gone.unreachable_reason().is_some());
+    }
+
+    #[tokio::test]
+    async fn request_ids_do_not_start_at_one() {
+        let sink = crate::runtime::spawn(|mut cx: Context| async move {
+            while !cx.input().await.is::<crate::Stop>() {}
+        });
+        let mut a = Context::detached("a");
+        let mut b = Context::detached("b");
+        let first = a.request(1_i64, sink.address()).unwrap();
+        let second = a.request(2_i64, sink.address()).unwrap();
+        let other = b.request(3_i64, sink.address()).unwrap();
+        assert_ne!(second, first);
+        // Drawn at random per actor: three coincidences with the old
+        // sequential ids are out of the question.
+        assert_ne!(first.0, 1);
+        assert_ne!(other.0, 1);
+        assert_ne!(first, other);
+        sink.address().send(crate::Stop).unwrap();
+    }
+}

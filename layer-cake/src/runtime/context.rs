@@ -524,8 +524,16 @@ impl Context {
         )
     }
 
+    /// Request ids start at a random number in each actor (drawn on its
+    /// first request) rather than at 1: an answer is matched by its id, and
+    /// ids nobody can predict are one more thing a forger would have to
+    /// guess (connections also refuse answers to requests they never
+    /// carried; see `docs/wire-protocol.md`).
     fn next_request_id(&mut self) -> RequestId {
-        self.core.next_request += 1;
+        if self.core.next_request == 0 {
+            self.core.next_request = rand::random::<u64>() >> 1;
+        }
+        self.core.next_request = self.core.next_request.wrapping_add(1).max(1);
         RequestId(self.core.next_request)
     }
 
@@ -589,7 +597,7 @@ impl Context {
     /// [`input`](Context::input)s; `None` at the deadline. Cancel safe.
     pub(crate) async fn next_answer(
         &mut self,
-        pending: impl Fn(RequestId) -> bool,
+        pending: impl Fn(RequestId, &Address) -> bool,
         deadline: tokio::time::Instant,
     ) -> Option<(RequestId, Payload)> {
         // One timer for the whole wait.
@@ -603,7 +611,7 @@ impl Context {
                 () = &mut expiry => return None,
             };
             if let Tag::Response(id) = envelope.tag
-                && pending(id)
+                && pending(id, &envelope.from)
             {
                 object_log!(
                     self,
@@ -716,7 +724,13 @@ impl Context {
         if let Err(why) = pushed {
             return Err(AskError::Send(refused(slot, why)));
         }
-        match self.next_answer(|answered| answered == id, deadline).await {
+        match self
+            .next_answer(
+                |answered, from| answered == id && may_answer(to, from),
+                deadline,
+            )
+            .await
+        {
             Some((_, answer)) => Ok(answer),
             None => {
                 self.abandon(id, to);
@@ -923,6 +937,22 @@ impl Drop for Context {
         if self.core.rx.mailbox().was_exported() {
             super::exports::forget(self.id());
         }
+    }
+}
+
+/// Whether an answer from `from` may be the answer to a request sent to
+/// `asked`. An actor in another process can only be answered for over the
+/// connection the request went out on (by it, by whoever it forwarded the
+/// request to over there, or by the connection itself with a fault); the
+/// connection has already checked that it carried the request. A local
+/// actor may have forwarded the request anywhere (a spool hands it to a
+/// worker, whose answer comes straight back), so any answer that got here
+/// is accepted: from a local actor, or over a connection the request was
+/// forwarded on, which checked it.
+pub(crate) fn may_answer(asked: &Address, from: &Address) -> bool {
+    match asked.link_id() {
+        Some(link) => from == asked || from.is_null() || from.link_id() == Some(link),
+        None => true,
     }
 }
 

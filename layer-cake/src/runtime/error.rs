@@ -17,6 +17,10 @@ pub enum SendError<M> {
     /// The receiver is in another process and the message cannot be encoded
     /// for the wire (the reason is logged).
     Unencodable(M),
+    /// The address leads nowhere this process can reach — it was read from
+    /// another process's JSON, or names an id its connection never gave
+    /// out — with the reason.
+    Unreachable(M, Box<str>),
 }
 
 impl<M> SendError<M> {
@@ -26,7 +30,8 @@ impl<M> SendError<M> {
             SendError::Full(m)
             | SendError::Closed(m)
             | SendError::NoAddress(m)
-            | SendError::Unencodable(m) => m,
+            | SendError::Unencodable(m)
+            | SendError::Unreachable(m, _) => m,
         }
     }
 
@@ -38,6 +43,7 @@ impl<M> SendError<M> {
             SendError::Closed(m) => SendError::Closed(f(m)),
             SendError::NoAddress(m) => SendError::NoAddress(f(m)),
             SendError::Unencodable(m) => SendError::Unencodable(f(m)),
+            SendError::Unreachable(m, why) => SendError::Unreachable(f(m), why),
         }
     }
 
@@ -47,6 +53,7 @@ impl<M> SendError<M> {
             super::mailbox::PushError::Closed => SendError::Closed(message),
             super::mailbox::PushError::NoAddress => SendError::NoAddress(message),
             super::mailbox::PushError::Unencodable => SendError::Unencodable(message),
+            super::mailbox::PushError::Unreachable(why) => SendError::Unreachable(message, why),
         }
     }
 
@@ -60,8 +67,9 @@ impl<M> SendError<M> {
         matches!(self, SendError::Closed(_))
     }
 
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> &str {
         match self {
+            SendError::Unreachable(_, why) => why,
             SendError::Full(_) => "mailbox full",
             SendError::Closed(_) => "actor has ended",
             SendError::NoAddress(_) => "null address",

@@ -1,101 +1,123 @@
-//! The ids this process has given out on the wire: its actors whose
-//! addresses were serialized, and the routes it relays (an address learned
-//! over one link, passed on over another). A frame addressed to one of these
-//! ids finds its target here. Purely local actors never pay for it: only
-//! addresses that are actually encoded land in the table.
+//! The ids this process has given addresses written as JSON (for the HTTP
+//! front, stdout, a child's result): decoding such an address in this
+//! process finds the actor again through this table. Ids are random and
+//! unguessable; entries hold weak references, so an ended actor (or a closed
+//! connection) is not kept alive by having been written once.
+//!
+//! Connections keep tables of their own (what a peer can reach is what was
+//! sent to it); nothing read from a connection is ever looked up here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::address::{ActorId, Address};
 use super::mailbox::Mailbox;
-use crate::net::native::Link;
-
-const SHARDS: usize = 16;
+use super::transport::{Channel, unguessable_id};
 
 enum Target {
     Local(Weak<Mailbox>),
-    Relay { link: Weak<Link>, id: u64 },
+    Remote { channel: Weak<dyn Channel>, id: u64 },
 }
 
-type Shard = Mutex<HashMap<u64, Target>>;
-
-fn shards() -> &'static [Shard; SHARDS] {
-    static TABLE: OnceLock<[Shard; SHARDS]> = OnceLock::new();
-    TABLE.get_or_init(|| std::array::from_fn(|_| Mutex::new(HashMap::new())))
+impl Target {
+    fn address(&self) -> Option<Address> {
+        match self {
+            Target::Local(mailbox) => mailbox
+                .upgrade()
+                .filter(|m| !m.is_closed())
+                .map(Address::local),
+            Target::Remote { channel, id } => channel
+                .upgrade()
+                .filter(|c| !c.is_closed())
+                .map(|c| Address::remote(c, *id)),
+        }
+    }
 }
 
-fn shard(id: u64) -> std::sync::MutexGuard<'static, HashMap<u64, Target>> {
-    shards()[(id as usize) % SHARDS]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
-
-/// Relay ids by (link, id on that link), and by link for cleaning up.
 #[derive(Default)]
-struct Relays {
-    by_route: HashMap<(u64, u64), u64>,
-    by_link: HashMap<u64, Vec<u64>>,
+struct Table {
+    by_id: HashMap<u64, Target>,
+    /// The JSON id of each local actor written, so that it keeps one.
+    actors: HashMap<ActorId, u64>,
+    /// The JSON id of each remote route written, by (connection, id there).
+    routes: HashMap<(u64, u64), u64>,
+    /// Size after the last sweep of dead entries.
+    swept: usize,
 }
 
-fn relays() -> std::sync::MutexGuard<'static, Relays> {
-    static RELAYS: OnceLock<Mutex<Relays>> = OnceLock::new();
-    RELAYS
+impl Table {
+    fn insert(&mut self, target: Target) -> u64 {
+        self.sweep_now_and_then();
+        let id = unguessable_id(|id| self.by_id.contains_key(&id));
+        self.by_id.insert(id, target);
+        id
+    }
+
+    /// Drops entries whose actor or connection has gone, whenever the table
+    /// has doubled since the last sweep: amortized, and bounded by twice
+    /// what is alive.
+    fn sweep_now_and_then(&mut self) {
+        if self.by_id.len() < 2 * self.swept + 64 {
+            return;
+        }
+        self.by_id.retain(|_, target| target.address().is_some());
+        let by_id = &self.by_id;
+        self.actors.retain(|_, id| by_id.contains_key(id));
+        self.routes.retain(|_, id| by_id.contains_key(id));
+        self.swept = self.by_id.len();
+    }
+}
+
+fn table() -> std::sync::MutexGuard<'static, Table> {
+    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
+    TABLE
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
 }
 
-/// The wire id of a local actor (its actor id), exported on first use.
+/// The JSON id of a local actor, given on first use.
 pub(crate) fn export(mailbox: &Arc<Mailbox>) -> u64 {
-    if mailbox.mark_exported() {
-        shard(mailbox.id.0).insert(mailbox.id.0, Target::Local(Arc::downgrade(mailbox)));
+    let mut table = table();
+    if let Some(id) = table.actors.get(&mailbox.id) {
+        return *id;
     }
-    mailbox.id.0
+    mailbox.mark_exported();
+    let id = table.insert(Target::Local(Arc::downgrade(mailbox)));
+    table.actors.insert(mailbox.id, id);
+    id
 }
 
-/// The wire id under which this process relays to `id` over `link`; the same
-/// route always gets the same id.
-pub(crate) fn export_relay(link: &Arc<Link>, id: u64) -> u64 {
-    let mut relays = relays();
-    if let Some(relay) = relays.by_route.get(&(link.id, id)) {
-        return *relay;
+/// The JSON id of the actor known as `id` over `channel`.
+pub(crate) fn export_remote(channel: &Arc<dyn Channel>, id: u64) -> u64 {
+    let key = (channel.channel_id(), id);
+    let mut table = table();
+    if let Some(json) = table.routes.get(&key) {
+        return *json;
     }
-    let relay = super::next_id().0;
-    shard(relay).insert(
-        relay,
-        Target::Relay {
-            link: Arc::downgrade(link),
-            id,
-        },
-    );
-    relays.by_route.insert((link.id, id), relay);
-    relays.by_link.entry(link.id).or_default().push(relay);
-    relay
+    let json = table.insert(Target::Remote {
+        channel: Arc::downgrade(channel),
+        id,
+    });
+    table.routes.insert(key, json);
+    json
 }
 
-/// The address a wire id names here, if it is still alive.
-pub(crate) fn lookup(id: ActorId) -> Option<Address> {
-    match shard(id.0).get(&id.0)? {
-        Target::Local(mailbox) => mailbox.upgrade().map(Address::local),
-        Target::Relay { link, id } => link.upgrade().map(|link| Address::remote(link, *id)),
+/// The address a JSON id names here, if it is still alive.
+pub(crate) fn lookup(id: u64) -> Option<Address> {
+    let mut table = table();
+    let found = table.by_id.get(&id)?.address();
+    if found.is_none() {
+        table.by_id.remove(&id);
     }
+    found
 }
 
-/// An actor ended: its id names nothing any more.
-pub(crate) fn forget(id: ActorId) {
-    shard(id.0).remove(&id.0);
-}
-
-/// A link closed: every route relayed over it is gone.
-pub(crate) fn forget_link(link_id: u64) {
-    let gone = {
-        let mut relays = relays();
-        let gone = relays.by_link.remove(&link_id).unwrap_or_default();
-        relays.by_route.retain(|(link, _), _| *link != link_id);
-        gone
-    };
-    for relay in gone {
-        shard(relay).remove(&relay);
+/// An actor whose address was written as JSON ended: its id names nothing
+/// any more.
+pub(crate) fn forget(actor: ActorId) {
+    let mut table = table();
+    if let Some(id) = table.actors.remove(&actor) {
+        table.by_id.remove(&id);
     }
 }

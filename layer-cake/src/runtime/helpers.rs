@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::address::Address;
 use super::context::Context;
+use super::envelope::RequestId;
 use super::error::AskError;
 use crate::message::{Faulted, Message, Payload};
 
@@ -91,8 +92,13 @@ impl Context {
         }
         let mut pending: HashSet<_> = slots.keys().copied().collect();
         while !pending.is_empty() {
-            let Some((id, answer)) = self.next_answer(|id| pending.contains(&id), deadline).await
-            else {
+            let accepts = |id: RequestId, from: &Address| {
+                pending.contains(&id)
+                    && slots
+                        .get(&id)
+                        .is_some_and(|i: &usize| super::context::may_answer(&targets[*i], from))
+            };
+            let Some((id, answer)) = self.next_answer(accepts, deadline).await else {
                 break;
             };
             pending.remove(&id);

@@ -21,13 +21,15 @@ use super::address::ActorId;
 use super::envelope::{Envelope, Lane};
 
 /// Why a push failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PushError {
     Full,
     Closed,
     NoAddress,
     /// The message cannot be encoded for the wire.
     Unencodable,
+    /// The address leads nowhere this process can reach; why.
+    Unreachable(Box<str>),
 }
 
 pub(crate) struct Mailbox {

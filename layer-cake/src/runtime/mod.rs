@@ -16,6 +16,7 @@ mod mailbox;
 mod spawn;
 mod supervise;
 mod timer;
+pub(crate) mod transport;
 
 pub use address::{ActorId, Address};
 pub use context::{Context, Input, ReturnPath};
@@ -27,6 +28,7 @@ pub use spawn::{
     spawn_with,
 };
 pub use supervise::RetryPolicy;
+pub use transport::incarnation;
 
 /// An actor this one [`watch`](Context::watch)es has ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, crate::Message)]
@@ -38,7 +40,7 @@ pub struct Ended {
 
 pub(crate) use address::RouteRef;
 pub(crate) use envelope::{Envelope, Tag};
-pub(crate) use mailbox::{PushError, Watcher};
+pub(crate) use mailbox::{Mailbox, PushError, Watcher};
 pub(crate) use spawn::next_id;
 
 /// Matches a [`Payload`](crate::Payload) on its type, like a `match` on

@@ -249,7 +249,11 @@ impl Spool {
                     },
                 );
             }
-            Err(SendError::Closed(request) | SendError::NoAddress(request)) => {
+            Err(
+                SendError::Closed(request)
+                | SendError::NoAddress(request)
+                | SendError::Unreachable(request, _),
+            ) => {
                 // Gone before it could take the request: not a retry, since
                 // the worker never had it.
                 self.pool.done(&worker);

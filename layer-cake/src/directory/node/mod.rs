@@ -114,20 +114,26 @@ pub fn spawn_node(options: NodeOptions, report_to: Address) -> Address {
     handle.address().clone()
 }
 
+static PROCESS_NODE_OPTIONS: OnceLock<NodeOptions> = OnceLock::new();
+
+/// Sets how this process's node is started (its parent directory): the
+/// process entry point passes what its flags say (`--connect-to-directory`)
+/// before the main actor runs, so that the directory never reads the
+/// process layer's configuration. The first call wins; it has no effect once
+/// the node has started.
+pub(crate) fn configure_process_node(options: NodeOptions) {
+    let _ = PROCESS_NODE_OPTIONS.set(options);
+}
+
 /// This process's node, started on first use from the process's flags
 /// (`--connect-to-directory`, else the host's directory at 127.0.0.1:54195).
 pub(crate) fn process_node() -> Address {
     static NODE: OnceLock<Address> = OnceLock::new();
     NODE.get_or_init(|| {
-        let config = crate::process::config();
-        let parent = config
-            .connect_to_directory
-            .clone()
-            .unwrap_or_else(super::lan::directory_at_host);
-        spawn_node(
-            NodeOptions::new(Scope::Process).parent(parent),
-            Address::NULL,
-        )
+        let options = PROCESS_NODE_OPTIONS.get().cloned().unwrap_or_else(|| {
+            NodeOptions::new(Scope::Process).parent(super::lan::directory_at_host())
+        });
+        spawn_node(options, Address::NULL)
     })
     .clone()
 }

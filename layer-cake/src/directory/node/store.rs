@@ -133,7 +133,7 @@ impl Node {
             scope: p.scope,
             listening,
             publisher: p.publisher.clone(),
-            incarnation: crate::process::incarnation(),
+            incarnation: crate::runtime::incarnation(),
         };
         if self.watched.insert(p.publisher.clone()) {
             cx.watch(&p.publisher);

@@ -1,90 +1,65 @@
-//! The address book of the frame being encoded or decoded on this thread.
+//! The address book of one frame: how a link writes and reads the addresses
+//! inside a message body.
 //!
-//! Serializing an [`Address`] inside a message body for a link writes the
-//! address into the frame's book (relative to that link) and the index into
-//! the body; decoding reads it back relative to the link it arrived on.
-//! Outside a frame these are not set and addresses serialize as plain ids.
+//! Serializing an [`Address`] inside a body for a link writes the address
+//! into the frame's book (relative to that link) and the index into the
+//! body; decoding reads it back relative to the link it arrived on. The book
+//! is the runtime's [`AddressCodec`], installed for the one frame; outside a
+//! frame addresses take their JSON form.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::link::Link;
 use super::wire::WireAddr;
 use crate::runtime::Address;
+use crate::runtime::transport::{self, AddressCodec};
 
 struct Book {
     link: Arc<Link>,
     entries: Vec<WireAddr>,
 }
 
-thread_local! {
-    static ENCODING: RefCell<Option<Book>> = const { RefCell::new(None) };
-    static DECODING: RefCell<Option<Book>> = const { RefCell::new(None) };
+impl AddressCodec for Book {
+    fn encode(&mut self, address: &Address) -> Result<u32, String> {
+        let wire = self.link.wire_of(address);
+        let index = match self.entries.iter().position(|e| *e == wire) {
+            Some(i) => i,
+            None => {
+                self.entries.push(wire);
+                self.entries.len() - 1
+            }
+        };
+        u32::try_from(index).map_err(|_| "too many addresses in one message".to_string())
+    }
+
+    fn decode(&mut self, index: u32) -> Result<Address, String> {
+        match self.entries.get(index as usize) {
+            Some(wire) => self.link.address_of(*wire),
+            None => Err(format!(
+                "address {index} is not in the frame's book of {}",
+                self.entries.len()
+            )),
+        }
+    }
 }
 
 /// Runs `f` (which encodes a body) with a fresh book for `link`; returns
 /// what `f` returned and the book's entries.
 pub(crate) fn encoding<R>(link: &Arc<Link>, f: impl FnOnce() -> R) -> (R, Vec<WireAddr>) {
-    let previous = ENCODING.with(|b| {
-        b.replace(Some(Book {
-            link: link.clone(),
-            entries: Vec::new(),
-        }))
-    });
-    let result = f();
-    let book = ENCODING.with(|b| b.replace(previous));
-    (result, book.map(|b| b.entries).unwrap_or_default())
+    let book = Book {
+        link: link.clone(),
+        entries: Vec::new(),
+    };
+    let (result, book) = transport::encoding(book, f);
+    (result, book.entries)
 }
 
 /// Runs `f` (which decodes a body) with `entries` as the book, relative to
 /// `link`.
 pub(crate) fn decoding<R>(link: &Arc<Link>, entries: Vec<WireAddr>, f: impl FnOnce() -> R) -> R {
-    let previous = DECODING.with(|b| {
-        b.replace(Some(Book {
-            link: link.clone(),
-            entries,
-        }))
-    });
-    let result = f();
-    DECODING.with(|b| b.replace(previous));
-    result
-}
-
-/// In a body being encoded for a link: the book index of `address`.
-pub(crate) fn encode(address: &Address) -> Option<u32> {
-    ENCODING.with(|b| {
-        let mut b = b.borrow_mut();
-        let book = b.as_mut()?;
-        let wire = book.link.wire_of(address);
-        let index = match book.entries.iter().position(|e| *e == wire) {
-            Some(i) => i,
-            None => {
-                book.entries.push(wire);
-                book.entries.len() - 1
-            }
-        };
-        Some(index as u32)
-    })
-}
-
-/// Whether a body from a link is being decoded on this thread.
-pub(crate) fn decoding_now() -> bool {
-    DECODING.with(|b| b.borrow().is_some())
-}
-
-/// In a body being decoded from a link: the address at `index`.
-pub(crate) fn decode(index: u32) -> Result<Address, String> {
-    DECODING.with(|b| {
-        let b = b.borrow();
-        let Some(book) = b.as_ref() else {
-            return Err("no address book".to_string());
-        };
-        match book.entries.get(index as usize) {
-            Some(wire) => book.link.address_of(*wire),
-            None => Err(format!(
-                "address {index} is not in the frame's book of {}",
-                book.entries.len()
-            )),
-        }
-    })
+    let book = Book {
+        link: link.clone(),
+        entries,
+    };
+    transport::decoding(book, f).0
 }

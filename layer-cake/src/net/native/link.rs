@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -28,11 +28,13 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 use super::book;
+use super::reach::{Miss, Reach};
 use super::stream::{ReadHalf, WriteHalf};
 use super::wire::{self, Header, Kind, MessageHeader, VERSION, WireAddr};
 use crate::message::{Faulted, Payload};
 use crate::net::{Close, Closed, EndOfTransport, HostPort, LinkOptions};
-use crate::runtime::{Address, Envelope, Meta, PushError, RequestId, Tag, TraceContext, exports};
+use crate::runtime::transport::{Channel, Sending};
+use crate::runtime::{Address, Envelope, Meta, PushError, RequestId, Tag, TraceContext};
 
 /// Whole frames waiting for the writer, in order, in chunks of about
 /// [`CHUNK`] bytes: the queue's memory follows what it holds (no buffer
@@ -87,6 +89,11 @@ const CHUNK: usize = 64 * 1024;
 pub(crate) struct Link {
     /// Process-unique; names the link in logs and in relay tables.
     pub(crate) id: u64,
+    /// This link, for sending through the runtime's `Channel` (which has
+    /// only `&self`).
+    me: Weak<Link>,
+    /// What the peer can reach: the addresses written on this link.
+    pub(crate) reach: Reach,
     remote: HostPort,
     owner: Address,
     options: LinkOptions,
@@ -146,8 +153,10 @@ impl Link {
         owner: Address,
         options: LinkOptions,
     ) -> Arc<Link> {
-        let link = Arc::new(Link {
+        let link = Arc::new_cyclic(|me| Link {
             id: next_link_id(),
+            me: me.clone(),
+            reach: Reach::default(),
             remote,
             owner,
             options,
@@ -180,6 +189,17 @@ impl Link {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Makes `owner` (the actor that listened or connected) reachable over
+    /// this link and names it in the hello: the one id a peer is given
+    /// without being sent an address.
+    pub(crate) fn offer(self: &Arc<Self>, owner: &Address) -> Result<(), String> {
+        let Some(mailbox) = owner.mailbox() else {
+            return Err("only a local actor can own a connection".into());
+        };
+        let controller = self.reach.give_local(mailbox);
+        self.hello(controller).map_err(|e| format!("{e:?}"))
     }
 
     /// The peer's controlling actor, once the handshake is done.
@@ -263,7 +283,7 @@ impl Link {
             version: VERSION,
             kind: Kind::Hello {
                 controller,
-                incarnation: crate::process::incarnation(),
+                incarnation: crate::runtime::incarnation(),
             },
         };
         let mut bytes = Vec::new();
@@ -271,29 +291,34 @@ impl Link {
         self.queue(&bytes, Class::Must)
     }
 
-    /// How an address is written on this link.
-    pub(crate) fn wire_of(self: &Arc<Self>, address: &Address) -> WireAddr {
+    /// How an address is written on this link: writing it makes it
+    /// reachable over the link (see `reach`).
+    pub(crate) fn wire_of(&self, address: &Address) -> WireAddr {
         match address.route() {
-            RouteRef::Null => WireAddr::Null,
-            RouteRef::Local => match address.mailbox() {
-                Some(m) => WireAddr::Mine(exports::export(m)),
-                None => WireAddr::Null,
+            RouteRef::Null | RouteRef::Unreachable => WireAddr::Null,
+            RouteRef::Local(m) => WireAddr::Mine(self.reach.give_local(m)),
+            RouteRef::Remote(channel, id) if channel.channel_id() == self.id => WireAddr::Yours(id),
+            RouteRef::Remote(channel, id) => match channel.clone().into_any().downcast::<Link>() {
+                Ok(via) => WireAddr::Mine(self.reach.give_relay(&self.me, self.id, &via, id)),
+                Err(_) => WireAddr::Null,
             },
-            RouteRef::Remote(link, id) if link.id == self.id => WireAddr::Yours(id),
-            RouteRef::Remote(link, id) => WireAddr::Mine(exports::export_relay(&link, id)),
         }
     }
 
-    /// What an address written on this link names here.
+    /// What an address written on this link names here. `Yours` is looked
+    /// up in this link's table only; an id it never gave out (or whose actor
+    /// has ended) reads as an address that refuses every send, and is
+    /// counted.
     pub(crate) fn address_of(self: &Arc<Self>, wire: WireAddr) -> Result<Address, String> {
         match wire {
             WireAddr::Null => Ok(Address::NULL),
             WireAddr::Mine(id) => Ok(Address::remote(self.clone(), id)),
-            // Ours, or a route we relay; an id that has since gone reads as
-            // the null address (sending there is refused, not lost silently).
-            WireAddr::Yours(id) => {
-                Ok(exports::lookup(crate::runtime::ActorId(id)).unwrap_or_default())
-            }
+            WireAddr::Yours(id) => Ok(self.reach.lookup(id).unwrap_or_else(|miss| {
+                if miss == Miss::NotGiven {
+                    self.reach.refuse(self.id, &self.remote, "an address");
+                }
+                Address::unreachable(unreachable_reason(id, miss))
+            })),
         }
     }
 
@@ -421,9 +446,21 @@ impl Link {
         }
     }
 
+    /// Whether `asker`'s request `id` went out over this link and is not
+    /// yet answered: only then may an answer to it come back this way.
+    fn owes(&self, asker: &Address, id: u64) -> bool {
+        lock(&self.outstanding)
+            .since
+            .contains_key(&(asker.clone(), id))
+    }
+
     /// An answer came back over this link: its request is no longer owed.
-    fn answered(&self, asker: &Address, id: u64) {
-        lock(&self.outstanding).since.remove(&(asker.clone(), id));
+    /// False when it was not owed (the answer is then refused).
+    fn answered(&self, asker: &Address, id: u64) -> bool {
+        lock(&self.outstanding)
+            .since
+            .remove(&(asker.clone(), id))
+            .is_some()
     }
 
     /// `asker` gave up on request `id` (its ask timed out): the link no
@@ -526,7 +563,16 @@ impl Link {
 
     /// Called by the reader when it stops: the owner's one `Closed`.
     fn closed(self: &Arc<Self>) {
-        exports::forget_link(self.id);
+        self.reach.close(self.id);
+        let refused = self.reach.refusals();
+        if refused > 0 {
+            tracing::warn!(
+                link = self.id,
+                refused,
+                "\"{}\" was refused {refused} message(s) or address(es) not reachable over the link",
+                self.remote
+            );
+        }
         // The owner's mailbox no longer needs to end this link.
         if let Some(mailbox) = self.owner.mailbox() {
             mailbox.forget_finished_watchers();
@@ -704,30 +750,51 @@ impl Link {
             2 => Tag::Response(RequestId(header.request)),
             other => return Err(bad(format!("unknown message tag {other}"))),
         };
-        let target = exports::lookup(crate::runtime::ActorId(target_id));
-        let Some(target) = target else {
-            // The actor has ended: a request still gets an answer.
-            tracing::warn!(
-                link = self.id,
-                "{} for <{target_id:08x}>, which is no more",
-                header.signature
-            );
-            if let Tag::Request(id) = tag {
-                let fault = Faulted::new("not delivered")
-                    .with_explanation(format!("<{target_id:08x}> has ended"));
-                let _ = from.push(Envelope {
-                    from: Address::NULL,
-                    payload: Payload::new(fault),
-                    tag: Tag::Response(id),
-                    meta: None,
-                });
+        let target = match self.reach.lookup(target_id) {
+            Ok(target) => target,
+            Err(miss) => {
+                // Never looked up anywhere but in this link's table; a
+                // request still gets an answer.
+                if miss == Miss::NotGiven {
+                    self.reach.refuse(self.id, &self.remote, &header.signature);
+                } else {
+                    tracing::warn!(
+                        link = self.id,
+                        "{} for <{target_id:08x}>, which is no more",
+                        header.signature
+                    );
+                }
+                if let Tag::Request(id) = tag {
+                    let fault = Faulted::new("not delivered")
+                        .with_explanation(unreachable_reason(target_id, miss));
+                    let _ = from.push(Envelope {
+                        from: Address::NULL,
+                        payload: Payload::new(fault),
+                        tag: Tag::Response(id),
+                        meta: None,
+                    });
+                }
+                return Ok(());
             }
-            return Ok(());
         };
-        if let crate::runtime::RouteRef::Remote(next, next_id) = target.route() {
+        // An answer comes back only over the link its request went out on.
+        if let Tag::Response(RequestId(id)) = tag
+            && !self.owes(&target, id)
+        {
+            self.reach.refuse(
+                self.id,
+                &self.remote,
+                "an answer to a request it was never sent",
+            );
+            return Ok(());
+        }
+        if let RouteRef::Remote(next, next_id) = target.route() {
             if let Tag::Response(RequestId(id)) = tag {
                 self.answered(&target, id);
             }
+            let Ok(next) = next.clone().into_any().downcast::<Link>() else {
+                return Ok(());
+            };
             return self.relay(next, next_id, header, body, tag, from);
         }
         if let Tag::Response(RequestId(id)) = tag {
@@ -918,6 +985,49 @@ impl Link {
 
 use crate::runtime::RouteRef;
 
+/// Why an id from the peer names nothing here, for the fault it is
+/// answered with.
+fn unreachable_reason(id: u64, miss: Miss) -> String {
+    match miss {
+        Miss::Ended => format!("<{id:08x}> has ended"),
+        Miss::NotGiven => format!("<{id:08x}> is not reachable over this link"),
+    }
+}
+
+impl Channel for Link {
+    fn send(&self, envelope: Envelope, to: u64) -> Result<(), (Envelope, PushError)> {
+        match self.me.upgrade() {
+            Some(me) => Link::send(&me, envelope, to),
+            None => Err((envelope, PushError::Closed)),
+        }
+    }
+
+    fn send_waiting(&self, envelope: Envelope, to: u64) -> Sending<'_> {
+        Box::pin(async move {
+            match self.me.upgrade() {
+                Some(me) => Link::send_waiting(&me, envelope, to).await,
+                None => Err((envelope, PushError::Closed)),
+            }
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        Link::is_closed(self)
+    }
+
+    fn channel_id(&self) -> u64 {
+        self.id
+    }
+
+    fn abandon(&self, asker: &Address, id: u64) {
+        Link::abandon(self, asker, id);
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
 async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duration>) {
     let mut batch: std::collections::VecDeque<Vec<u8>> = Default::default();
     let mut ticker = heartbeat.map(|every| {
@@ -1035,9 +1145,6 @@ pub(crate) async fn read_stream(stream: &[u8]) {
     })
     .address()
     .clone();
-    let Some(controller) = owner.mailbox().map(exports::export) else {
-        return;
-    };
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     let (read, write) = tokio::io::split(ours);
     let options = LinkOptions {
@@ -1050,7 +1157,7 @@ pub(crate) async fn read_stream(stream: &[u8]) {
         owner.clone(),
         options,
     );
-    let _ = link.hello(controller);
+    let _ = link.offer(&owner);
     let (mut from_link, mut to_link) = tokio::io::split(theirs);
     let drain = tokio::spawn(async move {
         let mut sink = vec![0u8; 64 * 1024];

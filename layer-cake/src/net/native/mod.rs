@@ -11,6 +11,7 @@ pub(crate) mod book;
 mod link;
 #[doc(hidden)]
 pub mod raw;
+mod reach;
 pub(crate) mod stream;
 pub(crate) mod wire;
 
@@ -25,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::listen::host_port;
 use super::{Accepted, Connected, HostPort, LinkOptions, NotConnected};
-use crate::runtime::{Address, exports};
+use crate::runtime::Address;
 
 /// Accepts native connections on `listener` for `owner`, until aborted.
 pub(crate) async fn serve(
@@ -113,12 +114,12 @@ async fn establish(
     options: LinkOptions,
     announce: impl FnOnce(Address),
 ) -> Result<(), String> {
-    let Some(controller) = owner.mailbox().map(exports::export) else {
+    if owner.mailbox().is_none() {
         return Err("only a local actor can own a connection".into());
-    };
+    }
     let stream::Halves { read, write } = stream;
-    let link = Link::open(write, remote, owner, options);
-    link.hello(controller).map_err(|e| format!("{e:?}"))?;
+    let link = Link::open(write, remote, owner.clone(), options);
+    link.offer(&owner)?;
     link.run(read, announce).await
 }
 

@@ -11,7 +11,7 @@ use crate::net::{
     Accepted, Closed, ConnectOptions, Connected, EndOfTransport, HostPort, LinkOptions,
     ListenOptions, Listening,
 };
-use crate::{Context, Message, Payload};
+use crate::{Address, Context, Message, Payload};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -176,9 +176,7 @@ async fn an_undecodable_body_faults_that_message_not_the_link() {
     let mut stream = raw(&at).await;
     stream.write_all(&hello()).await.unwrap();
     expect::<Accepted>(&mut cx).await;
-    let (theirs, _) = read_frame(&mut stream).await;
-    assert!(matches!(theirs.kind, Kind::Hello { .. }), "{theirs:?}");
-    let to = crate::runtime::exports::export(cx.address().mailbox().unwrap());
+    let to = their_controller(&mut stream).await;
     let bomb = crate::message::codec::binary::tests::nested_returned(64);
     let deeper = crate::message::codec::binary::tests::nested_returned(10_000);
     let bad: [(&str, &[u8], &str); 4] = [
@@ -259,6 +257,22 @@ fn echo() -> crate::runtime::Address {
 
 /// A raw peer that sends requests of `size` bytes to `to` and never reads
 /// an answer, until the server hangs up or `total` bytes were sent.
+/// Sends `address` to the raw peer over its link (the way a peer is given
+/// an actor it may then reach) and returns the id the peer got for it.
+async fn give(stream: &mut TcpStream, cx: &mut Context, peer: &Address, address: &Address) -> u64 {
+    their_controller(stream).await;
+    cx.send(address.clone(), peer).unwrap();
+    loop {
+        let (header, _) = read_frame(stream).await;
+        if let Kind::Message(m) = header.kind
+            && m.signature == "address"
+            && let [WireAddr::Mine(id)] = m.book[..]
+        {
+            return id;
+        }
+    }
+}
+
 async fn flood_without_reading(mut stream: TcpStream, to: u64, size: usize, total: usize) {
     let mut body = Vec::new();
     crate::message::codec::binary::encode(&"x".repeat(size), &mut body).unwrap();
@@ -293,10 +307,10 @@ async fn a_peer_that_does_not_read_is_cut_off_at_the_hard_bound() {
     };
     let (mut cx, at) = listener(ListenOptions::native().link(link)).await;
     let echo = echo();
-    let to = crate::runtime::exports::export(echo.mailbox().unwrap());
     let mut stream = raw(&at).await;
     stream.write_all(&hello()).await.unwrap();
-    expect::<Accepted>(&mut cx).await;
+    let peer = expect::<Accepted>(&mut cx).await.proxy;
+    let to = give(&mut stream, &mut cx, &peer, &echo).await;
     // Far more answers than the socket buffers and the hard bound hold.
     let flood = tokio::spawn(flood_without_reading(stream, to, 16 * 1024, 256 << 20));
     let closed = expect::<Closed>(&mut cx).await;
@@ -323,10 +337,10 @@ async fn a_peer_that_stays_over_the_soft_bound_is_cut_off() {
     };
     let (mut cx, at) = listener(ListenOptions::native().link(link)).await;
     let echo = echo();
-    let to = crate::runtime::exports::export(echo.mailbox().unwrap());
     let mut stream = raw(&at).await;
     stream.write_all(&hello()).await.unwrap();
-    expect::<Accepted>(&mut cx).await;
+    let peer = expect::<Accepted>(&mut cx).await.proxy;
+    let to = give(&mut stream, &mut cx, &peer, &echo).await;
     // More than the socket buffers hold, far less than the hard bound.
     let flood = tokio::spawn(flood_without_reading(stream, to, 16 * 1024, 48 << 20));
     let closed = expect::<Closed>(&mut cx).await;
@@ -367,6 +381,11 @@ async fn user_sends_are_refused_at_the_soft_bound() {
     let crate::runtime::RouteRef::Remote(link, _) = proxy.route() else {
         panic!("a remote proxy");
     };
+    let link = link
+        .clone()
+        .into_any()
+        .downcast::<super::Link>()
+        .expect("a native link");
     let chunk = "y".repeat(32 * 1024);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let refused = loop {
@@ -404,6 +423,11 @@ async fn requests_that_end_leave_no_outstanding_entries() {
     let crate::runtime::RouteRef::Remote(link, _) = proxy.route() else {
         panic!("a remote proxy");
     };
+    let link = link
+        .clone()
+        .into_any()
+        .downcast::<super::Link>()
+        .expect("a native link");
     // The server never answers.
     for n in 0..200_i64 {
         let asked = client
@@ -587,4 +611,217 @@ async fn the_link_reader_never_panics() {
             .await
             .expect("the reader ends");
     }
+}
+
+/// Reads the server's hello: the id of its controlling actor on this link.
+async fn their_controller(stream: &mut TcpStream) -> u64 {
+    match read_frame(stream).await.0.kind {
+        Kind::Hello { controller, .. } => controller,
+        other => panic!("expected a hello, got {other:?}"),
+    }
+}
+
+/// A message frame from the raw client, as `Mine(1)`.
+fn message(to: u64, body: Payload, tag: u8, request: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    body.encode_binary(&mut bytes).unwrap();
+    let header = MessageHeader {
+        to: WireAddr::Yours(to),
+        from: WireAddr::Mine(1),
+        signature: body.signature(),
+        tag,
+        request,
+        trace: None,
+        caller: None,
+        ingress: WireAddr::Null,
+        book: vec![],
+    };
+    frame(Kind::Message(header), &bytes)
+}
+
+/// Reads message frames until the answer to `request`; returns it.
+async fn answer_to(stream: &mut TcpStream, request: u64) -> Payload {
+    loop {
+        let (header, body) = read_frame(stream).await;
+        if let Kind::Message(m) = header.kind
+            && m.tag == 2
+            && m.request == request
+        {
+            return crate::message::codec::binary::decode_payload(&m.signature, &body).unwrap();
+        }
+    }
+}
+
+/// The fault a refused request is answered with.
+async fn refused(stream: &mut TcpStream, request: u64) -> crate::Faulted {
+    let answer = answer_to(stream, request).await;
+    let fault = answer
+        .downcast::<crate::Faulted>()
+        .unwrap_or_else(|p| panic!("expected a fault, got {}", p.signature()));
+    assert_eq!(fault.condition, "not delivered");
+    fault
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_to_a_guessed_id_is_refused_and_the_target_lives() {
+    let (mut cx, at) = listener(ListenOptions::native()).await;
+    let mut stream = raw(&at).await;
+    stream.write_all(&hello()).await.unwrap();
+    expect::<Accepted>(&mut cx).await;
+    let controller = their_controller(&mut stream).await;
+    // Every small number, the actor's own id in this process, and the id
+    // its address has as JSON: none was given over this link.
+    let json = crate::runtime::exports::export(cx.address().mailbox().unwrap());
+    let mut guesses: Vec<u64> = (0..=64).collect();
+    guesses.extend([cx.id().0, json, controller.wrapping_add(1)]);
+    guesses.retain(|g| *g != controller);
+    for (n, guess) in guesses.iter().enumerate() {
+        let request = 1000 + n as u64;
+        stream
+            .write_all(&message(*guess, Payload::new(crate::Stop), 1, request))
+            .await
+            .unwrap();
+        let fault = refused(&mut stream, request).await;
+        let why = fault.explanation.unwrap_or_default();
+        assert!(why.contains("not reachable over this link"), "{why}");
+    }
+    // The listener never saw a Stop and still serves; the link is still up
+    // and reaches the one id it was given.
+    assert!(!cx.address().is_closed());
+    stream
+        .write_all(&message(controller, Payload::new(7_i64), 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(expect::<i64>(&mut cx).await, 7);
+    still_serving(&at, &mut cx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_given_over_one_link_is_refused_over_another() {
+    let (mut cx, at) = listener(ListenOptions::native()).await;
+    let mut a = raw(&at).await;
+    a.write_all(&hello()).await.unwrap();
+    let on_a = expect::<Accepted>(&mut cx).await.proxy;
+    let controller_a = their_controller(&mut a).await;
+    let mut b = raw(&at).await;
+    b.write_all(&hello()).await.unwrap();
+    expect::<Accepted>(&mut cx).await;
+    let controller_b = their_controller(&mut b).await;
+    assert_ne!(
+        controller_a, controller_b,
+        "each link names the listener anew"
+    );
+
+    // An actor whose address the listener sends over link A only.
+    let worker = cx.spawn(|mut cx: Context| async move {
+        loop {
+            let message = cx.input().await;
+            if message.is::<crate::Stop>() {
+                return;
+            }
+            if let Ok(n) = message.downcast::<i64>() {
+                let _ = cx.reply(n + 1);
+            }
+        }
+    });
+    cx.send(worker.clone(), &on_a).unwrap();
+    let (header, body) = read_frame(&mut a).await;
+    let Kind::Message(m) = header.kind else {
+        panic!("expected a message")
+    };
+    assert_eq!(m.signature, "address");
+    let index: u32 = crate::message::codec::binary::decode(&body).unwrap();
+    let WireAddr::Mine(given) = m.book[index as usize] else {
+        panic!("expected an id on A's side, got {:?}", m.book)
+    };
+
+    // Over B that id names nothing: a Stop to it is refused.
+    b.write_all(&message(given, Payload::new(crate::Stop), 1, 5))
+        .await
+        .unwrap();
+    let why = refused(&mut b, 5).await.explanation.unwrap_or_default();
+    assert!(why.contains("not reachable over this link"), "{why}");
+    assert!(!worker.is_closed());
+    // Over A it reaches the worker.
+    a.write_all(&message(given, Payload::new(41_i64), 1, 6))
+        .await
+        .unwrap();
+    let answer = answer_to(&mut a, 6).await;
+    assert_eq!(answer.downcast::<i64>().ok(), Some(42));
+    cx.send(crate::Stop, &worker).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_answer_over_another_link_is_dropped_and_the_real_one_arrives() {
+    let (mut cx, at) = listener(ListenOptions::native()).await;
+    let mut asked = raw(&at).await;
+    asked.write_all(&hello()).await.unwrap();
+    let proxy = expect::<Accepted>(&mut cx).await.proxy;
+    let mine_on_asked = their_controller(&mut asked).await;
+    let mut forger = raw(&at).await;
+    forger.write_all(&hello()).await.unwrap();
+    expect::<Accepted>(&mut cx).await;
+    let mine_on_forger = their_controller(&mut forger).await;
+
+    // The listener asks the peer on the first link.
+    let asking = tokio::spawn(async move {
+        cx.ask::<i64, _>(5_i64, &proxy, PATIENCE)
+            .await
+            .map(|n| (n, cx))
+    });
+    let (header, _) = read_frame(&mut asked).await;
+    let Kind::Message(request) = header.kind else {
+        panic!("expected the request")
+    };
+    assert_eq!(request.tag, 1);
+    assert_eq!(request.from, WireAddr::Mine(mine_on_asked));
+
+    // Someone who learned the request id answers first, over its own link
+    // (where the asker is reachable: the hello named it).
+    forger
+        .write_all(&message(
+            mine_on_forger,
+            Payload::new(666_i64),
+            2,
+            request.request,
+        ))
+        .await
+        .unwrap();
+    // A request after it on the same link: once its answer is back, the
+    // forged answer has been handled.
+    forger
+        .write_all(&message(0, Payload::new(crate::Stop), 1, 77))
+        .await
+        .unwrap();
+    refused(&mut forger, 77).await;
+    // Also over the right link, an answer to a request never sent is refused.
+    asked
+        .write_all(&message(
+            mine_on_asked,
+            Payload::new(13_i64),
+            2,
+            request.request ^ 1,
+        ))
+        .await
+        .unwrap();
+
+    // The real answer still arrives and is the one the ask returns.
+    asked
+        .write_all(&message(
+            mine_on_asked,
+            Payload::new(10_i64),
+            2,
+            request.request,
+        ))
+        .await
+        .unwrap();
+    let (answer, mut cx) = tokio::time::timeout(PATIENCE, asking)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, 10);
+    // Neither stray answer was delivered as a message either.
+    cx.send(1_i64, &cx.address().clone()).unwrap();
+    assert_eq!(expect::<i64>(&mut cx).await, 1);
 }
