@@ -31,8 +31,8 @@ use super::{
 };
 use crate::message::Faulted;
 use crate::net::{
-    Accepted, Closed, ConnectOptions, Connected, HostPort, ListenOptions, Listening, NotConnected,
-    NotListening,
+    Accepted, Closed, ConnectOptions, Connected, HostPort, LinkOptions, ListenOptions, Listening,
+    NotConnected, NotListening,
 };
 use crate::runtime::{self, Address, Context, Ended, RequestId, SpawnOptions};
 use crate::{Payload, Stop, on};
@@ -52,6 +52,10 @@ pub struct NodeOptions {
     pub reconnect_first: Duration,
     /// The longest delay between reconnects.
     pub reconnect_max: Duration,
+    /// The settings of every link the node opens or accepts (to its parent,
+    /// from its children, publisher sessions) — among them the LAN key that
+    /// secures the ones leaving the host.
+    pub link: LinkOptions,
 }
 
 impl NodeOptions {
@@ -63,7 +67,14 @@ impl NodeOptions {
             parent: None,
             reconnect_first: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(8),
+            link: LinkOptions::default(),
         }
+    }
+
+    /// The settings of the node's links (for one: the LAN key).
+    pub fn link(mut self, link: LinkOptions) -> Self {
+        self.link = link;
+        self
     }
 
     /// Listens for child directories at `at`.
@@ -108,11 +119,31 @@ pub(crate) fn process_node() -> Address {
             .clone()
             .unwrap_or_else(super::lan::directory_at_host);
         spawn_node(
-            NodeOptions::new(Scope::Process).parent(parent),
+            NodeOptions::new(Scope::Process)
+                .parent(parent)
+                .link(process_link_options(config)),
             Address::NULL,
         )
     })
     .clone()
+}
+
+/// This process's link settings: the defaults and the LAN key from
+/// `--lan-key` / `LAYER_CAKE_LAN_KEY` / the default place, read once. A key
+/// that cannot be used is logged (links that leave the host are then
+/// refused, each with the reason); loopback links need none.
+fn process_link_options(config: &crate::process::ProcessConfig) -> LinkOptions {
+    let lan_key = match crate::net::LanKey::find(config.lan_key.as_deref()) {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::error!("{e}");
+            None
+        }
+    };
+    LinkOptions {
+        lan_key,
+        ..LinkOptions::default()
+    }
 }
 
 /// Where a listing came from.
@@ -281,7 +312,7 @@ async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
     };
     let backoff = options.reconnect_first;
     if let Some(at) = options.accept_at.clone() {
-        cx.listen(at, ListenOptions::native());
+        cx.listen(at, ListenOptions::native().link(options.link.clone()));
     }
     let mut node = Node {
         me: cx.address().clone(),
@@ -461,7 +492,10 @@ impl Node {
                     } else {
                         "127.0.0.1"
                     };
-                    cx.listen(HostPort::new(at, 0), ListenOptions::native());
+                    cx.listen(
+                        HostPort::new(at, 0),
+                        ListenOptions::native().link(self.options.link.clone()),
+                    );
                 }
                 self.waiting.push((p, cx.return_path(), id));
                 return;
@@ -743,7 +777,12 @@ impl Node {
             (self.options.parent.clone(), &self.parent)
         {
             self.parent = Parent::Connecting;
-            cx.connect(at, ConnectOptions::native().timeout(Duration::from_secs(3)));
+            cx.connect(
+                at,
+                ConnectOptions::native()
+                    .link(self.options.link.clone())
+                    .timeout(Duration::from_secs(3)),
+            );
         }
     }
 
@@ -1105,7 +1144,7 @@ impl Node {
             None => {
                 self.peers
                     .insert(at.clone(), Peer::Connecting(vec![key.clone()]));
-                cx.connect(at, ConnectOptions::native());
+                cx.connect(at, ConnectOptions::native().link(self.options.link.clone()));
             }
         }
     }
