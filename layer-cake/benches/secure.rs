@@ -129,7 +129,15 @@ impl Hosts {
         ]);
         for (ns, address) in [(&hosts.a, SERVER_IP), (&hosts.b, CLIENT_IP)] {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "addr", "add", &format!("{address}/24"), "dev", "veth0"]);
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                "veth0",
+            ]);
             ip(&["-n", ns, "link", "set", "veth0", "up"]);
         }
         hosts
@@ -302,7 +310,9 @@ fn client(key: &Path, quick: bool) {
     println!(
         "layer-cake secure-link benchmark: {CLIENT_IP} -> {SERVER_IP} across a veth pair between two network namespaces"
     );
-    println!("(tokio multi-thread, 2 workers in each process; secured = Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s)");
+    println!(
+        "(tokio multi-thread, 2 workers in each process; secured = Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s)"
+    );
     println!();
     let (mut s_rates, mut p_rates) = (Vec::new(), Vec::new());
     for _ in 0..3 {
@@ -314,7 +324,10 @@ fn client(key: &Path, quick: bool) {
     println!("one-way messages over one link ({n_one_way} per run, best of 3)");
     println!("  plain    {:>8.0} k msg/s", p / 1e3);
     println!("  secured  {:>8.0} k msg/s", s / 1e3);
-    println!("  secured / plain  {:>5.1} %   (target >= 70 %)", 100.0 * s / p);
+    println!(
+        "  secured / plain  {:>5.1} %   (target >= 70 %)",
+        100.0 * s / p
+    );
     println!();
 
     let mut p_asks = rt.block_on(asks(PLAIN_PORT, plain.clone(), n_asks));
@@ -331,7 +344,10 @@ fn client(key: &Path, quick: bool) {
         p50s,
         pct(&mut s_asks, 99.0)
     );
-    println!("  secured / plain p50  {:>5.2} x   (target <= 1.3 x)", p50s / p50p);
+    println!(
+        "  secured / plain p50  {:>5.2} x   (target <= 1.3 x)",
+        p50s / p50p
+    );
     println!();
 
     let mut p_links = rt.block_on(new_links(PLAIN_PORT, plain, n_links));
