@@ -182,6 +182,9 @@ struct ServiceArgs {
     /// Where to write the unit.
     #[arg(long, default_value = "/etc/systemd/system")]
     unit_dir: PathBuf,
+    /// The user the unit runs as (make it with `useradd --system layer-cake`).
+    #[arg(long, default_value = layer_cake_cli::service::DEFAULT_USER)]
+    user: String,
     /// Flags for the daemon (e.g. --directory-at-lan=10.0.0.195:54195).
     #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
     flags: Vec<String>,
@@ -469,7 +472,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
                 return Err("update needs settings to change (--name=value)".into());
             }
             let matched = roles::some_roles(&home, &patterns)?;
-            roles::update(&matched, &settings, &mut out)
+            roles::update(&home, &matched, &settings, &mut out)
         }
         Command::Edit(args) => {
             let home = open(home_path)?;
@@ -478,7 +481,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
                 .iter()
                 .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
                 .unwrap_or_else(|| "vi".into());
-            roles::edit(&role, &editor, &mut out)
+            roles::edit(&home, &role, &editor, &mut out)
         }
         Command::Delete(args) => {
             let home = open(home_path)?;
@@ -525,7 +528,14 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
             let program = layer_cake::process::find_program(program)
                 .ok_or_else(|| format!("cannot find {program} next to layer-cake or on PATH"))?;
             let program = std::fs::canonicalize(&program).unwrap_or(program);
-            service::install(&service, &program, &args.flags, &args.unit_dir, &mut out)
+            service::install(
+                &service,
+                &program,
+                &args.flags,
+                &args.user,
+                &args.unit_dir,
+                &mut out,
+            )
         }
         Command::Network(_) | Command::Ping(_) | Command::Run(_) | Command::LanKey(_) => {
             unreachable!("not a home command")

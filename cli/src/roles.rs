@@ -214,8 +214,15 @@ pub fn some_roles(home: &Home, patterns: &[String]) -> Result<Vec<Role>, String>
 }
 
 /// `update`: merges `settings` into each role; refused, for all of them,
-/// if any runs.
-pub fn update(roles: &[Role], settings: &Settings, out: &mut dyn Write) -> Result<(), String> {
+/// if any runs. The whole read, merge, check and write happens under the
+/// home's lock, so two `update`s at once both land.
+pub fn update(
+    home: &Home,
+    roles: &[Role],
+    settings: &Settings,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let held = home.lock().map_err(|e| e.to_string())?;
     refuse_running(roles)?;
     for role in roles {
         if role.is_group() {
@@ -230,7 +237,8 @@ pub fn update(roles: &[Role], settings: &Settings, out: &mut dyn Write) -> Resul
         merged.push(new);
     }
     for (role, merged) in roles.iter().zip(merged) {
-        role.set_settings(&merged).map_err(|e| e.to_string())?;
+        role.set_settings_held(&held, &merged)
+            .map_err(|e| e.to_string())?;
         writeln!(out, "updated {}", role.name()).map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -249,8 +257,10 @@ pub fn refuse_running(roles: &[Role]) -> Result<(), String> {
 }
 
 /// `edit`: opens `role`'s settings in `editor` and stores them if they
-/// still read as settings.
-pub fn edit(role: &Role, editor: &str, out: &mut dyn Write) -> Result<(), String> {
+/// still read as settings — and if nobody changed them meanwhile (the home
+/// is not locked while the editor runs; the settings are read again under
+/// the lock before they are written).
+pub fn edit(home: &Home, role: &Role, editor: &str, out: &mut dyn Write) -> Result<(), String> {
     refuse_running(std::slice::from_ref(role))?;
     let settings = role.settings().map_err(|e| e.to_string())?;
     let dir = tempfile_dir()?;
@@ -279,7 +289,15 @@ pub fn edit(role: &Role, editor: &str, out: &mut dyn Write) -> Result<(), String
     if edited == settings {
         return writeln!(out, "{}: no change", role.name()).map_err(|e| e.to_string());
     }
-    role.set_settings(&edited).map_err(|e| e.to_string())?;
+    let held = home.lock().map_err(|e| e.to_string())?;
+    if role.settings().map_err(|e| e.to_string())? != settings {
+        return Err(format!(
+            "the settings of {} changed while they were being edited; nothing changed (edit again)",
+            role.name()
+        ));
+    }
+    role.set_settings_held(&held, &edited)
+        .map_err(|e| e.to_string())?;
     writeln!(out, "updated {}", role.name()).map_err(|e| e.to_string())
 }
 

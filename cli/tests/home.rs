@@ -156,3 +156,206 @@ fn edit_stores_what_the_editor_leaves_if_it_reads_as_settings() {
     assert!(edit(&good).status.success());
     assert!(ok(d, &["list", "-l"]).contains("--scope=LAN"));
 }
+
+/// The group role's settings, straight from its file.
+fn group_settings(d: &Path) -> serde_json::Value {
+    let path = d.join(".layer-cake/role/group/settings.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Five `update`s at once, each of another setting: every one lands (the
+/// read, check and write of each happens under the home's lock), and no
+/// temporary file is left behind.
+#[test]
+fn concurrent_updates_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create"]);
+    build_executables();
+    for round in 0..3 {
+        let settings = [
+            format!("--directory-at-host=127.0.0.1:{}", 1000 + round),
+            format!("--directory-at-lan=127.0.0.1:{}", 2000 + round),
+            format!("--main-role=role-{round}"),
+            format!(r#"--retry={{"regular_steps": {round}.5}}"#),
+            ["CONSOLE", "DEBUG", "TRACE"][round].to_owned(),
+        ];
+        let children: Vec<_> = settings
+            .iter()
+            .enumerate()
+            .map(|(i, setting)| {
+                let setting = if i == 4 {
+                    format!("--debug-level={setting}")
+                } else {
+                    setting.clone()
+                };
+                Command::new(bin_dir().join("layer-cake"))
+                    .args(["update", "group", &setting])
+                    .current_dir(d)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let group = group_settings(d);
+        let want = serde_json::json!({
+            "directory-at-host": format!("127.0.0.1:{}", 1000 + round),
+            "directory-at-lan": format!("127.0.0.1:{}", 2000 + round),
+            "main-role": format!("role-{round}"),
+            "retry": format!(r#"{{"regular_steps": {round}.5}}"#),
+            "debug-level": (["CONSOLE", "DEBUG", "TRACE"][round]),
+        });
+        assert_eq!(group, want, "round {round}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(d.join(".layer-cake/role/group"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp") && n != "tmp")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Every command that takes a role name refuses one that is not a plain
+/// folder name — `..`, a path, an absolute path, a hidden name, one too
+/// long — with one line, before touching anything.
+#[test]
+fn role_names_that_are_paths_are_refused_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create"]);
+    ok(d, &["add", "test_worker_10", "worker"]);
+    // Something a path could reach, outside the home's role folder.
+    std::fs::write(d.join("executable.json"), "\"/bin/sh\"").unwrap();
+    let long = "w".repeat(65);
+    for name in [
+        "..", "../..", "../../..", "/etc", "/", "a/b", ".hidden", "a..b", &long,
+    ] {
+        for command in [
+            vec!["edit", name],
+            vec!["history", name],
+            vec!["returned", name],
+            vec!["log", name],
+            vec!["add", "test_worker_10", name],
+        ] {
+            let e = fails(d, &command);
+            assert!(e.contains("bad role name"), "{command:?}: {e}");
+        }
+    }
+    assert_eq!(ok(d, &["list"]).trim(), "worker", "nothing added");
+    // A role process given such a name by --role-name: refused the same
+    // way, before it runs (exit 78, configuration).
+    for name in ["../..", "/tmp"] {
+        let out = Command::new(bin_dir().join("test_worker_10"))
+            .current_dir(d)
+            .args(["--home-path=.layer-cake", &format!("--role-name={name}")])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{name}: {err}");
+        assert!(err.contains("bad role name"), "{name}: {err}");
+    }
+}
+
+/// `install-service` writes a unit that runs as a named user, with the
+/// hardening of an unprivileged network daemon, and says how to make the
+/// user; `systemd-analyze verify` accepts it where it exists.
+#[test]
+fn the_service_unit_runs_as_its_own_user_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let units = tempfile::tempdir().unwrap();
+    let unit_dir = format!("--unit-dir={}", units.path().display());
+    let said = ok(
+        d,
+        &[
+            "install-service",
+            "host-cake",
+            &unit_dir,
+            "--user=lc-test",
+            "--no-lan-autoconnect",
+        ],
+    );
+    assert!(
+        said.contains("useradd --system --no-create-home --shell /usr/sbin/nologin lc-test"),
+        "{said}"
+    );
+    let path = units.path().join("layer-cake-host-cake.service");
+    let unit = std::fs::read_to_string(&path).unwrap();
+    for line in [
+        "User=lc-test",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "RestrictNamespaces=yes",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallFilter=@system-service",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "no {line:?} in\n{unit}");
+    }
+    assert!(
+        unit.lines()
+            .any(|l| l.starts_with("ExecStart=") && l.ends_with("host-cake --no-lan-autoconnect")),
+        "{unit}"
+    );
+    // The default user, and a home's unit, which may write the home only.
+    ok(d, &["create"]);
+    ok(d, &["install-service", "home", &unit_dir]);
+    let home_unit = std::fs::read_dir(units.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("layer-cake-home-"))
+        .unwrap();
+    let text = std::fs::read_to_string(&home_unit).unwrap();
+    assert!(text.lines().any(|l| l == "User=layer-cake"), "{text}");
+    let home = std::fs::canonicalize(d.join(".layer-cake")).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == format!("ReadWritePaths={}", home.display())),
+        "{text}"
+    );
+    // Never root.
+    assert!(
+        fails(
+            d,
+            &["install-service", "host-cake", &unit_dir, "--user=root"]
+        )
+        .contains("root")
+    );
+
+    match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .arg(&home_unit)
+        .output()
+    {
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "systemd-analyze verify: {err}");
+            // It warns about what it cannot check here (the user may not
+            // exist); it must not find the unit's own lines wrong.
+            for bad in ["Unknown key", "Failed to parse", "Invalid", "not valid"] {
+                assert!(!err.contains(bad), "systemd-analyze verify: {err}");
+            }
+        }
+        Err(e) => eprintln!("skipped systemd-analyze verify: cannot run it ({e})"),
+    }
+}

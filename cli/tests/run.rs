@@ -387,3 +387,44 @@ fn killing_the_run_command_ends_everything() {
         }
     }
 }
+
+/// A history that cannot be read (a crash mid-write on an old version, a
+/// hand edit) does not keep its role from running: it is moved aside with
+/// a warning and a fresh one is started.
+#[test]
+fn a_corrupt_history_is_moved_aside_and_the_role_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    ok(
+        d,
+        &["create", &format!("--directory-at-host=127.0.0.1:{port}")],
+    );
+    ok(d, &["add", "test_function_5", "table", "--x=2", "--y=2"]);
+    let _guard = HomeGuard(d.join(".layer-cake"));
+    let role_dir = d.join(".layer-cake/role/table");
+    std::fs::write(role_dir.join("history.json"), "[{\"start\": \"tru").unwrap();
+    // Reading it says what is wrong, in one line.
+    let out = cli(d).args(["history", "table"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("history.json"), "{err}");
+
+    let (code, out) = run_to_end(d, &["table"]);
+    assert_eq!(code, 0, "{out}");
+    let moved: Vec<String> = std::fs::read_dir(&role_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("history.json.corrupt-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(
+        std::fs::read_to_string(role_dir.join(&moved[0])).unwrap(),
+        "[{\"start\": \"tru",
+        "the corrupt history is kept as it was"
+    );
+    // The run is in the fresh history, with what it returned.
+    let history = ok(d, &["history", "table"]);
+    assert_eq!(history.lines().count(), 1, "{history}");
+    assert!(history.contains("vector<vector<float8>>"), "{history}");
+}

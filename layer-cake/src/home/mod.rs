@@ -16,7 +16,13 @@
 //!       logs/  model/  tmp/    logs (the group's: what `start` writes); persistent and scratch folders
 //!       lock                   held while the role runs (pid and parent pid inside)
 //!   resource/                  read-only files per executable
+//!   home.lock                  held while a file of the home is read, changed and written
 //! ```
+//!
+//! Files are changed under the home's lock ([`Home::lock`], an `flock`),
+//! written through a uniquely named temporary file that is flushed to disk
+//! and renamed into place, and every path made from a role name goes
+//! through one check ([`check_role_path`]).
 //!
 //! ```
 //! use layer_cake::home::{Home, Settings};
@@ -40,7 +46,9 @@ use std::path::{Path, PathBuf};
 
 pub use group::{GroupOptions, RolesReturned, run_group};
 pub use history::StartStop;
-pub use role::{Role, RoleLock, Running, check_role_name};
+pub use role::{
+    MAX_ROLE_NAME, MovedAside, Role, RoleLock, Running, check_role_name, check_role_path,
+};
 
 /// A role's settings: flag name (without `--`) → the flag's value as text,
 /// exactly as it is given on a command line (`"2"`, `"127.0.0.1:5050"`,
@@ -69,7 +77,7 @@ pub enum HomeError {
     #[error("role \"{0}\" already exists")]
     RoleExists(String),
     /// A role name that cannot be used.
-    #[error("bad role name \"{name}\": {reason}")]
+    #[error("bad role name {name:?}: {reason}")]
     BadRoleName {
         /// The name.
         name: String,
@@ -92,6 +100,14 @@ pub enum HomeError {
         /// What happened.
         source: std::io::Error,
     },
+    /// A home's lock was used for another home.
+    #[error("the lock held is {held}'s, not {home}'s")]
+    WrongLock {
+        /// The home whose lock is held.
+        held: PathBuf,
+        /// The home being changed.
+        home: PathBuf,
+    },
     /// A file of the home holds something unreadable.
     #[error("{path}: {reason}")]
     Corrupt {
@@ -113,6 +129,51 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     path: PathBuf,
+}
+
+/// The name of the home's lock file.
+const HOME_LOCK: &str = "home.lock";
+
+/// The home's lock: an exclusive `flock` on `home.lock`, held while files of
+/// the home are read, changed and written back, so that two commands (or a
+/// command and a starting role) never lose each other's changes. Held for
+/// moments; released when dropped, or when the process ends however it
+/// ends. Not reentrant: a process holding it passes it on (methods ending
+/// in `_held`) rather than taking it again.
+#[derive(Debug)]
+pub struct HomeLock {
+    _file: std::fs::File,
+    home: PathBuf,
+}
+
+impl HomeLock {
+    /// Takes the lock of the home at `home`, waiting while another holds it.
+    pub(crate) fn take(home: &Path) -> Result<HomeLock, HomeError> {
+        let path = home.join(HOME_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(HomeLock {
+            _file: file,
+            home: home.to_path_buf(),
+        })
+    }
+
+    /// Fails unless this is the lock of the home at `home`.
+    pub(crate) fn check(&self, home: &Path) -> Result<(), HomeError> {
+        if self.home == home {
+            return Ok(());
+        }
+        Err(HomeError::WrongLock {
+            held: self.home.clone(),
+            home: home.to_path_buf(),
+        })
+    }
 }
 
 impl Home {
@@ -145,6 +206,13 @@ impl Home {
         &self.path
     }
 
+    /// Takes the home's lock (see [`HomeLock`]), waiting while another
+    /// process holds it. Hold it across a read, change and write of the
+    /// home's files; keep it short.
+    pub fn lock(&self) -> Result<HomeLock, HomeError> {
+        HomeLock::take(&self.path)
+    }
+
     /// The folder of read-only files for `executable`.
     pub fn resource_dir(&self, executable: &str) -> PathBuf {
         let base = Path::new(executable)
@@ -153,19 +221,34 @@ impl Home {
         self.path.join("resource").join(base)
     }
 
-    /// Adds a role that runs `executable` with `settings`.
+    /// Adds a role that runs `executable` with `settings`, under the
+    /// home's lock.
     pub fn add_role(
         &self,
         name: &str,
         executable: &str,
         settings: Settings,
     ) -> Result<Role, HomeError> {
-        Role::create(&self.path.join("role"), name, executable, settings)
+        let held = self.lock()?;
+        self.add_role_held(&held, name, executable, settings)
     }
 
-    /// The role called `name`.
+    /// [`add_role`](Home::add_role) while the caller holds the home's lock.
+    pub fn add_role_held(
+        &self,
+        held: &HomeLock,
+        name: &str,
+        executable: &str,
+        settings: Settings,
+    ) -> Result<Role, HomeError> {
+        held.check(&self.path)?;
+        Role::create(&self.path, name, executable, settings)
+    }
+
+    /// The role called `name` (refused with [`HomeError::BadRoleName`] when
+    /// the name is not a safe folder name, see [`check_role_path`]).
     pub fn role(&self, name: &str) -> Result<Role, HomeError> {
-        Role::open(&self.path.join("role"), name)
+        Role::open(&self.path, name)
     }
 
     /// Every role, the group role included, in name order (numbers in names
@@ -176,8 +259,13 @@ impl Home {
         for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
             let entry = entry.map_err(io(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
+            if check_role_path(&name).is_err() {
+                // Not made by `add`: a stray folder (or temporary file).
+                tracing::debug!("{}: not a role name; skipped", entry.path().display());
+                continue;
+            }
             if entry.path().join(role::EXECUTABLE).is_file() {
-                roles.push(Role::open(&dir, &name)?);
+                roles.push(Role::open(&self.path, &name)?);
             }
         }
         roles.sort_by(|a, b| natural_cmp(a.name(), b.name()));
@@ -208,8 +296,9 @@ impl Home {
             .collect())
     }
 
-    /// Removes the whole home; refuses while any role runs.
+    /// Removes the whole home, under its lock; refuses while any role runs.
     pub fn destroy(self) -> Result<(), HomeError> {
+        let _held = self.lock()?;
         for role in self.roles()? {
             if let Some(running) = role.running() {
                 return Err(HomeError::Running {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::history::{KEPT, StartStop};
-use super::{GROUP_ROLE, HomeError, Settings, io};
+use super::{GROUP_ROLE, HomeError, HomeLock, Settings, io};
 
 pub(crate) const EXECUTABLE: &str = "executable.json";
 const SETTINGS: &str = "settings.json";
@@ -17,11 +17,30 @@ const UNIQUE_ID: &str = "unique_id.json";
 const HISTORY: &str = "history.json";
 const LOCK: &str = "lock";
 
+/// The longest role name, in bytes: it is a folder name, and log file
+/// names are made from it.
+pub const MAX_ROLE_NAME: usize = 64;
+
 /// A role: an executable, its settings and its record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Role {
     name: String,
     dir: PathBuf,
+    /// The home it belongs to (whose lock guards its files).
+    home: PathBuf,
+}
+
+/// What [`Role::record_start`] found wrong with the history it had to set
+/// aside: the role starts with a fresh one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the history {from} could not be read ({reason}); moved aside to {to}, starting afresh")]
+pub struct MovedAside {
+    /// The history file.
+    pub from: PathBuf,
+    /// Where it is now.
+    pub to: PathBuf,
+    /// What was wrong with it.
+    pub reason: String,
 }
 
 /// Who holds a running role's lock. `pid` is 0 when the holder has not
@@ -43,21 +62,41 @@ pub struct RoleLock {
     _file: File,
 }
 
-/// Whether `name` can name a role: letters, digits, `-`, `_` and `.`, not
-/// starting with `.` or `-`; names starting with `group` are reserved for
-/// the group role.
+/// Whether `name` can name a new role: a safe folder name
+/// ([`check_role_path`]) that does not start with `group` (reserved for the
+/// group role, which is called just `group`).
 pub fn check_role_name(name: &str) -> Result<(), HomeError> {
-    let bad = |reason| {
-        Err(HomeError::BadRoleName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
+    check_role_path(name)?;
+    if name.starts_with(GROUP_ROLE) && name != GROUP_ROLE {
+        return Err(bad_name(name, "names starting with \"group\" are reserved"));
+    }
+    Ok(())
+}
+
+/// Whether `name` is safe as a role's folder name — the one check every
+/// path made from a role name goes through (adding, opening, `--role-name`):
+/// 1 to [`MAX_ROLE_NAME`] bytes of ASCII letters, digits, `-`, `_` and `.`,
+/// not starting with `.` or `-` and without `..`. So no `/`, no NUL, no
+/// absolute path and no way out of the home's `role/` folder.
+pub fn check_role_path(name: &str) -> Result<(), HomeError> {
+    let bad = |reason| Err(bad_name(name, reason));
     if name.is_empty() {
         return bad("empty");
     }
+    if name.len() > MAX_ROLE_NAME {
+        return bad("longer than 64 bytes");
+    }
+    if name.contains('/') {
+        return bad("contains '/'");
+    }
+    if name.contains('\0') {
+        return bad("contains a NUL");
+    }
     if name.starts_with(['.', '-']) {
         return bad("starts with '.' or '-'");
+    }
+    if name.contains("..") {
+        return bad("contains '..'");
     }
     if !name
         .chars()
@@ -65,10 +104,19 @@ pub fn check_role_name(name: &str) -> Result<(), HomeError> {
     {
         return bad("only letters, digits, '-', '_' and '.' are allowed");
     }
-    if name.starts_with(GROUP_ROLE) && name != GROUP_ROLE {
-        return bad("names starting with \"group\" are reserved");
-    }
     Ok(())
+}
+
+fn bad_name(name: &str, reason: &'static str) -> HomeError {
+    // Quoted and cut short: the name may be long or hold control characters.
+    let mut shown: String = name.chars().take(MAX_ROLE_NAME + 1).collect();
+    if shown.len() < name.len() {
+        shown.push('…');
+    }
+    HomeError::BadRoleName {
+        name: shown,
+        reason,
+    }
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, HomeError> {
@@ -79,57 +127,90 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, HomeError> {
     })
 }
 
-/// Writes `value` as pretty JSON through a temporary file and a rename, so
-/// a reader never sees half a file.
+/// Writes `value` as pretty JSON so that a reader — or the file after a
+/// crash or power cut — is either the old file or the new one, never half
+/// of one: the text goes to a uniquely named temporary file in the same
+/// folder (so concurrent writers never share one), which is flushed to disk
+/// (`fsync`), renamed over `path`, and then the folder is flushed too so
+/// that the rename itself is on disk. The caller holds the home's lock when
+/// the file is read, changed and written back.
 fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), HomeError> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| HomeError::Corrupt {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
     text.push('\n');
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    // A replaced file keeps its permissions; a new one is the owner's only.
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = tmp.as_file().set_permissions(meta.permissions());
+    }
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io(tmp.path()))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
+    sync_dir(dir)
+}
+
+/// Flushes a folder's entries (a rename, a new file) to disk.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), HomeError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 impl Role {
+    /// The role `name` of the home at `home` — its name checked first, as
+    /// for every path made from a role name.
+    fn at(home: &Path, name: &str) -> Result<Role, HomeError> {
+        check_role_path(name)?;
+        Ok(Role {
+            name: name.to_owned(),
+            dir: home.join("role").join(name),
+            home: home.to_path_buf(),
+        })
+    }
+
+    /// Adds the role (the caller holds the home's lock).
     pub(crate) fn create(
-        roles: &Path,
+        home: &Path,
         name: &str,
         executable: &str,
         settings: Settings,
     ) -> Result<Role, HomeError> {
         check_role_name(name)?;
-        let dir = roles.join(name);
-        if dir.exists() {
+        let role = Role::at(home, name)?;
+        if role.dir.exists() {
             return Err(HomeError::RoleExists(name.to_owned()));
         }
-        std::fs::create_dir(&dir).map_err(io(&dir))?;
+        std::fs::create_dir(&role.dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => HomeError::RoleExists(name.to_owned()),
+            _ => io(&role.dir)(e),
+        })?;
         for sub in ["logs", "model", "tmp"] {
-            let sub = dir.join(sub);
+            let sub = role.dir.join(sub);
             std::fs::create_dir(&sub).map_err(io(&sub))?;
         }
-        let role = Role {
-            name: name.to_owned(),
-            dir,
-        };
         write_json(&role.dir.join(SETTINGS), &settings)?;
         write_json(&role.dir.join(UNIQUE_ID), &uuid::Uuid::new_v4())?;
         write_json(&role.dir.join(HISTORY), &Vec::<StartStop>::new())?;
         // Last: a folder with an executable file is a role.
         write_json(&role.dir.join(EXECUTABLE), executable)?;
+        if let Some(roles) = role.dir.parent() {
+            sync_dir(roles)?;
+        }
         Ok(role)
     }
 
-    pub(crate) fn open(roles: &Path, name: &str) -> Result<Role, HomeError> {
-        let dir = roles.join(name);
-        if !dir.join(EXECUTABLE).is_file() {
+    /// The existing role `name` of the home at `home`.
+    pub(crate) fn open(home: &Path, name: &str) -> Result<Role, HomeError> {
+        let role = Role::at(home, name)?;
+        if !role.dir.join(EXECUTABLE).is_file() {
             return Err(HomeError::NoRole(name.to_owned()));
         }
-        Ok(Role {
-            name: name.to_owned(),
-            dir,
-        })
+        Ok(role)
     }
 
     /// Its name.
@@ -157,8 +238,17 @@ impl Role {
         read_json(&self.dir.join(SETTINGS))
     }
 
-    /// Replaces its settings; refused while it runs.
+    /// Replaces its settings, under the home's lock; refused while it runs.
     pub fn set_settings(&self, settings: &Settings) -> Result<(), HomeError> {
+        let held = HomeLock::take(&self.home)?;
+        self.set_settings_held(&held, settings)
+    }
+
+    /// Replaces its settings while the caller holds the home's lock (from
+    /// [`Home::lock`](super::Home::lock)), having read and changed them
+    /// under it; refused while the role runs.
+    pub fn set_settings_held(&self, held: &HomeLock, settings: &Settings) -> Result<(), HomeError> {
+        held.check(&self.home)?;
         self.refuse_if_running()?;
         write_json(&self.dir.join(SETTINGS), settings)
     }
@@ -173,9 +263,39 @@ impl Role {
         read_json(&self.dir.join(HISTORY))
     }
 
-    /// Records that it started as process `pid`.
-    pub fn record_start(&self, pid: u32) -> Result<(), HomeError> {
-        let mut history = self.history()?;
+    /// The history for changing it (under the home's lock): a missing one
+    /// is empty, and an unreadable one is moved aside
+    /// (`history.json.corrupt-<UTC time>`) so that the role can still run.
+    fn history_for_update(&self) -> Result<(Vec<StartStop>, Option<MovedAside>), HomeError> {
+        let path = self.dir.join(HISTORY);
+        match read_json(&path) {
+            Ok(history) => Ok((history, None)),
+            Err(HomeError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok((Vec::new(), None))
+            }
+            Err(HomeError::Corrupt { reason, .. }) => {
+                let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+                let to = self.dir.join(format!("{HISTORY}.corrupt-{stamp}"));
+                std::fs::rename(&path, &to).map_err(io(&path))?;
+                sync_dir(&self.dir)?;
+                let moved = MovedAside {
+                    from: path,
+                    to,
+                    reason,
+                };
+                tracing::warn!(role = %self.name, "{moved}");
+                Ok((Vec::new(), Some(moved)))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Records that it started as process `pid`, under the home's lock. A
+    /// history that cannot be read is moved aside first (and said so in
+    /// the answer, and in a warning): the role starts all the same.
+    pub fn record_start(&self, pid: u32) -> Result<Option<MovedAside>, HomeError> {
+        let _held = HomeLock::take(&self.home)?;
+        let (mut history, moved) = self.history_for_update()?;
         history.push(StartStop {
             start: Utc::now(),
             pid,
@@ -184,14 +304,18 @@ impl Role {
         });
         let excess = history.len().saturating_sub(KEPT);
         history.drain(..excess);
-        write_json(&self.dir.join(HISTORY), &history)
+        write_json(&self.dir.join(HISTORY), &history)?;
+        Ok(moved)
     }
 
     /// Records that its latest run ended, returning `returned` (a typed
-    /// JSON envelope). A run that never recorded its start (it failed before
-    /// it could) is recorded as starting and ending now, with pid 0.
+    /// JSON envelope), under the home's lock. A run that never recorded its
+    /// start (it failed before it could) is recorded as starting and ending
+    /// now, with pid 0. An unreadable history is moved aside first, as for
+    /// [`record_start`](Role::record_start).
     pub fn record_stop(&self, returned: serde_json::Value) -> Result<(), HomeError> {
-        let mut history = self.history()?;
+        let _held = HomeLock::take(&self.home)?;
+        let (mut history, _moved) = self.history_for_update()?;
         let now = Utc::now();
         match history.last_mut() {
             Some(run) if run.stop.is_none() => {
@@ -300,10 +424,15 @@ impl Role {
         }
     }
 
-    /// Removes the role; refused while it runs.
+    /// Removes the role, under the home's lock; refused while it runs.
     pub fn delete(self) -> Result<(), HomeError> {
+        let _held = HomeLock::take(&self.home)?;
         self.refuse_if_running()?;
-        std::fs::remove_dir_all(&self.dir).map_err(io(&self.dir))
+        std::fs::remove_dir_all(&self.dir).map_err(io(&self.dir))?;
+        if let Some(roles) = self.dir.parent() {
+            sync_dir(roles)?;
+        }
+        Ok(())
     }
 }
 
@@ -340,6 +469,96 @@ mod tests {
         assert_eq!(history[0].pid, 4);
         assert_eq!(history[KEPT - 1].returned_type(), Some("Faulted"));
         assert!(history.iter().all(|r| r.stop.is_some()));
+    }
+
+    #[test]
+    fn role_names_are_plain_folder_names_wherever_they_are_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::create(dir.path().join("h")).unwrap();
+        home.add_role("w.1_x-2", "x", Settings::new()).unwrap();
+        let long = "w".repeat(MAX_ROLE_NAME + 1);
+        for (bad, why) in [
+            ("", "empty"),
+            ("..", "starts with '.'"),
+            ("../..", "contains '/'"),
+            ("/etc", "contains '/'"),
+            ("a/b", "contains '/'"),
+            ("a..b", "contains '..'"),
+            (".hidden", "starts with '.'"),
+            ("x\0y", "contains a NUL"),
+            (long.as_str(), "longer than 64 bytes"),
+            ("é", "only letters"),
+        ] {
+            for e in [
+                home.role(bad).unwrap_err(),
+                home.add_role(bad, "x", Settings::new()).unwrap_err(),
+            ] {
+                assert!(matches!(e, HomeError::BadRoleName { .. }), "{bad:?}: {e}");
+                assert!(e.to_string().contains(why), "{bad:?}: {e}");
+                assert!(!e.to_string().contains('\0'), "{e}");
+            }
+        }
+        assert!(
+            home.role(&"w".repeat(MAX_ROLE_NAME))
+                .is_err_and(|e| matches!(e, HomeError::NoRole(_)))
+        );
+        assert_eq!(home.role("w.1_x-2").unwrap().name(), "w.1_x-2");
+        // A stray folder in role/ is not a role, and does not break listing.
+        std::fs::create_dir(home.path().join("role/.stray")).unwrap();
+        std::fs::write(home.path().join("role/.stray/executable.json"), "\"x\"").unwrap();
+        assert_eq!(home.roles().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_corrupt_history_is_moved_aside_and_a_missing_one_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::create(dir.path().join("h")).unwrap();
+        let role = home.add_role("w", "x", Settings::new()).unwrap();
+        let path = role.dir().join(HISTORY);
+        std::fs::write(&path, "[{\"start\":").unwrap();
+        assert!(matches!(role.history(), Err(HomeError::Corrupt { .. })));
+        let moved = role.record_start(7).unwrap().expect("moved aside");
+        assert_eq!(moved.from, path);
+        assert_eq!(std::fs::read_to_string(&moved.to).unwrap(), "[{\"start\":");
+        assert!(moved.to.to_string_lossy().contains("history.json.corrupt-"));
+        assert_eq!(role.history().unwrap().len(), 1);
+        assert_eq!(role.record_start(8).unwrap(), None);
+        std::fs::remove_file(&path).unwrap();
+        role.record_stop(serde_json::json!({"value": ["Faulted", {}, []]}))
+            .unwrap();
+        let history = role.history().unwrap();
+        assert_eq!((history.len(), history[0].pid), (1, 0));
+    }
+
+    #[test]
+    fn writers_at_once_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::create(dir.path().join("h")).unwrap();
+        let role = home.add_role("w", "x", Settings::new()).unwrap();
+        // Each thread opens the lock file itself, as another process would.
+        let threads: Vec<_> = (0..8u32)
+            .map(|t| {
+                let role = role.clone();
+                std::thread::spawn(move || {
+                    for k in 0..2 {
+                        role.record_start(t * 10 + k).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let mut pids: Vec<u32> = role.history().unwrap().iter().map(|r| r.pid).collect();
+        pids.sort_unstable();
+        let mut want: Vec<u32> = (0..8).flat_map(|t| [t * 10, t * 10 + 1]).collect();
+        want.sort_unstable();
+        assert_eq!(pids, want);
+        let names: Vec<String> = std::fs::read_dir(role.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.starts_with(".tmp")), "{names:?}");
     }
 
     #[test]

@@ -128,7 +128,11 @@ where
     // "running" means to the CLI) and records its start in the history.
     let _role_lock = match (&config.home_path, &config.role_name) {
         (Some(home), Some(role)) => match take_role(home, role) {
-            Ok((role, lock)) => {
+            Ok((role, lock, moved)) => {
+                if let Some(moved) = moved {
+                    // Logging is not set up yet: straight to stderr.
+                    let _ = writeln!(stderr, "{program}: warning: {moved}");
+                }
                 // In the background (or asked to), stderr goes to rolling
                 // files in the role's logs/ folder.
                 if (config.origin == super::Origin::Start || config.keep_logs)
@@ -193,15 +197,22 @@ where
 }
 
 /// Locks role `role` of the home at `home` for this process and records
-/// its start.
+/// its start (saying so if its history had to be moved aside).
 fn take_role(
     home: &std::path::Path,
     role: &str,
-) -> Result<(crate::home::Role, crate::home::RoleLock), crate::home::HomeError> {
+) -> Result<
+    (
+        crate::home::Role,
+        crate::home::RoleLock,
+        Option<crate::home::MovedAside>,
+    ),
+    crate::home::HomeError,
+> {
     let role = crate::home::Home::open(home)?.role(role)?;
     let lock = role.lock(std::os::unix::process::parent_id())?;
-    role.record_start(std::process::id())?;
-    Ok((role, lock))
+    let moved = role.record_start(std::process::id())?;
+    Ok((role, lock, moved))
 }
 
 /// Prints the main actor's result and returns the exit status.

@@ -10,7 +10,7 @@ use super::load::{Pool, Window};
 use super::{InspectSpool, JoinSpool, LeaveSpool, Source, SpoolOptions, SpoolStatus, Workers};
 use crate::directory::{Available, Dropped};
 use crate::message::{FaultKind, Faulted, Message, Payload, Returned, Stop};
-use crate::runtime::{Address, Context, Meta, RequestId, ReturnPath, SendError};
+use crate::runtime::{Address, Context, Ended, Meta, RequestId, ReturnPath, SendError};
 
 /// How long a stopping spool waits for its workers to return.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -54,12 +54,22 @@ struct Held {
 #[derive(Debug)]
 struct Sent {
     worker: Address,
-    /// A copy to send again if the worker dies with it.
+    /// The caller, while it waits: `None` once it has been answered
+    /// `TimedOut`. The worker still holds the request, so it keeps the
+    /// worker's slot until the worker answers (the answer is then discarded)
+    /// or goes.
+    caller: Option<Caller>,
+    sent: Instant,
+}
+
+/// The caller's side of a request a worker holds.
+#[derive(Debug)]
+struct Caller {
+    /// A copy to send again if the worker is gone with the request.
     spare: Option<Payload>,
     path: ReturnPath,
     meta: Option<Arc<Meta>>,
     arrived: Instant,
-    sent: Instant,
     retried: bool,
 }
 
@@ -111,11 +121,16 @@ pub(super) async fn run(
                 let worker = cx.return_address().clone();
                 spool.returned(&mut cx, &worker);
             },
+            Ended as e => spool.gone(&mut cx, &e.address, "ended"),
             Restart as r => spool.restart(&mut cx, r.slot),
             JoinSpool as j => spool.join(&mut cx, j.worker),
             Available as a => spool.join(&mut cx, a.publisher),
             LeaveSpool as l => spool.leave(&mut cx, &l.worker, "left the spool"),
-            Dropped as d => spool.leave(&mut cx, &d.remote, "dropped by the directory"),
+            Dropped as d => spool.leave(
+                &mut cx,
+                &d.remote,
+                &format!("was dropped by the directory ({})", d.reason),
+            ),
             InspectSpool as _ => { let _ = cx.reply(spool.status()); },
             Stop as _ => return spool.stop(&mut cx).await,
             request => spool.request(&mut cx, request),
@@ -130,6 +145,7 @@ impl Spool {
             let (count, make) = (*count, Arc::clone(make));
             for slot in 0..count {
                 let worker = make(cx, slot);
+                cx.watch(&worker);
                 self.pool.add(worker.clone());
                 self.slots.push(Some(worker));
             }
@@ -196,6 +212,11 @@ impl Spool {
     }
 
     /// Sends `held` to `worker`, which [`Pool::pick`] has charged with it.
+    ///
+    /// From here the request is the worker's until it answers or is known
+    /// to be gone (see [`gone`](Spool::gone)): whatever else happens — the
+    /// worker leaves the rotation, the request times out — it is never sent
+    /// to a second worker while the first may still be working on it.
     fn dispatch(&mut self, cx: &mut Context, held: Held, worker: Address) {
         let spare = if self.options.retry && !held.retried {
             match held.request.try_copy() {
@@ -217,19 +238,22 @@ impl Spool {
                     id,
                     Sent {
                         worker,
-                        spare,
-                        path: held.path,
-                        meta: held.meta,
-                        arrived: held.arrived,
+                        caller: Some(Caller {
+                            spare,
+                            path: held.path,
+                            meta: held.meta,
+                            arrived: held.arrived,
+                            retried: held.retried,
+                        }),
                         sent: Instant::now(),
-                        retried: held.retried,
                     },
                 );
             }
             Err(SendError::Closed(request) | SendError::NoAddress(request)) => {
                 // Gone before it could take the request: not a retry, since
                 // the worker never had it.
-                self.retire(cx, &worker, "ended");
+                self.pool.done(&worker);
+                self.gone(cx, &worker, "ended");
                 self.queue.push_front(Held { request, ..held });
             }
             Err(SendError::Full(request)) => {
@@ -277,50 +301,71 @@ impl Spool {
     }
 
     /// A worker's answer to request `id`.
+    ///
+    /// A `Lost` fault is the worker's own answer, passed back like any
+    /// other, unless it is the runtime's: the worker has ended, or the
+    /// answer comes from an actor or connection that ended with the
+    /// request (the sender is closed, or null — a connection that closed
+    /// answers for the requests it carried). Then the request is retried,
+    /// and the worker that lost it gets no more.
     fn answered(&mut self, cx: &mut Context, id: RequestId, answer: Payload) {
         let Some(sent) = self.in_flight.remove(&id) else {
-            // Given up on: timed out, or its worker was retired.
+            // Given up on with its worker.
             self.status.late += 1;
             return;
         };
-        self.pool.done(&sent.worker);
-        if answer
+        let worker = sent.worker.clone();
+        self.pool.done(&worker);
+        let Some(caller) = sent.caller else {
+            // Answered `TimedOut` already; the worker's slot is free now.
+            self.status.late += 1;
+            self.release_if_done(cx, &worker);
+            self.pump(cx);
+            return;
+        };
+        let lost = answer
             .downcast_ref::<Faulted>()
-            .is_some_and(|f| f.kind == FaultKind::Lost)
-        {
-            // The runtime's answer: the worker, or the connection to it,
-            // ended with this request. Nothing more will come from it.
-            let worker = sent.worker.clone();
-            self.retry_or_fail(sent);
-            self.retire(cx, &worker, "lost a request");
+            .is_some_and(|f| f.kind == FaultKind::Lost);
+        if lost && worker.is_closed() {
+            // The worker has ended: this request and all it holds go again.
+            self.retry_or_fail(caller);
+            self.gone(cx, &worker, "ended");
+        } else if lost && cx.return_address().is_closed() {
+            // The runtime's answer from somewhere between the spool and the
+            // worker that ended with the request (a connection, a process
+            // proxy's child): that request goes again; the worker finishes
+            // what else it holds but gets nothing new.
+            self.retry_or_fail(caller);
+            self.leave(cx, &worker, "lost a request on the way");
         } else {
             self.window.record(sent.sent.elapsed());
             self.status.answered += 1;
-            let _ = sent.path.reply_payload(answer);
+            let _ = caller.path.reply_payload(answer);
+            self.release_if_done(cx, &worker);
         }
         self.pump(cx);
     }
 
-    /// Queues a request whose worker died for a second try, or answers it
-    /// `Lost` when it has had one (or no copy could be kept).
-    fn retry_or_fail(&mut self, sent: Sent) {
-        match sent.spare {
-            Some(request) if !sent.retried => {
+    /// Queues a request whose worker is gone for a second try, or answers
+    /// it `Lost` when it has had one (or no copy could be kept).
+    fn retry_or_fail(&mut self, caller: Caller) {
+        match caller.spare {
+            Some(request) if !caller.retried => {
                 self.status.retried += 1;
                 // Older than anything queued: it goes first.
                 self.queue.push_front(Held {
                     request,
-                    path: sent.path,
-                    meta: sent.meta,
-                    arrived: sent.arrived,
+                    path: caller.path,
+                    meta: caller.meta,
+                    arrived: caller.arrived,
                     retried: true,
                 });
             }
             _ => {
                 self.status.lost += 1;
-                let _ = sent.path.reply(Faulted::lost(
+                let _ = caller.path.reply(Faulted::lost(
                     "not answered",
-                    if sent.retried {
+                    if caller.retried {
                         "a second worker ended before answering the request".to_owned()
                     } else {
                         "the worker ended before answering the request".to_owned()
@@ -330,14 +375,25 @@ impl Spool {
         }
     }
 
-    /// Takes `worker` out of rotation for good; the requests it holds are
-    /// retried (or answered `Lost`). A spawned worker is also asked to stop,
-    /// so that its slot is started afresh.
-    fn retire(&mut self, cx: &mut Context, worker: &Address, why: &str) {
+    /// `worker` is known to be gone: it ended (`Returned`, `Ended`, a
+    /// closed address) or its connection closed. It is forgotten, and the
+    /// requests it held whose callers still wait are retried (or answered
+    /// `Lost`). A spawned worker is also sent `Stop`, so that its slot is
+    /// started afresh.
+    fn gone(&mut self, cx: &mut Context, worker: &Address, why: &str) {
         if !self.pool.remove(worker) {
             return;
         }
         tracing::info!("spool: worker {worker} {why}; {} left", self.pool.len());
+        self.forget_held(worker, true);
+        if self.slots.iter().flatten().any(|w| w == worker) {
+            let _ = cx.send(Stop, worker);
+        }
+    }
+
+    /// Takes out of `in_flight` what `worker` holds, retrying (`retry`) or
+    /// dropping the requests whose callers still wait.
+    fn forget_held(&mut self, worker: &Address, retry: bool) {
         let held: Vec<RequestId> = self
             .in_flight
             .iter()
@@ -345,18 +401,41 @@ impl Spool {
             .map(|(id, _)| *id)
             .collect();
         for id in held {
-            if let Some(sent) = self.in_flight.remove(&id) {
-                self.retry_or_fail(sent);
+            if let Some(Sent {
+                caller: Some(caller),
+                ..
+            }) = self.in_flight.remove(&id)
+                && retry
+            {
+                self.retry_or_fail(caller);
             }
         }
+    }
+
+    /// A worker out of rotation that no longer holds a request anyone waits
+    /// for is let go: forgotten (a late answer to a timed-out request is
+    /// then discarded as late), and if it is a spawned one, stopped so that
+    /// its slot starts afresh.
+    fn release_if_done(&mut self, cx: &mut Context, worker: &Address) {
+        if !self.pool.is_leaving(worker)
+            || self
+                .in_flight
+                .values()
+                .any(|sent| sent.worker == *worker && sent.caller.is_some())
+        {
+            return;
+        }
+        self.forget_held(worker, false);
+        self.pool.remove(worker);
+        tracing::debug!("spool: worker {worker} let go; it holds nothing anyone waits for");
         if self.slots.iter().flatten().any(|w| w == worker) {
             let _ = cx.send(Stop, worker);
         }
     }
 
-    /// A spawned worker ended: out of rotation, and back after standing down.
+    /// A spawned worker ended: forgotten, and back after standing down.
     fn returned(&mut self, cx: &mut Context, worker: &Address) {
-        self.retire(cx, worker, "ended");
+        self.gone(cx, worker, "ended");
         let Some(slot) = self.slots.iter().position(|w| w.as_ref() == Some(worker)) else {
             return;
         };
@@ -382,28 +461,48 @@ impl Spool {
         }
         let make = Arc::clone(make);
         let worker = make(cx, slot);
+        cx.watch(&worker);
         self.pool.add(worker.clone());
         self.slots[slot] = Some(worker);
         self.status.restarted += 1;
         self.pump(cx);
     }
 
-    /// An external worker joins.
+    /// An external worker joins (or comes back into rotation). A local one
+    /// is watched, so that the spool hears at once if it ends.
     fn join(&mut self, cx: &mut Context, worker: Address) {
-        if self.pool.add(worker) {
+        if worker.is_closed() {
+            tracing::debug!("spool: worker {worker} has ended; it cannot join");
+            return;
+        }
+        let known = self.pool.contains(&worker);
+        if self.pool.add(worker.clone()) {
+            if !known {
+                cx.watch(&worker);
+            }
             tracing::info!("spool: a worker joined; {} in all", self.pool.len());
         }
         self.pump(cx);
     }
 
-    /// A worker leaves (or its directory route ended).
+    /// A worker leaves the rotation (`LeaveSpool`, or its directory route
+    /// ended — which also happens to a live worker when a nearer route
+    /// replaces it). It may still be working: it keeps what it holds, and
+    /// its answers still reach their callers; it just gets nothing new.
     fn leave(&mut self, cx: &mut Context, worker: &Address, why: &str) {
-        self.retire(cx, worker, why);
+        if self.pool.leave(worker) {
+            tracing::info!(
+                "spool: worker {worker} {why}; it gets no new requests; {} in rotation",
+                self.pool.len()
+            );
+        }
+        self.release_if_done(cx, worker);
         self.pump(cx);
     }
 
-    /// Answers `TimedOut` for every request past its deadline, then gives
-    /// the room that frees to what is queued.
+    /// Answers `TimedOut` for every request past its deadline. A request a
+    /// worker holds keeps that worker's slot: the worker may still be busy
+    /// with it, and handing it another request would overload it.
     fn expire(&mut self, cx: &mut Context) {
         let timeout = self.options.request_timeout;
         let now = Instant::now();
@@ -415,18 +514,18 @@ impl Spool {
                 let _ = held.path.reply(Faulted::timed_out(explanation()));
             }
         }
-        let expired: Vec<RequestId> = self
-            .in_flight
-            .iter()
-            .filter(|(_, sent)| late(sent.arrived))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(sent) = self.in_flight.remove(&id) {
-                self.pool.done(&sent.worker);
+        let mut relieved = Vec::new();
+        for sent in self.in_flight.values_mut() {
+            if sent.caller.as_ref().is_some_and(|c| late(c.arrived))
+                && let Some(caller) = sent.caller.take()
+            {
                 self.status.timed_out += 1;
-                let _ = sent.path.reply(Faulted::timed_out(explanation()));
+                let _ = caller.path.reply(Faulted::timed_out(explanation()));
+                relieved.push(sent.worker.clone());
             }
+        }
+        for worker in relieved {
+            self.release_if_done(cx, &worker);
         }
         self.pump(cx);
     }
@@ -436,7 +535,17 @@ impl Spool {
             workers: self.pool.len(),
             idle: self.pool.idle(),
             queued: self.queue.len(),
-            in_flight: self.in_flight.len(),
+            in_flight: self
+                .in_flight
+                .values()
+                .filter(|s| s.caller.is_some())
+                .count(),
+            overdue: self
+                .in_flight
+                .values()
+                .filter(|s| s.caller.is_none())
+                .count(),
+            leaving: self.pool.leaving(),
             responsiveness: self.window.average(),
             ..self.status.clone()
         }
@@ -450,9 +559,9 @@ impl Spool {
             self.status.aborted += 1;
             let _ = held.path.reply(aborted());
         }
-        for (_, sent) in self.in_flight.drain() {
+        for caller in self.in_flight.drain().filter_map(|(_, sent)| sent.caller) {
             self.status.aborted += 1;
-            let _ = sent.path.reply(aborted());
+            let _ = caller.path.reply(aborted());
         }
         cx.abort();
         let deadline = Instant::now() + STOP_GRACE;

@@ -52,12 +52,19 @@
 //!   a request is answered `TemporarilyUnavailable` at once;
 //! - every request has a deadline from its arrival; past it the answer is
 //!   `TimedOut`;
-//! - a worker that dies or leaves while holding requests is taken out of
-//!   rotation for good, and each of those requests is retried once on
-//!   another worker (from a copy the spool kept, see
-//!   [`Payload::try_copy`](crate::Payload::try_copy)) or answered with a
-//!   `Lost` fault — never lost, never answered twice. A late answer from the
-//!   worker that was given up on is discarded;
+//! - a request is executed at most once by a live worker: it is sent to a
+//!   second worker only when its first is known to be gone — the worker
+//!   ended (its `Returned`, or `Ended` from a watch), its connection closed,
+//!   or the spool stopped it — and then once, from a copy the spool kept
+//!   (see [`Payload::try_copy`](crate::Payload::try_copy)), or it is
+//!   answered with a `Lost` fault: never lost, never answered twice;
+//! - a worker that leaves ([`LeaveSpool`], or a forwarded `Dropped`, which
+//!   the directory also sends a live worker when a nearer route replaces
+//!   its old one) gets no new request but keeps and answers what it holds;
+//!   a `Lost` fault a worker answers itself is an answer like any other;
+//! - a request that times out keeps its worker's slot until the worker
+//!   answers (the late answer is discarded and counted) or goes, so a busy
+//!   worker is never handed more than its capacity;
 //! - local and spawned workers that end are started again after a
 //!   stand-down delay (±25 %, so that a crowd does not restart in step).
 //!
@@ -92,8 +99,10 @@ pub struct JoinSpool {
     pub worker: Address,
 }
 
-/// Takes a worker out of a spool's rotation for good; the requests it holds
-/// are retried on another worker.
+/// Takes a worker out of a spool's rotation: it gets no new request, but
+/// keeps the requests it holds and its answers still reach their callers
+/// (they are not retried: the worker may be working on them). A later
+/// [`JoinSpool`] puts it back.
 ///
 /// Forwarding a directory `Dropped` to the spool does the same with the
 /// remote side as the worker.
@@ -115,12 +124,18 @@ pub struct InspectSpool;
 pub struct SpoolStatus {
     /// Workers in rotation.
     pub workers: usize,
-    /// Workers holding no request.
+    /// Workers in rotation holding no request.
     pub idle: usize,
+    /// Workers out of rotation (they left, or were dropped by the
+    /// directory) still finishing requests they hold.
+    pub leaving: usize,
     /// Requests waiting for a worker.
     pub queued: usize,
-    /// Requests held by workers.
+    /// Requests held by workers, their callers waiting.
     pub in_flight: usize,
+    /// Requests already answered `TimedOut` that their workers still hold;
+    /// each keeps its worker's slot until the worker answers or goes.
+    pub overdue: usize,
     /// The average of the recent response times, once there is one.
     pub responsiveness: Option<Duration>,
     /// Requests answered by a worker (faults of the worker's own included).
@@ -133,7 +148,7 @@ pub struct SpoolStatus {
     pub unavailable: u64,
     /// Requests answered `TimedOut`.
     pub timed_out: u64,
-    /// Requests sent again after their worker died or left.
+    /// Requests sent again because their worker was gone.
     pub retried: u64,
     /// Requests answered `Lost` (their worker died after a retry, or they
     /// could not be copied for one).
@@ -142,8 +157,8 @@ pub struct SpoolStatus {
     pub aborted: u64,
     /// Workers started again after ending.
     pub restarted: u64,
-    /// Answers that came after the spool had given up on their request, and
-    /// were discarded.
+    /// Answers that came after their request was answered `TimedOut` (or
+    /// its worker given up as gone), and were discarded.
     pub late: u64,
 }
 
@@ -329,9 +344,9 @@ impl SpoolOptions {
         self
     }
 
-    /// Whether a request held by a worker that dies is retried once on
-    /// another (true by default). Retrying keeps a copy of every request in
-    /// flight.
+    /// Whether a request held by a worker that is gone (ended, its
+    /// connection closed) is retried once on another (true by default).
+    /// Retrying keeps a copy of every request in flight.
     pub fn retry(mut self, retry: bool) -> Self {
         self.retry = retry;
         self

@@ -57,6 +57,35 @@ async fn a_removed_worker_is_never_picked() {
     assert_eq!(pool.len(), 1);
 }
 
+#[tokio::test]
+async fn a_leaving_worker_keeps_its_load_but_gets_nothing_new() {
+    let workers = addresses(2);
+    let mut pool = Pool::new(1);
+    pool.add(workers[0].clone());
+    pool.add(workers[1].clone());
+    assert_eq!(pool.pick().unwrap(), workers[0]);
+    assert!(pool.leave(&workers[0]));
+    assert!(!pool.leave(&workers[0]), "already leaving");
+    assert!(pool.is_leaving(&workers[0]));
+    assert_eq!((pool.len(), pool.leaving(), pool.idle()), (1, 1, 1));
+    // Only the worker in rotation is picked, and then nobody.
+    assert_eq!(pool.pick().unwrap(), workers[1]);
+    assert!(pool.pick().is_none());
+    // Back in rotation with its load: still full until it answers.
+    pool.done(&workers[1]);
+    assert!(pool.add(workers[0].clone()), "it comes back");
+    assert!(!pool.add(workers[0].clone()));
+    assert_eq!(pool.pick().unwrap(), workers[1]);
+    assert!(pool.pick().is_none(), "worker 0 still holds its request");
+    pool.done(&workers[0]);
+    assert_eq!(pool.pick().unwrap(), workers[0]);
+    // With every worker leaving, the pool has nobody in rotation.
+    pool.leave(&workers[0]);
+    pool.leave(&workers[1]);
+    assert!(pool.is_empty());
+    assert!(pool.contains(&workers[0]));
+}
+
 #[test]
 fn the_window_averages_the_last_spans() {
     let mut window = Window::new();
