@@ -82,7 +82,7 @@ fn lan_key() -> Result<Option<LanKey>, Faulted> {
             );
             Ok(None)
         }
-        Err(e) => Err(Faulted::new(format!("host-cake: {e}"))),
+        Err(e) => Err(Faulted::new(e.to_string())),
     }
 }
 

@@ -66,7 +66,7 @@ fn lan_key() -> Result<Option<LanKey>, Faulted> {
             );
             Ok(None)
         }
-        Err(e) => Err(Faulted::new(format!("lan-cake: {e}"))),
+        Err(e) => Err(Faulted::new(e.to_string())),
     }
 }
 
