@@ -9,7 +9,7 @@
 //! `10.77.0.1/24` and `10.77.0.2/24`, nothing else (the machine's own
 //! network is never touched; both are removed at the end). A server process
 //! in the first listens twice at 10.77.0.1: once with the LAN key (links are
-//! encrypted and authenticated, Noise NNpsk0), once with the documented
+//! encrypted and authenticated, Noise NNpsk0 with AES-GCM), once with the documented
 //! opt-in `insecure_plaintext_off_host` (the plain link, as every link was
 //! before the key). A client process in the second measures, alternating
 //! between the two in one run:
@@ -311,7 +311,7 @@ fn client(key: &Path, quick: bool) {
         "layer-cake secure-link benchmark: {CLIENT_IP} -> {SERVER_IP} across a veth pair between two network namespaces"
     );
     println!(
-        "(tokio multi-thread, 2 workers in each process; secured = Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s)"
+        "(tokio multi-thread, 2 workers in each process; secured = Noise_NNpsk0_25519_AESGCM_BLAKE2s)"
     );
     println!();
     let (mut s_rates, mut p_rates) = (Vec::new(), Vec::new());

@@ -4,7 +4,7 @@
 //! **Why Noise with a pre-shared key.** The hosts of a LAN share one secret
 //! ([`LanKey`]); what a link needs is proof that the peer holds it, secrecy
 //! and integrity of the bytes, and forward secrecy. `Noise_NNpsk0_25519_
-//! ChaChaPoly_BLAKE2s` (the `snow` crate) gives exactly that in one round
+//! AESGCM_BLAKE2s` (the `snow` crate) gives exactly that in one round
 //! trip: each side makes an ephemeral X25519 key (forward secrecy: a key
 //! that leaks later does not open recorded traffic), the PSK is mixed into
 //! the very first message (the responder knows at once whether the initiator
@@ -12,7 +12,12 @@
 //! decrypts), and there are no certificates, authorities or expiry dates to
 //! manage. TLS 1.3 with an external PSK would do the same, but rustls does
 //! not offer external PSKs to TLS 1.3 clients, and TLS with certificates
-//! means running a small PKI for every LAN.
+//! means running a small PKI for every LAN. AES-GCM rather than
+//! ChaChaPoly: with the CPU's AES instructions (x86-64 AES-NI, ARMv8 crypto
+//! extensions, both detected at run time by the RustCrypto crates) a small
+//! message costs far less — measured in `benches/secure.rs`, a sequential
+//! ask over a ChaChaPoly link took 1.6–1.7 × the plain one, over AES-GCM
+//! 1.2 × — and the software fallback is constant-time.
 //!
 //! **On the wire.** The handshake is two messages of 48 bytes (an ephemeral
 //! public key and the tag of an empty payload), each behind a 2-byte
@@ -51,13 +56,13 @@ use super::stream::Halves;
 use crate::net::{LanKey, LinkOptions};
 
 /// The Noise protocol name (and so the suite) of a secured link.
-pub(crate) const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+pub(crate) const PATTERN: &str = "Noise_NNpsk0_25519_AESGCM_BLAKE2s";
 /// Bound into the handshake hash: a key used for something else, or another
 /// version of this framing, cannot complete a handshake with this one.
 const PROLOGUE: &[u8] = b"layer-cake LAN link v1";
 /// The largest Noise message.
 const MAX_MESSAGE: usize = 65_535;
-/// The ChaChaPoly tag.
+/// The AES-GCM tag.
 const TAG: usize = 16;
 /// The largest plaintext one message carries.
 const MAX_PLAIN: usize = MAX_MESSAGE - TAG;
