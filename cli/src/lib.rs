@@ -12,8 +12,10 @@
 //!   times round trips to one node of it. Both are ordinary layer-cake actor
 //!   code: a detached [`Context`] connects to a directory node over the
 //!   native transport, asks it [`Inspect`](layer_cake::directory::Inspect),
-//!   and asks each child address from the answer in turn — remote addresses
-//!   relayed by the parent, so the walk goes down the tree hop by hop.
+//!   and then `Inspect` with the path to each child the answer names (where
+//!   it connects from) — each node passes the inspection on to that child,
+//!   so the walk goes down the tree hop by hop without the CLI ever holding
+//!   an address of a node below the first.
 //!
 //! [`Context`]: layer_cake::Context
 

@@ -24,10 +24,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use layer_cake::Context;
 use layer_cake::directory::lan;
 use layer_cake::home::{Home, Settings};
 use layer_cake::net::HostPort;
+use layer_cake::{Address, Context};
 use layer_cake_cli::network::{self, DEFAULT_DEADLINE, Show};
 use layer_cake_cli::ping;
 use layer_cake_cli::roles;
@@ -346,24 +346,25 @@ impl Directory {
             })
     }
 
-    /// Connects and walks the whole tree.
-    async fn walk(&self, cx: &mut Context) -> Result<network::NodeView, String> {
+    /// Connects and walks the whole tree; the answer is the first node and
+    /// the tree below it.
+    async fn walk(&self, cx: &mut Context) -> Result<(Address, network::NodeView), String> {
         let deadline = self.deadline()?;
         let root = network::connect(cx, &self.directory_at, deadline).await?;
-        let tree = network::walk(cx, root, deadline).await;
+        let tree = network::walk(cx, root.clone(), deadline).await;
         if tree.listing.is_none() {
             return Err(format!(
                 "the directory at {} did not answer",
                 self.directory_at
             ));
         }
-        Ok(tree)
+        Ok((root, tree))
     }
 }
 
 async fn network_command(args: NetworkArgs) -> Result<(), String> {
     let mut cx = Context::detached("layer-cake network");
-    let tree = args.directory.walk(&mut cx).await?;
+    let (_, tree) = args.directory.walk(&mut cx).await?;
     let show = Show {
         published: args.list_published,
         subscribed: args.list_subscribed,
@@ -377,10 +378,10 @@ async fn network_command(args: NetworkArgs) -> Result<(), String> {
 
 async fn ping_command(args: PingArgs) -> Result<(), String> {
     let mut cx = Context::detached("layer-cake ping");
-    let tree = args.directory.walk(&mut cx).await?;
+    let (root, tree) = args.directory.walk(&mut cx).await?;
     let found = ping::find(&tree, &args.id_prefix)?;
-    let node = match found.as_slice() {
-        [(_, node)] => node.clone(),
+    let path = match found.as_slice() {
+        [(_, path)] => path.clone(),
         [] => {
             return Err(format!(
                 "no directory node has an id starting {:?}",
@@ -397,7 +398,7 @@ async fn ping_command(args: PingArgs) -> Result<(), String> {
         }
     };
     let mut out = std::io::stdout();
-    let answered = ping::ping(&mut cx, &node, args.ping_count, &mut out)
+    let answered = ping::ping(&mut cx, &root, &path, args.ping_count, &mut out)
         .await
         .map_err(|e| format!("cannot write: {e}"))?;
     if answered == 0 {

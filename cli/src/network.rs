@@ -1,10 +1,12 @@
 //! `layer-cake network`: the live directory tree.
 //!
 //! [`connect`] opens a native connection to a directory node (host-cake by
-//! default); its proxy is the node itself. [`walk`] asks it
-//! [`Inspect`] and then every child address in the [`DirectoryListing`],
-//! recursively, each with a deadline, so a node that does not answer shows
-//! as `(no answer)` instead of hanging the command. [`render`] prints the
+//! default); its proxy is the node itself. [`walk`] asks it [`Inspect`],
+//! then [`Inspect`] with the path to each child the [`DirectoryListing`]
+//! names (where the child connects from), recursively, each with a
+//! deadline, so a node that does not answer shows as `(no answer)` instead
+//! of hanging the command. The node passes each inspection down the tree
+//! itself: the CLI never holds an address of a node below the first. [`render`] prints the
 //! result in the original library's shape:
 //!
 //! ```text
@@ -35,8 +37,9 @@ const MAX_DEPTH: usize = 16;
 /// One node of the walked tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeView {
-    /// Where it was asked.
-    pub address: Address,
+    /// The path to it from the first node (empty: the first node itself),
+    /// as [`Inspect::below`] takes it.
+    pub path: Vec<HostPort>,
     /// Its answer; `None` when it gave none in time.
     pub listing: Option<DirectoryListing>,
     /// Its children, wider levels first, then by program name and id;
@@ -100,13 +103,18 @@ pub async fn connect(
         .unwrap_or_else(|_| Err(format!("cannot reach the directory at {at}: no answer")))
 }
 
-/// Asks one node to describe itself.
+/// Asks the node at `below` under `root` (`root` itself when empty) to
+/// describe itself.
 pub async fn inspect(
     cx: &mut Context,
-    node: &Address,
+    root: &Address,
+    below: &[HostPort],
     deadline: Duration,
 ) -> Result<DirectoryListing, String> {
-    match cx.ask::<DirectoryListing, _>(Inspect, node, deadline).await {
+    let inspect = Inspect {
+        below: below.to_vec(),
+    };
+    match cx.ask::<DirectoryListing, _>(inspect, root, deadline).await {
         Ok(listing) => Ok(listing),
         Err(AskError::TimedOut) => Err("no answer".into()),
         Err(other) => Err(other.into_fault().to_string()),
@@ -118,30 +126,32 @@ pub async fn inspect(
 /// kept with no listing (and nothing below it).
 pub async fn walk(cx: &mut Context, root: Address, deadline: Duration) -> NodeView {
     let mut seen = HashSet::new();
-    walk_from(cx, root, deadline, 0, &mut seen).await
+    walk_from(cx, &root, Vec::new(), deadline, &mut seen).await
 }
 
 fn walk_from<'a>(
     cx: &'a mut Context,
-    address: Address,
+    root: &'a Address,
+    path: Vec<HostPort>,
     deadline: Duration,
-    depth: usize,
     seen: &'a mut HashSet<Uuid>,
 ) -> Pin<Box<dyn Future<Output = NodeView> + 'a>> {
     Box::pin(async move {
-        let listing = inspect(cx, &address, deadline).await.ok();
+        let listing = inspect(cx, root, &path, deadline).await.ok();
         let mut children = Vec::new();
         if let Some(listing) = &listing
             && seen.insert(listing.id)
-            && depth < MAX_DEPTH
+            && path.len() < MAX_DEPTH
         {
             for child in &listing.children {
-                children.push(walk_from(cx, child.clone(), deadline, depth + 1, seen).await);
+                let mut below = path.clone();
+                below.push(child.clone());
+                children.push(walk_from(cx, root, below, deadline, seen).await);
             }
         }
         children.sort_by_key(order);
         NodeView {
-            address,
+            path,
             listing,
             children,
         }
@@ -273,12 +283,13 @@ mod tests {
             subscribed: Vec::new(),
             connected: Vec::new(),
             children: Vec::new(),
+            refused: Vec::new(),
         }
     }
 
     fn view(listing: Option<DirectoryListing>, children: Vec<NodeView>) -> NodeView {
         NodeView {
-            address: Address::NULL,
+            path: Vec::new(),
             listing,
             children,
         }

@@ -1,17 +1,19 @@
 //! `layer-cake ping`: round trips to one directory node.
 //!
 //! The node is found by a prefix of its id in the walked tree
-//! ([`find`]); [`ping`] then asks it [`Ack`] a number of times, one a
+//! ([`find`]); [`ping`] then asks it [`Inspect`] a number of times, one a
 //! second (the first at once), and prints each round trip. The asks travel
 //! the same way as the walk's: over the one connection to the first node,
-//! relayed down the tree, so a ping measures the directory path rather
-//! than a direct connection.
+//! passed down the tree node by node, so a ping measures the directory
+//! path rather than a direct connection.
 
 use std::io::Write;
 use std::time::Duration;
 
+use layer_cake::directory::{DirectoryListing, Inspect};
+use layer_cake::net::HostPort;
 use layer_cake::runtime::AskError;
-use layer_cake::{Ack, Address, Context};
+use layer_cake::{Address, Context};
 use uuid::Uuid;
 
 use crate::network::NodeView;
@@ -23,9 +25,9 @@ pub const PING_DEADLINE: Duration = Duration::from_secs(3);
 pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The nodes in `tree` whose id starts with `prefix` (hex digits, case and
-/// dashes ignored): their ids and addresses. A prefix that is empty or not
-/// hex is an error.
-pub fn find(tree: &NodeView, prefix: &str) -> Result<Vec<(Uuid, Address)>, String> {
+/// dashes ignored): their ids and paths from the first node. A prefix that
+/// is empty or not hex is an error.
+pub fn find(tree: &NodeView, prefix: &str) -> Result<Vec<(Uuid, Vec<HostPort>)>, String> {
     let wanted: String = prefix
         .chars()
         .filter(|c| *c != '-')
@@ -38,16 +40,18 @@ pub fn find(tree: &NodeView, prefix: &str) -> Result<Vec<(Uuid, Address)>, Strin
     }
     Ok(tree
         .iter()
-        .filter_map(|n| n.listing.as_ref().map(|l| (l.id, n.address.clone())))
+        .filter_map(|n| n.listing.as_ref().map(|l| (l.id, n.path.clone())))
         .filter(|(id, _)| id.simple().to_string().starts_with(&wanted))
         .collect())
 }
 
-/// Pings `node` `count` times, printing `[i] 0.000412s` per round trip or
-/// `[i] (timed out)`; the answer is how many came back.
+/// Pings the node at `path` under `root` `count` times, printing
+/// `[i] 0.000412s` per round trip or `[i] (timed out)`; the answer is how
+/// many came back.
 pub async fn ping(
     cx: &mut Context,
-    node: &Address,
+    root: &Address,
+    path: &[HostPort],
     count: u32,
     out: &mut dyn Write,
 ) -> std::io::Result<u32> {
@@ -56,8 +60,14 @@ pub async fn ping(
     for i in 1..=count {
         tokio::time::sleep_until(start + PING_INTERVAL * (i - 1)).await;
         let sent = tokio::time::Instant::now();
-        let line = match cx.ask::<Ack, _>(Ack, node, PING_DEADLINE).await {
-            Ok(Ack) => {
+        let inspect = Inspect {
+            below: path.to_vec(),
+        };
+        let line = match cx
+            .ask::<DirectoryListing, _>(inspect, root, PING_DEADLINE)
+            .await
+        {
+            Ok(_) => {
                 answered += 1;
                 format!("{:.6}s", sent.elapsed().as_secs_f64())
             }
@@ -73,11 +83,11 @@ pub async fn ping(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use layer_cake::directory::{DirectoryListing, Scope};
+    use layer_cake::directory::Scope;
 
     fn node(id: &str) -> NodeView {
         NodeView {
-            address: Address::NULL,
+            path: Vec::new(),
             listing: Some(DirectoryListing {
                 id: id.parse().unwrap(),
                 level: Scope::Host,
@@ -89,6 +99,7 @@ mod tests {
                 subscribed: Vec::new(),
                 connected: Vec::new(),
                 children: Vec::new(),
+                refused: Vec::new(),
             }),
             children: Vec::new(),
         }
@@ -103,7 +114,7 @@ mod tests {
             .push(node("62490000-0000-4000-8000-000000000003"));
         root.children.push(group);
         root.children.push(NodeView {
-            address: Address::NULL,
+            path: Vec::new(),
             listing: None,
             children: Vec::new(),
         });

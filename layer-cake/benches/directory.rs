@@ -275,7 +275,10 @@ async fn scale(quick: bool) {
     // Wait until the host node holds them all.
     let mut inspector = Context::detached("inspector");
     loop {
-        let listing: DirectoryListing = inspector.ask(Inspect, &host, PATIENCE).await.unwrap();
+        let listing: DirectoryListing = inspector
+            .ask(Inspect::default(), &host, PATIENCE)
+            .await
+            .unwrap();
         if listing.published.len() == publications && listing.subscribed.len() == subscriptions + 1
         {
             break;

@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use layer_cake::directory::{
-    Available, Delivered, Dropped, NodeOptions, NotPublished, NotSubscribed, Published,
+    Available, Delivered, DirectoryListing, Dropped, Inspect, MAX_NAME_LEN, MAX_PATTERN_LEN,
+    MAX_SUBSCRIPTIONS_PER_ACTOR, NodeOptions, NotPublished, NotSubscribed, Published,
     PublishedCleared, Scope, Subscribed, spawn_node,
 };
-use layer_cake::net::{HostPort, Listening};
+use layer_cake::net::{ConnectOptions, Connected, HostPort, Listening};
 use layer_cake::runtime::{self, AskError};
 use layer_cake::{Ack, Address, Context, Message, Payload, Stop, on};
+use uuid::Uuid;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -316,4 +318,165 @@ async fn a_directory_that_has_gone_says_so() {
             .reason
             .starts_with("no directory")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_too_many_patterns_are_refused_with_a_reason() {
+    let node = process(None);
+    let mut cx = Context::detached("app");
+    cx.subscribe_at(&node, "a".repeat(MAX_PATTERN_LEN + 1), Scope::Process);
+    let refused = first::<NotSubscribed>(&mut cx).await;
+    assert_eq!(
+        refused.reason,
+        format!(
+            "a pattern of {} bytes (the limit is {MAX_PATTERN_LEN})",
+            MAX_PATTERN_LEN + 1
+        )
+    );
+    // Short, but it would compile to megabytes.
+    cx.subscribe_at(&node, "(?:[a-z]{1000}){1000}", Scope::Process);
+    let refused = first::<NotSubscribed>(&mut cx).await;
+    assert!(
+        refused.reason.contains("compiles to more than"),
+        "{}",
+        refused.reason
+    );
+    cx.publish_at(&node, "n".repeat(MAX_NAME_LEN + 1), Scope::Process);
+    let refused = first::<NotPublished>(&mut cx).await;
+    assert!(
+        refused.reason.contains("the limit is"),
+        "{}",
+        refused.reason
+    );
+
+    // One actor may hold so many subscriptions and no more.
+    let mut many = Context::detached("greedy");
+    for i in 0..MAX_SUBSCRIPTIONS_PER_ACTOR {
+        many.subscribe_at(&node, format!("p{i}"), Scope::Process);
+    }
+    for _ in 0..MAX_SUBSCRIPTIONS_PER_ACTOR {
+        first::<Subscribed>(&mut many).await;
+    }
+    many.subscribe_at(&node, "one-more", Scope::Process);
+    let refused = first::<NotSubscribed>(&mut many).await;
+    assert_eq!(
+        refused.reason,
+        format!("too many subscriptions (the limit is {MAX_SUBSCRIPTIONS_PER_ACTOR} per actor)")
+    );
+    // Another actor is not held to the first one's count.
+    cx.subscribe_at(&node, "one-more", Scope::Process);
+    first::<Subscribed>(&mut cx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_actor_that_published_can_clear_it() {
+    let node = process(None);
+    let mut publisher = Context::detached("publisher");
+    let mut other = Context::detached("other");
+    let mut subscriber = Context::detached("subscriber");
+    publisher.publish_at(&node, "mine", Scope::Process);
+    let published = first::<Published>(&mut publisher).await;
+    subscriber.subscribe_at(&node, "mine", Scope::Process);
+    first::<Available>(&mut subscriber).await;
+
+    other.clear_published_at(&node, published.id);
+    // Positive control: the node has handled the clear once it answers
+    // this (its mailbox is in order).
+    let listing: DirectoryListing = other
+        .ask(Inspect::default(), &node, PATIENCE)
+        .await
+        .unwrap();
+    assert!(
+        listing
+            .refused
+            .iter()
+            .any(|(kind, n)| kind == "a clear of a publication the sender did not make" && *n == 1),
+        "{listing:#?}"
+    );
+    assert_eq!(listing.published.len(), 1);
+    let later = drain(&mut subscriber, Duration::from_millis(300)).await;
+    assert!(later.iter().all(|m| !m.is::<Dropped>()));
+
+    publisher.clear_published_at(&node, published.id);
+    first::<PublishedCleared>(&mut publisher).await;
+    first::<Dropped>(&mut subscriber).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_from_another_process_shows_no_ids_or_addresses() {
+    let (host, host_at) = daemon(Scope::Host, None).await;
+    let a = process(Some(&host_at));
+    let b = process(Some(&host_at));
+    let _p = publisher(a.clone(), "svc", Scope::Host);
+    let mut subscriber = Context::detached("subscriber");
+    subscriber.subscribe_at(&b, "svc", Scope::Host);
+    first::<Available>(&mut subscriber).await;
+
+    // From this process: the whole view, ids included.
+    let mut local = Context::detached("local");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let full = loop {
+        let l: DirectoryListing = local
+            .ask(Inspect::default(), &host, PATIENCE)
+            .await
+            .unwrap();
+        if !l.published.is_empty() && !l.subscribed.is_empty() {
+            break l;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{l:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(full.published.iter().all(|p| !p.2.is_nil()));
+
+    // Over a connection, as a peer: names, scopes and counts, no ids.
+    let mut peer = Context::detached("peer");
+    peer.connect(host_at.clone(), ConnectOptions::native());
+    let proxy = first::<Connected>(&mut peer).await.proxy;
+    let seen: DirectoryListing = peer
+        .ask(Inspect::default(), &proxy, PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(seen.published.len(), full.published.len());
+    assert_eq!(seen.published[0].0, "svc");
+    assert_eq!(seen.published[0].1, Scope::Host);
+    assert!(
+        seen.published.iter().all(|p| p.2 == Uuid::nil()),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.subscribed.iter().all(|s| s.2 == Uuid::nil()),
+        "{seen:#?}"
+    );
+    // Children are where they connect from, and an Inspect passed down by
+    // the host reaches each of them (its answer has no ids either).
+    assert_eq!(seen.children.len(), 2, "{seen:#?}");
+    let mut names = Vec::new();
+    for child in &seen.children {
+        let below: DirectoryListing = peer
+            .ask(
+                Inspect {
+                    below: vec![child.clone()],
+                },
+                &proxy,
+                PATIENCE,
+            )
+            .await
+            .unwrap();
+        assert_eq!(below.level, Scope::Process);
+        assert!(below.published.iter().all(|p| p.2.is_nil()));
+        assert!(below.connected.iter().all(|c| c.2.is_nil()));
+        names.extend(below.published.iter().map(|p| p.0.clone()));
+    }
+    assert_eq!(names, vec!["svc".to_string()]);
+    // A path to nowhere is a fault, not a hang.
+    let nowhere = peer
+        .ask::<DirectoryListing, _>(
+            Inspect {
+                below: vec![HostPort::new("127.0.0.1", 1)],
+            },
+            &proxy,
+            PATIENCE,
+        )
+        .await;
+    assert!(matches!(nowhere, Err(AskError::Faulted(_))), "{nowhere:?}");
 }

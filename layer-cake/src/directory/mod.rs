@@ -54,7 +54,12 @@ use uuid::Uuid;
 use crate::message::Message;
 use crate::runtime::{Address, Context};
 
-pub use node::{NodeOptions, run_daemon, run_node, spawn_node};
+pub use node::{
+    INSPECT_PATIENCE, MAX_COMPILED_PATTERN, MAX_NAME_LEN, MAX_PATTERN_DFA, MAX_PATTERN_LEN,
+    MAX_PENDING_INSPECTIONS, MAX_PUBLICATIONS_PER_ACTOR, MAX_PUBLICATIONS_PER_LINK,
+    MAX_SUBSCRIPTIONS_PER_ACTOR, MAX_SUBSCRIPTIONS_PER_LINK, NodeOptions, PATTERN_CACHE,
+    run_daemon, run_node, spawn_node,
+};
 pub use protocol::{DirectoryListing, Inspect};
 
 /// How far a listing is visible: at and below the directory level it names,

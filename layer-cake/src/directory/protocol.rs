@@ -119,6 +119,8 @@ pub(crate) struct LostAbove {
 #[message(control)]
 pub(crate) struct OpenSession {
     pub(crate) subscription: Uuid,
+    /// The subscription's pattern: the publisher's node checks it matches.
+    pub(crate) pattern: String,
     pub(crate) publication: Uuid,
     pub(crate) subscriber: Address,
     pub(crate) level: Scope,
@@ -145,16 +147,38 @@ pub(crate) struct SessionClosed {
 #[message(control)]
 pub(crate) struct Reconnect;
 
-/// Anyone → a node: describe yourself. Answered with [`DirectoryListing`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Message)]
+/// A node's timer for the `Inspect`s it passed on to its children.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
 #[message(control)]
-pub struct Inspect;
+pub(crate) struct InspectSweep;
+
+/// Anyone → a node: describe yourself, or the node `below` you. Answered
+/// with [`DirectoryListing`] (or a fault saying why not).
+///
+/// `below` is a path down the tree: each step is one of the `children` the
+/// node before it listed (where that child connects from). The node passes
+/// the rest of the path on to that child and answers with what comes back,
+/// so an asker walks the whole tree over its one connection, hop by hop,
+/// without ever holding an address of a node below.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(control)]
+pub struct Inspect {
+    /// The path from the asked node to the node to describe; empty: the
+    /// asked node itself.
+    pub below: Vec<HostPort>,
+}
 
 /// A node's description, for `layer-cake network`.
+///
+/// An asker in another process (any remote peer) gets names, scopes, where
+/// sessions are taken and counts, but no listing ids (they read as the nil
+/// uuid) and no addresses of actors: nothing it could use to withdraw or
+/// open what is not its own. An actor of the node's own process gets the
+/// ids as well.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
 #[message(control)]
 pub struct DirectoryListing {
-    /// Identifies the node (its process's incarnation).
+    /// Identifies the node (random, chosen when the node starts).
     pub id: Uuid,
     /// The node's level.
     pub level: Scope,
@@ -166,13 +190,20 @@ pub struct DirectoryListing {
     pub parent: Option<HostPort>,
     /// Whether it is connected to that parent.
     pub parent_connected: bool,
-    /// The publications it holds: (name, scope, id, where sessions are taken).
+    /// The publications it holds: (name, scope, id (nil for a remote asker),
+    /// where sessions are taken).
     pub published: Vec<(String, Scope, Uuid, Option<HostPort>)>,
-    /// The subscriptions it holds: (pattern, scope, id).
+    /// The subscriptions it holds: (pattern, scope, id (nil for a remote
+    /// asker)).
     pub subscribed: Vec<(String, Scope, Uuid)>,
-    /// Open sessions of its subscribers: (name, route level, publication id,
-    /// the publisher's process, if another).
+    /// Open sessions of its subscribers: (name, route level, publication id
+    /// (nil for a remote asker), the publisher's process, if another).
     pub connected: Vec<(String, Scope, Uuid, Option<HostPort>)>,
-    /// Its child nodes, each reachable for another `Inspect`.
-    pub children: Vec<Address>,
+    /// Its child nodes, by where each connects from: a step of
+    /// [`Inspect::below`].
+    pub children: Vec<HostPort>,
+    /// What the node has refused from peers and actors, by kind, with how
+    /// many times (a listing from a link that is not its owner, a pattern
+    /// too long …).
+    pub refused: Vec<(String, u64)>,
 }

@@ -79,6 +79,16 @@ impl Address {
         matches!(self.0, Route::Remote(..))
     }
 
+    /// The id of the link a remote address routes over (`None` for local
+    /// and null addresses): the identity the directory keys what a peer
+    /// listed by, so only that link can replace or withdraw it.
+    pub(crate) fn link_id(&self) -> Option<u64> {
+        match &self.0 {
+            Route::Remote(r) => Some(r.link.id),
+            Route::Null | Route::Local(_) => None,
+        }
+    }
+
     /// Whether this is the null address.
     pub fn is_null(&self) -> bool {
         matches!(self.0, Route::Null)

@@ -1,0 +1,264 @@
+//! The link to the parent directory: connecting, the snapshot on every
+//! (re)connect, and what a lost link voids.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::super::protocol::{Listings, LostAbove, Reconnect};
+use super::super::{NotPublished, Scope};
+use super::Node;
+use super::routes::{Peer, RouteKey};
+use super::store::Source;
+use crate::net::{
+    Closed, ConnectOptions, Connected, HostPort, Listening, NotConnected, NotListening,
+};
+use crate::runtime::{Address, Context};
+
+pub(super) enum Parent {
+    /// No parent configured.
+    None,
+    /// Not connected; a listing that needs to go up starts a connect.
+    Idle,
+    Connecting,
+    /// Waiting to retry.
+    Waiting,
+    Up(Address),
+}
+
+impl Node {
+    // ---- the tree ------------------------------------------------------
+
+    /// Whether a message for a subscriber's home came from above: over the
+    /// parent link, to a process node (the only kind of home). Counted and
+    /// logged when not.
+    pub(super) fn came_from_above(&mut self, cx: &Context, what: &'static str) -> bool {
+        let over = cx.return_address().link_id();
+        let parent = match &self.parent {
+            Parent::Up(proxy) => proxy.link_id(),
+            _ => None,
+        };
+        if self.level() == Scope::Process && over.is_some() && over == parent {
+            return true;
+        }
+        let from = cx.return_address().clone();
+        self.refusals.refuse(
+            self.options.level,
+            what,
+            &format!("from {from}, not over the parent link of a process node"),
+        );
+        false
+    }
+
+    pub(super) fn send_up<M: crate::Message>(&mut self, cx: &mut Context, message: M) {
+        match &self.parent {
+            Parent::Up(proxy) => {
+                let _ = cx.send(message, proxy);
+            }
+            // The snapshot on connect will carry it.
+            Parent::Idle => self.connect_parent(cx),
+            Parent::None | Parent::Connecting | Parent::Waiting => {}
+        }
+    }
+
+    pub(super) fn connect_parent(&mut self, cx: &mut Context) {
+        if let (Some(at), Parent::Idle | Parent::Waiting) =
+            (self.options.parent.clone(), &self.parent)
+        {
+            self.parent = Parent::Connecting;
+            cx.connect(
+                at,
+                ConnectOptions::native()
+                    .link(self.options.link.clone())
+                    .timeout(Duration::from_secs(3)),
+            );
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> Listings {
+        let level = self.level();
+        Listings {
+            full: true,
+            publications: self
+                .publications
+                .values()
+                .map(|h| h.listing.clone())
+                .filter(|l| l.scope > level)
+                .collect(),
+            subscriptions: self
+                .subscriptions
+                .values()
+                .map(|h| h.listing.clone())
+                .filter(|l| l.scope > level)
+                .collect(),
+        }
+    }
+
+    pub(super) fn connected(&mut self, cx: &mut Context, c: Connected) {
+        if matches!(self.parent, Parent::Connecting)
+            && Some(&c.requested) == self.options.parent.as_ref()
+        {
+            self.parent = Parent::Up(c.proxy.clone());
+            self.backoff = self.options.reconnect_first;
+            let snapshot = self.snapshot();
+            let _ = cx.send(snapshot, &c.proxy);
+            return;
+        }
+        // A connection to a publisher's process.
+        if let Some(Peer::Connecting(queued)) = self.peers.remove(&c.requested) {
+            self.peers
+                .insert(c.requested.clone(), Peer::Up(c.proxy.clone()));
+            for key in queued {
+                self.request_session(cx, key);
+            }
+        }
+    }
+
+    pub(super) fn not_connected(&mut self, cx: &mut Context, n: NotConnected) {
+        if matches!(self.parent, Parent::Connecting)
+            && Some(&n.requested) == self.options.parent.as_ref()
+        {
+            self.retry_parent(cx);
+            return;
+        }
+        if let Some(Peer::Connecting(queued)) = self.peers.remove(&n.requested) {
+            for key in queued {
+                self.route_failed(
+                    cx,
+                    key,
+                    &format!("cannot reach the publisher: {}", n.reason),
+                );
+            }
+        }
+    }
+
+    pub(super) fn retry_parent(&mut self, cx: &mut Context) {
+        self.parent = Parent::Waiting;
+        let jitter = 0.9 + rand::random::<f64>() * 0.2;
+        cx.start_timer(Reconnect, self.backoff.mul_f64(jitter));
+        self.backoff = (self.backoff * 2).min(self.options.reconnect_max);
+    }
+
+    pub(super) fn listening(&mut self, cx: &mut Context, l: Listening) {
+        if Some(&l.requested) == self.options.accept_at.as_ref() {
+            self.accepting = Some(l.listening.clone());
+            let _ = cx.send(l, &self.report_to.clone());
+            return;
+        }
+        if l.requested.host == "0.0.0.0" {
+            self.any = Some(l.listening);
+        } else {
+            self.loopback = Some(l.listening);
+        }
+        let lan = l.requested.host == "0.0.0.0";
+        let (ready, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(p, ..)| (p.scope == Scope::Lan) == lan);
+        self.waiting = still;
+        for (p, path, id) in ready {
+            self.list_publication(cx, p, path, id);
+        }
+    }
+
+    /// A peer listen failed: the publications waiting for it are refused.
+    pub(super) fn not_listening(&mut self, cx: &mut Context, n: NotListening) {
+        if Some(&n.requested) == self.options.accept_at.as_ref() {
+            tracing::warn!(level = %self.level(), "directory cannot listen at {}: {}", n.requested, n.reason);
+            let _ = cx.send(n, &self.report_to.clone());
+            return;
+        }
+        let lan = n.requested.host == "0.0.0.0";
+        let (failed, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(p, ..)| (p.scope == Scope::Lan) == lan);
+        self.waiting = still;
+        for (p, path, _) in failed {
+            let _ = path.reply(NotPublished {
+                name: p.name,
+                scope: p.scope,
+                reason: format!("cannot take sessions: {}", n.reason),
+            });
+        }
+    }
+
+    pub(super) fn closed(&mut self, cx: &mut Context, c: Closed) {
+        // Only the network layer says a connection closed, and only when it
+        // has: a `Closed` for a live connection is not believed.
+        let Some(link) = c.proxy.link_id().filter(|_| c.proxy.is_closed()) else {
+            self.refusals.refuse(
+                self.options.level,
+                "a Closed for a connection that is not closed",
+                &c.proxy,
+            );
+            return;
+        };
+        if matches!(&self.parent, Parent::Up(proxy) if *proxy == c.proxy) {
+            tracing::warn!(level = %self.level(), "lost the parent directory ({:?}: {})", c.reason, c.note);
+            self.lost_above(cx, self.level(), "lost the parent directory");
+            self.parent = Parent::Waiting;
+            self.backoff = self.options.reconnect_first;
+            self.retry_parent(cx);
+            return;
+        }
+        // A child: everything learned through it goes.
+        self.accepted.remove(&c.proxy);
+        self.children.remove(&c.proxy);
+        // Everything listed over that link, whoever its messages named as
+        // their sender.
+        let from = Source::Link(link);
+        let why = "lost the directory below";
+        self.withdraw_all(cx, &from, why, why);
+        // Sessions this process served over that connection.
+        let keys: Vec<(Uuid, Uuid)> = self
+            .serving
+            .iter()
+            .filter(|(_, s)| s.link == link)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.end_serving(cx, key, "the subscriber's process went away", false);
+        }
+        // A publisher's process we had sessions with.
+        let lost: Vec<HostPort> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| matches!(p, Peer::Up(proxy) if *proxy == c.proxy))
+            .map(|(at, _)| at.clone())
+            .collect();
+        for at in lost {
+            self.peers.remove(&at);
+            let keys: Vec<RouteKey> = self
+                .routing
+                .iter()
+                .filter(|(_, r)| {
+                    r.candidates
+                        .iter()
+                        .any(|(_, p)| p.listening.as_ref() == Some(&at))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in keys {
+                self.peer_lost(
+                    cx,
+                    key,
+                    &at,
+                    &format!("lost the publisher's process ({:?})", c.reason),
+                );
+            }
+        }
+    }
+
+    /// Routes offered from above `level` are void.
+    pub(super) fn lost_above(&mut self, cx: &mut Context, level: Scope, why: &str) {
+        for child in self.children.keys() {
+            let _ = cx.send(LostAbove { level }, child);
+        }
+        let keys: Vec<RouteKey> = self.routing.keys().cloned().collect();
+        for key in keys {
+            if let Some(routing) = self.routing.get_mut(&key) {
+                routing.candidates.retain(|(l, _)| *l <= level);
+            }
+            self.reselect(cx, key, why);
+        }
+    }
+}
