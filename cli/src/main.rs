@@ -9,6 +9,7 @@
 //! layer-cake install-service host-cake|lan-cake|home
 //! layer-cake network [--list-published …]  # the live directory tree
 //! layer-cake ping <ID-PREFIX>
+//! layer-cake lan-key create [--path=P] [--force] | path
 //! ```
 //!
 //! The home commands are in [`layer_cake_cli::roles`] and
@@ -83,6 +84,48 @@ enum Command {
     Network(NetworkArgs),
     /// Time round trips to one directory node, found by a prefix of its id.
     Ping(PingArgs),
+    /// The LAN key that encrypts and authenticates links between hosts.
+    #[command(subcommand)]
+    LanKey(LanKeyCommand),
+}
+
+/// `layer-cake lan-key …`
+#[derive(Debug, Subcommand)]
+enum LanKeyCommand {
+    /// Write a new random key (owner-readable only) where host-cake and
+    /// lan-cake look for it, or at --path; then copy it to every host of the
+    /// LAN (as a file of mode 0600).
+    Create {
+        /// Where to write it (default: $LAYER_CAKE_LAN_KEY, else the default
+        /// place that `layer-cake lan-key path` prints).
+        #[arg(long, value_name = "PATH")]
+        path: Option<PathBuf>,
+        /// Replace a key that is already there (every host then needs the
+        /// new one).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print where the key is looked for ($LAYER_CAKE_LAN_KEY, else the
+    /// default place: /etc/layer-cake/lan.key for root, else the user's
+    /// configuration folder).
+    Path,
+}
+
+fn lan_key_command(command: LanKeyCommand) -> Result<(), String> {
+    use layer_cake::net::LanKey;
+    match command {
+        LanKeyCommand::Create { path, force } => {
+            let path = LanKey::locate(path.as_deref()).map_err(|e| e.to_string())?;
+            LanKey::create(&path, force).map_err(|e| e.to_string())?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        LanKeyCommand::Path => {
+            let path = LanKey::locate(None).map_err(|e| e.to_string())?;
+            println!("{}", path.display());
+            Ok(())
+        }
+    }
 }
 
 /// Words and `--name=value` settings, in any order.
@@ -495,7 +538,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
                 &mut out,
             )
         }
-        Command::Network(_) | Command::Ping(_) | Command::Run(_) => {
+        Command::Network(_) | Command::Ping(_) | Command::Run(_) | Command::LanKey(_) => {
             unreachable!("not a home command")
         }
     }
@@ -503,6 +546,15 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::LanKey(command) = cli.command {
+        return match lan_key_command(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("layer-cake: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if !matches!(
         cli.command,
         Command::Network(_) | Command::Ping(_) | Command::Run(_)

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use layer_cake::directory::{DirectoryListing, Inspect, Scope};
-use layer_cake::net::{ConnectOptions, Connected, HostPort, NotConnected};
+use layer_cake::net::{ConnectOptions, Connected, HostPort, LanKey, LinkOptions, NotConnected};
 use layer_cake::runtime::AskError;
 use layer_cake::{Address, Context};
 use uuid::Uuid;
@@ -67,7 +67,19 @@ pub async fn connect(
     at: &HostPort,
     deadline: Duration,
 ) -> Result<Address, String> {
-    cx.connect(at.clone(), ConnectOptions::native().timeout(deadline));
+    // A directory on another host needs the LAN key (from
+    // $LAYER_CAKE_LAN_KEY or the default place).
+    let link = LinkOptions {
+        lan_key: LanKey::find(None).unwrap_or_else(|e| {
+            eprintln!("layer-cake: {e}");
+            None
+        }),
+        ..LinkOptions::default()
+    };
+    cx.connect(
+        at.clone(),
+        ConnectOptions::native().link(link).timeout(deadline),
+    );
     // The connect has its own timeout; this one only guards against an
     // answer that never comes.
     let patience = deadline + Duration::from_secs(2);

@@ -9,14 +9,19 @@
 //!
 //! ```text
 //! host-cake [--directory-at-host=127.0.0.1:54195] [--directory-at-lan=HOST:PORT]
-//!           [--no-lan-autoconnect] [--debug-level=CONSOLE]
+//!           [--no-lan-autoconnect] [--lan-key=PATH] [--debug-level=CONSOLE]
 //! ```
+//!
+//! The link to the LAN directory leaves the host: it is encrypted and
+//! authenticated with the LAN key (`--lan-key`, else `LAYER_CAKE_LAN_KEY`,
+//! else the default place; `layer-cake lan-key path` prints it). A key file
+//! others can read stops host-cake with the reason.
 //!
 //! It prints `host-cake: listening on <address>` on stderr and runs until
 //! SIGINT or SIGTERM, then exits 0.
 
 use layer_cake::directory::{NodeOptions, Scope, lan, run_daemon};
-use layer_cake::net::HostPort;
+use layer_cake::net::{HostPort, LanKey, LinkOptions};
 use layer_cake::{Context, Faulted};
 use serde::Deserialize;
 
@@ -48,11 +53,37 @@ async fn host_cake(cx: Context, args: Args) -> Result<(), Faulted> {
         None if args.no_lan_autoconnect => None,
         None => lan::auto_lan_directory(),
     };
-    let mut options = NodeOptions::new(Scope::Host).accept_at(args.directory_at_host);
+    let link = LinkOptions {
+        lan_key: lan_key()?,
+        ..LinkOptions::default()
+    };
+    let mut options = NodeOptions::new(Scope::Host)
+        .accept_at(args.directory_at_host)
+        .link(link);
     if let Some(parent) = parent {
         options = options.parent(parent);
     }
     run_daemon(cx, "host-cake", options).await
+}
+
+/// The LAN key from `--lan-key`, `LAYER_CAKE_LAN_KEY` or the default place.
+/// A key file that cannot be used stops the daemon with the reason; no key
+/// at all is said once on stderr (the link to the LAN directory will be refused).
+fn lan_key() -> Result<Option<LanKey>, Faulted> {
+    let flag = layer_cake::process::config().lan_key.clone();
+    match LanKey::find(flag.as_deref()) {
+        Ok(Some(key)) => Ok(Some(key)),
+        Ok(None) => {
+            let place = LanKey::locate(None)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| e.to_string());
+            eprintln!(
+                "host-cake: no LAN key at {place}: the link to the LAN directory will be refused; create one with `layer-cake lan-key create`"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(Faulted::new(e.to_string())),
+    }
 }
 
 fn main() {

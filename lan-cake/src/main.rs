@@ -7,14 +7,19 @@
 //! on its own host would be seen as 127.0.0.1.
 //!
 //! ```text
-//! lan-cake [--directory-at-lan=0.0.0.0:54195] [--debug-level=CONSOLE]
+//! lan-cake [--directory-at-lan=0.0.0.0:54195] [--lan-key=PATH] [--debug-level=CONSOLE]
 //! ```
+//!
+//! Every host directory on another host must prove it holds the LAN key
+//! (`--lan-key`, else `LAYER_CAKE_LAN_KEY`, else the default place) before
+//! lan-cake reads anything from it; the link is then encrypted. A peer
+//! without the key is refused and logged (once per address per minute).
 //!
 //! It prints `lan-cake: listening on <address>` on stderr and runs until
 //! SIGINT or SIGTERM, then exits 0.
 
 use layer_cake::directory::{NodeOptions, Scope, lan, run_daemon};
-use layer_cake::net::HostPort;
+use layer_cake::net::{HostPort, LanKey, LinkOptions};
 use layer_cake::{Context, Faulted};
 use serde::Deserialize;
 
@@ -35,8 +40,34 @@ impl Default for Args {
 }
 
 async fn lan_cake(cx: Context, args: Args) -> Result<(), Faulted> {
-    let options = NodeOptions::new(Scope::Lan).accept_at(args.directory_at_lan);
+    let link = LinkOptions {
+        lan_key: lan_key()?,
+        ..LinkOptions::default()
+    };
+    let options = NodeOptions::new(Scope::Lan)
+        .accept_at(args.directory_at_lan)
+        .link(link);
     run_daemon(cx, "lan-cake", options).await
+}
+
+/// The LAN key from `--lan-key`, `LAYER_CAKE_LAN_KEY` or the default place.
+/// A key file that cannot be used stops the daemon with the reason; no key
+/// at all is said once on stderr (host directories on other hosts will be refused).
+fn lan_key() -> Result<Option<LanKey>, Faulted> {
+    let flag = layer_cake::process::config().lan_key.clone();
+    match LanKey::find(flag.as_deref()) {
+        Ok(Some(key)) => Ok(Some(key)),
+        Ok(None) => {
+            let place = LanKey::locate(None)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| e.to_string());
+            eprintln!(
+                "lan-cake: no LAN key at {place}: host directories on other hosts will be refused; create one with `layer-cake lan-key create`"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(Faulted::new(e.to_string())),
+    }
 }
 
 fn main() {

@@ -21,8 +21,8 @@
 //! Ctrl-C stops it.
 
 use layer_cake::net::{
-    Accepted, Closed, ConnectOptions, Connected, HostPort, ListenOptions, Listening, NotConnected,
-    NotListening,
+    Accepted, Closed, ConnectOptions, Connected, HostPort, LanKey, LinkOptions, ListenOptions,
+    Listening, NotConnected, NotListening,
 };
 use layer_cake::{Address, Context, Faulted, Stop, on};
 use layer_cake_demos::{Xy, texture};
@@ -48,7 +48,17 @@ impl Default for Args {
 }
 
 async fn native_server(mut cx: Context, args: Args) -> Result<(), Faulted> {
-    cx.listen(args.listen_at.clone(), ListenOptions::native());
+    // Links to other hosts are secured with the LAN key (`--lan-key`,
+    // `LAYER_CAKE_LAN_KEY` or the default place).
+    let link = LinkOptions {
+        lan_key: LanKey::find(layer_cake::process::config().lan_key.as_deref())
+            .map_err(|e| Faulted::new(e.to_string()))?,
+        ..LinkOptions::default()
+    };
+    cx.listen(
+        args.listen_at.clone(),
+        ListenOptions::native().link(link.clone()),
+    );
     let mut onward: Option<Address> = None;
     loop {
         let message = cx.input().await;
@@ -56,7 +66,7 @@ async fn native_server(mut cx: Context, args: Args) -> Result<(), Faulted> {
             Listening as l => {
                 eprintln!("listening on {}", l.listening);
                 if let Some(far) = &args.forward_to {
-                    cx.connect(far.clone(), ConnectOptions::native());
+                    cx.connect(far.clone(), ConnectOptions::native().link(link.clone()));
                 }
             },
             NotListening as n => return Err(n.into_fault()),

@@ -79,6 +79,8 @@ pub(crate) struct Lan {
     hosts: Vec<Host>,
     /// Every namespace made so far, for `Drop`.
     made: Vec<String>,
+    /// Environment every program started in a host gets (the LAN key).
+    env: Vec<(String, std::ffi::OsString)>,
 }
 
 /// How an `ip` command went wrong.
@@ -125,6 +127,7 @@ impl Lan {
             hub: format!("{stem}-hub"),
             hosts: Vec::new(),
             made: Vec::new(),
+            env: Vec::new(),
         };
         // From here on a failure drops `lan`, which removes what was made.
         let hub = lan.hub.clone();
@@ -184,13 +187,21 @@ impl Lan {
         &self.hosts[n].namespace
     }
 
+    /// Every program started in a host from now on gets `name=value` in
+    /// its environment (`ip netns exec` passes it on).
+    pub(crate) fn set_env(&mut self, name: &str, value: impl AsRef<OsStr>) {
+        self.env.retain(|(n, _)| n != name);
+        self.env.push((name.to_owned(), value.as_ref().to_owned()));
+    }
+
     /// A command that runs `program` inside host `n`; add arguments, set up
     /// its stdio and spawn it. `Drop` kills it if it is still running.
     pub(crate) fn command(&self, n: usize, program: impl AsRef<OsStr>) -> Command {
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", self.namespace(n)])
-            .arg(program);
+            .arg(program)
+            .envs(self.env.iter().map(|(n, v)| (n, v)));
         command
     }
 
@@ -203,9 +214,22 @@ impl Lan {
         program: impl AsRef<OsStr>,
         args: &[S],
     ) -> Child {
+        self.spawn_with(n, program, args, &[])
+    }
+
+    /// [`spawn`](Lan::spawn) with `env` added to (or replacing) the LAN's
+    /// environment.
+    pub(crate) fn spawn_with<S: AsRef<OsStr>>(
+        &self,
+        n: usize,
+        program: impl AsRef<OsStr>,
+        args: &[S],
+        env: &[(&str, &OsStr)],
+    ) -> Child {
         let program = program.as_ref();
         self.command(n, program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -348,6 +372,23 @@ fn owner_pid(name: &str) -> Option<u32> {
     (parts.next().is_none() && (last == "hub" || last.parse::<usize>().is_ok())).then_some(pid)
 }
 
+/// A new LAN key at `path`, made the way an operator makes one:
+/// `layer-cake lan-key create --path PATH`.
+pub(crate) fn create_lan_key(path: &std::path::Path) {
+    let cli = super::workspace_binary("layer-cake-cli", "layer-cake");
+    let output = Command::new(cli)
+        .args(["lan-key", "create", "--path"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run layer-cake lan-key create");
+    assert!(
+        output.status.success(),
+        "layer-cake lan-key create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The stderr of a spawned program, line by line, with deadlines.
 #[derive(Debug)]
 pub(crate) struct StderrLines {
@@ -375,6 +416,23 @@ impl StderrLines {
         StderrLines {
             lines,
             seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `patience` for a line containing `needle`; returns it.
+    /// Panics, showing what was said, when none comes.
+    pub(crate) fn wait_containing(&mut self, needle: &str, patience: Duration) -> String {
+        let deadline = Instant::now() + patience;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => self.seen.push(line),
+                Err(e) => panic!(
+                    "no line containing {needle:?} within {patience:?} ({e}); it said:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
         }
     }
 

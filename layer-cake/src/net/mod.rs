@@ -14,6 +14,7 @@
 
 mod events;
 pub mod http;
+pub mod key;
 mod listen;
 #[doc(hidden)]
 pub mod native;
@@ -23,6 +24,7 @@ pub use events::{
     Accepted, Close, Closed, Connected, EndOfTransport, HttpResponse, ListenId, Listening,
     NotConnected, NotListening,
 };
+pub use key::{LanKey, LanKeyError};
 pub use options::{ConnectOptions, HttpClient, HttpServer, LinkOptions, ListenOptions};
 
 use std::fmt;

@@ -48,6 +48,29 @@ pub struct LinkOptions {
     /// deadline, only without the early fault when the link ends).
     /// Default 10 minutes.
     pub outstanding_for: Duration,
+    /// The key shared by the LAN's hosts. A link whose peer is not on this
+    /// host (its address is not loopback) is encrypted and mutually
+    /// authenticated with it before any frame is read; without a key such a
+    /// link is refused. Default none; a process started through
+    /// [`create`](crate::create) loads it once from `--lan-key`,
+    /// `LAYER_CAKE_LAN_KEY` or the default place (see [`LanKey`](super::LanKey)).
+    pub lan_key: Option<super::LanKey>,
+    /// How long the handshake of a link that leaves the host may take; a
+    /// peer that is slower (or silent) is refused. Default 5 s.
+    pub handshake_timeout: Duration,
+    /// Secures loopback links too, as if the peer were on another host.
+    /// Both ends must set it (the other end would take the handshake for a
+    /// bad frame, or the first frame for a bad handshake). For tests and
+    /// benchmarks that run "off-host" links on one machine. Default false.
+    pub secure_loopback: bool,
+    /// **Insecure.** Links that leave the host stay plaintext and
+    /// unauthenticated, as all links were before the LAN key: anyone who can
+    /// reach the port can talk to the process, and anyone on the path can
+    /// read and change the traffic. Both ends must set it; each such link
+    /// logs a warning. For measuring what encryption costs, and for networks
+    /// that are secured below layer-cake (an IPsec or WireGuard tunnel).
+    /// Default false.
+    pub insecure_plaintext_off_host: bool,
 }
 
 impl Default for LinkOptions {
@@ -61,6 +84,10 @@ impl Default for LinkOptions {
             send_queue_hard_bytes: 8 << 20,
             max_outstanding: 1 << 16,
             outstanding_for: Duration::from_secs(600),
+            lan_key: None,
+            handshake_timeout: Duration::from_secs(5),
+            secure_loopback: false,
+            insecure_plaintext_off_host: false,
         }
     }
 }

@@ -79,8 +79,10 @@ pub struct ProcessConfig {
     /// `--accept-directories-at=HOST:PORT`: where to listen for child
     /// directories.
     pub accept_directories_at: Option<HostPort>,
-    /// `--encrypted-process`: encrypt the link to the parent directory.
-    pub encrypted_process: bool,
+    /// `--lan-key=PATH`: the LAN key file, which encrypts and authenticates
+    /// the links that leave the host (else `LAYER_CAKE_LAN_KEY`, else the
+    /// default place: see [`LanKey`](crate::net::LanKey)).
+    pub lan_key: Option<PathBuf>,
     /// `--origin=ORIGIN`: where this process sits in the chain of processes.
     pub origin: Origin,
     /// `--keep-logs`: keep rolling log files even in the foreground.
@@ -165,9 +167,9 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         text: "listen here for child directories",
     },
     FlagHelp {
-        name: "encrypted-process",
-        value: "",
-        text: "encrypt the link to the parent directory",
+        name: "lan-key",
+        value: "PATH",
+        text: "the LAN key that secures links leaving the host (else $LAYER_CAKE_LAN_KEY, else the default place)",
     },
     FlagHelp {
         name: "origin",

@@ -124,13 +124,27 @@ where
     };
     config::set(config.clone());
     // The directory below takes its settings as a value, not from here.
+    // The LAN key is loaded once, here, and handed to the links that may
+    // leave the host through their options.
+    let lan_key = match crate::net::LanKey::find(config.lan_key.as_deref()) {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::error!("{e}");
+            None
+        }
+    };
     crate::directory::configure_process_node(
-        crate::directory::NodeOptions::new(crate::directory::Scope::Process).parent(
-            config
-                .connect_to_directory
-                .clone()
-                .unwrap_or_else(crate::directory::lan::directory_at_host),
-        ),
+        crate::directory::NodeOptions::new(crate::directory::Scope::Process)
+            .parent(
+                config
+                    .connect_to_directory
+                    .clone()
+                    .unwrap_or_else(crate::directory::lan::directory_at_host),
+            )
+            .link(crate::net::LinkOptions {
+                lan_key,
+                ..crate::net::LinkOptions::default()
+            }),
     );
 
     // A role of a home holds its role's lock while it runs (that is what

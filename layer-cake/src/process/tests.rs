@@ -82,11 +82,15 @@ fn standard_flags_are_taken_first() {
         "--origin=RUN_CHILD",
         "--output-file=out.json",
         "--keep-logs",
-        "--encrypted-process",
+        "--lan-key=/etc/layer-cake/lan.key",
     ]);
     assert_eq!(xy.x, 1);
     assert!(config.full_output && config.child_process && config.keep_logs);
-    assert!(config.encrypted_process && !config.help);
+    assert!(!config.help);
+    assert_eq!(
+        config.lan_key.as_deref(),
+        Some(std::path::Path::new("/etc/layer-cake/lan.key"))
+    );
     assert_eq!(config.debug_level, Some(DebugLevel::OBJECT));
     assert_eq!(config.directory_scope, Scope::Lan);
     assert_eq!(

@@ -27,7 +27,8 @@ use super::protocol::{
 };
 use crate::message::Faulted;
 use crate::net::{
-    Accepted, Closed, Connected, HostPort, ListenOptions, Listening, NotConnected, NotListening,
+    Accepted, Closed, Connected, HostPort, LinkOptions, ListenOptions, Listening, NotConnected,
+    NotListening,
 };
 use crate::runtime::{self, Address, Context, Ended, RequestId, SpawnOptions};
 use crate::{Payload, Stop, on};
@@ -69,6 +70,10 @@ pub struct NodeOptions {
     pub reconnect_first: Duration,
     /// The longest delay between reconnects.
     pub reconnect_max: Duration,
+    /// The settings of every link the node opens or accepts (to its parent,
+    /// from its children, publisher sessions) — among them the LAN key that
+    /// secures the ones leaving the host.
+    pub link: LinkOptions,
 }
 
 impl NodeOptions {
@@ -80,7 +85,14 @@ impl NodeOptions {
             parent: None,
             reconnect_first: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(8),
+            link: LinkOptions::default(),
         }
+    }
+
+    /// The settings of the node's links (for one: the LAN key).
+    pub fn link(mut self, link: LinkOptions) -> Self {
+        self.link = link;
+        self
     }
 
     /// Listens for child directories at `at`.
@@ -137,6 +149,11 @@ pub(crate) fn process_node() -> Address {
     })
     .clone()
 }
+
+/// This process's link settings: the defaults and the LAN key from
+/// `--lan-key` / `LAYER_CAKE_LAN_KEY` / the default place, read once. A key
+/// that cannot be used is logged (links that leave the host are then
+/// refused, each with the reason); loopback links need none.
 
 struct Node {
     options: NodeOptions,
@@ -238,7 +255,7 @@ async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
     };
     let backoff = options.reconnect_first;
     if let Some(at) = options.accept_at.clone() {
-        cx.listen(at, ListenOptions::native());
+        cx.listen(at, ListenOptions::native().link(options.link.clone()));
     }
     let mut node = Node {
         me: cx.address().clone(),

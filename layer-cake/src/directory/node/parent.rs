@@ -66,7 +66,12 @@ impl Node {
             (self.options.parent.clone(), &self.parent)
         {
             self.parent = Parent::Connecting;
-            cx.connect(at, ConnectOptions::native().timeout(Duration::from_secs(3)));
+            cx.connect(
+                at,
+                ConnectOptions::native()
+                    .link(self.options.link.clone())
+                    .timeout(Duration::from_secs(3)),
+            );
         }
     }
 

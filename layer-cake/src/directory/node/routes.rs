@@ -237,7 +237,7 @@ impl Node {
             None => {
                 self.peers
                     .insert(at.clone(), Peer::Connecting(vec![key.clone()]));
-                cx.connect(at, ConnectOptions::native());
+                cx.connect(at, ConnectOptions::native().link(self.options.link.clone()));
             }
         }
     }

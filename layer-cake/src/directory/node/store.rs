@@ -105,7 +105,10 @@ impl Node {
                     } else {
                         "127.0.0.1"
                     };
-                    cx.listen(HostPort::new(at, 0), ListenOptions::native());
+                    cx.listen(
+                        HostPort::new(at, 0),
+                        ListenOptions::native().link(self.options.link.clone()),
+                    );
                 }
                 self.waiting.push((p, cx.return_path(), id));
                 return;

@@ -12,6 +12,7 @@ mod link;
 #[doc(hidden)]
 pub mod raw;
 mod reach;
+pub(crate) mod secure;
 pub(crate) mod stream;
 pub(crate) mod wire;
 
@@ -56,8 +57,13 @@ pub(crate) async fn serve(
                             });
                         }
                     };
+                    // Off-host: the LAN handshake; a refusal is logged there.
+                    let Ok(stream) = secure::wrap(stream, secure::Side::Responder, &options).await
+                    else {
+                        return;
+                    };
                     if let Err(why) =
-                        establish(stream.into(), owner, remote.clone(), options, announce).await
+                        establish(stream, owner, remote.clone(), options, announce).await
                     {
                         tracing::warn!("refused a connection from \"{remote}\": {why}");
                     }
@@ -97,7 +103,12 @@ pub(crate) async fn connected(
             });
         }
     };
-    if let Err(why) = establish(stream.into(), owner.clone(), remote, options, announce).await {
+    // Off-host: the LAN handshake first.
+    let established = match secure::wrap(stream, secure::Side::Initiator, &options).await {
+        Ok(stream) => establish(stream, owner.clone(), remote, options, announce).await,
+        Err(why) => Err(why),
+    };
+    if let Err(why) = established {
         let _ = owner.send(NotConnected {
             requested,
             reason: why,
