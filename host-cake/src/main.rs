@@ -9,14 +9,19 @@
 //!
 //! ```text
 //! host-cake [--directory-at-host=127.0.0.1:54195] [--directory-at-lan=HOST:PORT]
-//!           [--no-lan-autoconnect] [--debug-level=CONSOLE]
+//!           [--no-lan-autoconnect] [--allow-group=NAME] [--debug-level=CONSOLE]
 //! ```
+//!
+//! Local processes reach it over the abstract Unix socket beside its
+//! loopback address (or over loopback TCP); either way only processes of
+//! its own user, root, or the group `--allow-group` names are admitted
+//! (see "Same-host links" in `docs/wire-protocol.md`).
 //!
 //! It prints `host-cake: listening on <address>` on stderr and runs until
 //! SIGINT or SIGTERM, then exits 0.
 
 use layer_cake::directory::{NodeOptions, Scope, lan, run_daemon};
-use layer_cake::net::HostPort;
+use layer_cake::net::{HostPort, LinkOptions};
 use layer_cake::{Context, Faulted};
 use serde::Deserialize;
 
@@ -30,6 +35,9 @@ struct Args {
     directory_at_lan: Option<HostPort>,
     /// Never connect to the standard LAN address by itself.
     no_lan_autoconnect: bool,
+    /// Also admit local processes of this group (besides this user and
+    /// root).
+    allow_group: Option<String>,
 }
 
 impl Default for Args {
@@ -38,6 +46,7 @@ impl Default for Args {
             directory_at_host: lan::directory_at_host(),
             directory_at_lan: None,
             no_lan_autoconnect: false,
+            allow_group: None,
         }
     }
 }
@@ -48,7 +57,12 @@ async fn host_cake(cx: Context, args: Args) -> Result<(), Faulted> {
         None if args.no_lan_autoconnect => None,
         None => lan::auto_lan_directory(),
     };
-    let mut options = NodeOptions::new(Scope::Host).accept_at(args.directory_at_host);
+    let link = LinkOptions::default()
+        .allow_group_named(args.allow_group.as_deref())
+        .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))?;
+    let mut options = NodeOptions::new(Scope::Host)
+        .accept_at(args.directory_at_host)
+        .link(link);
     if let Some(parent) = parent {
         options = options.parent(parent);
     }

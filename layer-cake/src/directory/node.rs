@@ -31,8 +31,8 @@ use super::{
 };
 use crate::message::Faulted;
 use crate::net::{
-    Accepted, Closed, ConnectOptions, Connected, HostPort, ListenOptions, Listening, NotConnected,
-    NotListening,
+    Accepted, Closed, ConnectOptions, Connected, HostPort, LinkOptions, ListenOptions, Listening,
+    NotConnected, NotListening,
 };
 use crate::runtime::{self, Address, Context, Ended, RequestId, SpawnOptions};
 use crate::{Payload, Stop, on};
@@ -52,6 +52,10 @@ pub struct NodeOptions {
     pub reconnect_first: Duration,
     /// The longest delay between reconnects.
     pub reconnect_max: Duration,
+    /// The settings of the node's links, listened for and connected; among
+    /// them which local users' processes it admits
+    /// ([`LinkOptions::allowed_group`]).
+    pub link: LinkOptions,
 }
 
 impl NodeOptions {
@@ -63,7 +67,14 @@ impl NodeOptions {
             parent: None,
             reconnect_first: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(8),
+            link: LinkOptions::default(),
         }
+    }
+
+    /// The settings of the node's links (`--allow-group` goes here).
+    pub fn link(mut self, link: LinkOptions) -> Self {
+        self.link = link;
+        self
     }
 
     /// Listens for child directories at `at`.
@@ -281,7 +292,7 @@ async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
     };
     let backoff = options.reconnect_first;
     if let Some(at) = options.accept_at.clone() {
-        cx.listen(at, ListenOptions::native());
+        cx.listen(at, ListenOptions::native().link(options.link.clone()));
     }
     let mut node = Node {
         me: cx.address().clone(),
@@ -461,7 +472,10 @@ impl Node {
                     } else {
                         "127.0.0.1"
                     };
-                    cx.listen(HostPort::new(at, 0), ListenOptions::native());
+                    cx.listen(
+                        HostPort::new(at, 0),
+                        ListenOptions::native().link(self.options.link.clone()),
+                    );
                 }
                 self.waiting.push((p, cx.return_path(), id));
                 return;
@@ -743,7 +757,12 @@ impl Node {
             (self.options.parent.clone(), &self.parent)
         {
             self.parent = Parent::Connecting;
-            cx.connect(at, ConnectOptions::native().timeout(Duration::from_secs(3)));
+            cx.connect(
+                at,
+                ConnectOptions::native()
+                    .link(self.options.link.clone())
+                    .timeout(Duration::from_secs(3)),
+            );
         }
     }
 
@@ -1105,7 +1124,7 @@ impl Node {
             None => {
                 self.peers
                     .insert(at.clone(), Peer::Connecting(vec![key.clone()]));
-                cx.connect(at, ConnectOptions::native());
+                cx.connect(at, ConnectOptions::native().link(self.options.link.clone()));
             }
         }
     }

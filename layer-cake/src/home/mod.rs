@@ -38,7 +38,7 @@ mod role;
 
 use std::path::{Path, PathBuf};
 
-pub use group::{GroupOptions, RolesReturned, run_group};
+pub use group::{GroupOptions, RolesReturned, group_link, run_group};
 pub use history::StartStop;
 pub use role::{Role, RoleLock, Running, check_role_name};
 

@@ -58,6 +58,16 @@ impl LinkOptions {
         self
     }
 
+    /// Admits the group named `name` too (the daemons' `--allow-group=NAME`;
+    /// `None` leaves the setting as it is). An unknown name is an error,
+    /// never "no group".
+    pub fn allow_group_named(self, name: Option<&str>) -> Result<Self, UnknownGroup> {
+        match name {
+            Some(name) => Ok(self.allow_group(Some(group_id(name)?))),
+            None => Ok(self),
+        }
+    }
+
     /// Whether local links use the abstract Unix socket beside a loopback
     /// listener (see [`unix_socket`](LinkOptions::unix_socket)).
     pub fn unix_socket(mut self, on: bool) -> Self {

@@ -97,7 +97,9 @@ pub(crate) struct Peer {
 pub(crate) enum Refused {
     /// The kernel names a user that is neither this one, nor root, nor in
     /// the allowed group.
-    #[error("a local peer of uid {uid} ({how}) is not this user ({ours}), root or in the allowed group{group}")]
+    #[error(
+        "a local peer of uid {uid} ({how}) is not this user ({ours}), root or in the allowed group{group}"
+    )]
     Stranger {
         /// The peer's uid.
         uid: u32,
@@ -358,29 +360,38 @@ pub(crate) fn tcp_listener(server: SocketAddr) -> Result<Peer, Refused> {
 /// refusals in between are counted into the next line). One per listener.
 #[derive(Debug, Default)]
 pub(crate) struct RefusalLog {
-    last: Mutex<HashMap<Option<u32>, (Instant, u64)>>,
+    /// Per uid (`None`: the owner was unknown): when its last line was
+    /// logged, and the refusals since.
+    last: Mutex<HashMap<Option<u32>, (Option<Instant>, u64)>>,
 }
 
 impl RefusalLog {
     /// Records one refusal on `listening`; logs it unless this uid was
-    /// logged less than a minute ago.
-    pub(crate) fn refused(&self, listening: &HostPort, transport: Transport, why: &Refused) {
+    /// logged less than a minute ago. True when it logged.
+    pub(crate) fn refused(
+        &self,
+        listening: &HostPort,
+        transport: Transport,
+        why: &Refused,
+    ) -> bool {
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         // Forget uids not seen for a while, so the map stays small.
         if last.len() > 1024 {
-            last.retain(|_, (at, _)| now.duration_since(*at) < LOG_EVERY);
+            last.retain(|_, (at, _)| at.is_some_and(|at| now.duration_since(at) < LOG_EVERY));
         }
-        let entry = last.entry(why.uid()).or_insert((now - LOG_EVERY * 2, 0));
+        let entry = last.entry(why.uid()).or_insert((None, 0));
         entry.1 += 1;
-        if now.duration_since(entry.0) >= LOG_EVERY {
-            let count = std::mem::take(&mut entry.1);
-            entry.0 = now;
-            tracing::warn!(
-                %listening, ?transport, refused = count,
-                "refused a local peer before reading anything: {why}"
-            );
+        if entry.0.is_some_and(|at| now.duration_since(at) < LOG_EVERY) {
+            return false;
         }
+        let count = std::mem::take(&mut entry.1);
+        entry.0 = Some(now);
+        tracing::warn!(
+            %listening, ?transport, refused = count,
+            "refused a local peer before reading anything: {why}"
+        );
+        true
     }
 }
 
@@ -390,10 +401,7 @@ mod tests {
 
     #[test]
     fn reads_the_kernels_addresses() {
-        let v4 = parse_address(&format!(
-            "{:08X}:D3B3",
-            u32::from_ne_bytes([127, 0, 0, 1])
-        ));
+        let v4 = parse_address(&format!("{:08X}:D3B3", u32::from_ne_bytes([127, 0, 0, 1])));
         assert_eq!(v4, Some("127.0.0.1:54195".parse().unwrap()));
         let words: String = Ipv6Addr::LOCALHOST
             .octets()
@@ -442,10 +450,7 @@ mod tests {
         );
         assert_eq!(names("[::1]:5"), [HostPort::new("::1", 5)]);
         assert!(names("10.1.2.3:5").is_empty());
-        assert_eq!(
-            socket_name(&HostPort::new("::1", 5)),
-            "layer-cake/[::1]:5"
-        );
+        assert_eq!(socket_name(&HostPort::new("::1", 5)), "layer-cake/[::1]:5");
     }
 
     #[test]
@@ -495,6 +500,22 @@ mod tests {
         assert_eq!(status_groups(status, 1000), [4, 27, 100]);
         assert!(status_groups(status, 1001).is_empty());
         assert!(status_groups("Uid:\t1000\n", 1000).is_empty());
+    }
+
+    #[test]
+    fn refusals_are_logged_once_a_minute_per_uid() {
+        let log = RefusalLog::default();
+        let at = HostPort::new("127.0.0.1", 1);
+        let stranger = |uid| Refused::Stranger {
+            uid,
+            ours: 0,
+            how: "test",
+            group: String::new(),
+        };
+        assert!(log.refused(&at, Transport::Unix, &stranger(7)));
+        assert!(!log.refused(&at, Transport::Tcp, &stranger(7)));
+        assert!(log.refused(&at, Transport::Unix, &stranger(8)));
+        assert!(!log.refused(&at, Transport::Unix, &stranger(8)));
     }
 
     #[tokio::test]

@@ -131,8 +131,18 @@ pub(crate) async fn serve(
         for name in local::unix_names(at) {
             match local::bind(&name) {
                 Ok(l) => {
-                    tracing::debug!("Listening on \"\\0{}\" beside \"{listening}\"", local::socket_name(&name));
-                    unix.push(serve_unix(l, name, owner.clone(), listening.clone(), options.clone(), refusals.clone()));
+                    tracing::debug!(
+                        "Listening on \"\\0{}\" beside \"{listening}\"",
+                        local::socket_name(&name)
+                    );
+                    unix.push(serve_unix(
+                        l,
+                        name,
+                        owner.clone(),
+                        listening.clone(),
+                        options.clone(),
+                        refusals.clone(),
+                    ));
                 }
                 Err(e) => tracing::warn!(
                     "cannot listen on the abstract socket {:?} beside \"{listening}\" (local peers use TCP): {e}",
@@ -167,7 +177,7 @@ async fn serve_tcp(
                                 .await
                         }
                         Err(NotAdmitted::Refused(why)) => {
-                            refusals.refused(&listening, Transport::Tcp, &why)
+                            let _ = refusals.refused(&listening, Transport::Tcp, &why);
                         }
                         Err(why) => tracing::warn!("refused a connection from \"{remote}\": {why}"),
                     }
@@ -203,7 +213,7 @@ async fn serve_unix(
                                 .await
                         }
                         Err(NotAdmitted::Refused(why)) => {
-                            refusals.refused(&listening, Transport::Unix, &why)
+                            let _ = refusals.refused(&listening, Transport::Unix, &why);
                         }
                         Err(why) => tracing::warn!("refused a local connection: {why}"),
                     }
@@ -257,7 +267,10 @@ pub(crate) async fn connect(owner: Address, to: HostPort, options: LinkOptions, 
             .await?
             .collect();
         if options.unix_socket {
-            for address in addresses.iter().filter(|a| whereabouts(**a) == Whereabouts::Local) {
+            for address in addresses
+                .iter()
+                .filter(|a| whereabouts(**a) == Whereabouts::Local)
+            {
                 let name = host_port(SocketAddr::new(address.ip().to_canonical(), address.port()));
                 match local::connect(&name).await {
                     Ok(stream) => return Ok(Stream::Unix(stream, name)),
@@ -358,5 +371,7 @@ async fn establish(
     link.run(read, announce).await
 }
 
+#[cfg(test)]
+mod same_host_tests;
 #[cfg(test)]
 mod tests;
