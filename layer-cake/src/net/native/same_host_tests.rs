@@ -139,8 +139,9 @@ impl Probe {
             line.clear();
             let read = self.1.read_line(&mut line).expect("the probe's output");
             assert!(read > 0, "the probe ended without a report");
-            if let Some(report) = line.trim().strip_prefix("PROBE ") {
-                return report.to_owned();
+            // The harness may have begun the line ("test … ... ").
+            if let Some((_, report)) = line.split_once("PROBE ") {
+                return report.trim().to_owned();
             }
         }
     }
