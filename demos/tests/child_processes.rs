@@ -430,7 +430,8 @@ fn a_server_whose_worker_dies_ends_with_a_fault() {
 }
 
 /// A stand-in parent: this test listens where a hub would, and starts
-/// `test_worker_7` by hand with the connect-back flags and a piped stdin.
+/// `test_worker_7` by hand with the connect-back flag and its key as the
+/// first line of a piped stdin.
 /// Returns the child (killed on drop), the link's proxy and the main actor
 /// the child introduced.
 async fn hand_started_child(cx: &mut Context) -> (ChildGuard, Address, Address) {
@@ -449,14 +450,19 @@ async fn hand_started_child(cx: &mut Context) -> (ChildGuard, Address, Address) 
         .args([
             "--child-process".to_owned(),
             format!("--connect-to-parent={at}"),
-            "--parent-key=0123456789abcdef".to_owned(),
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the worker starts");
-    let child = ChildGuard(child);
+    let mut child = ChildGuard(child);
+    // The key is the first line of the lifeline, never an argument.
+    std::io::Write::write_all(
+        child.0.stdin.as_mut().expect("a piped stdin"),
+        b"0123456789abcdef\n",
+    )
+    .expect("the worker reads its key");
     let mut link = None;
     let mut main = None;
     while link.is_none() || main.is_none() {
@@ -624,4 +630,60 @@ fn no_worker_process_outlives_a_killed_spool_server() {
             "worker {pid} ended after its parent was killed"
         );
     }
+}
+
+/// The words of a NUL-separated `/proc/<pid>/` file.
+fn proc_words(pid: i32, file: &str) -> Vec<String> {
+    let bytes = std::fs::read(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    bytes
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect()
+}
+
+/// Runs of 16 or more hex digits (the shape of a child's key) in `text`.
+fn hex_runs(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|run| run.len() >= 16)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_childs_key_is_neither_on_its_command_line_nor_in_its_environment() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let role = unique("keyless");
+        let child = cx.spawn_process(worker_7(&role));
+        // Connected back (with the key it read from stdin): it answers.
+        let table: Table = cx
+            .ask(Xy { x: 2, y: 2 }, &child, PATIENCE)
+            .await
+            .expect("the child connected back and answers");
+        assert_eq!(table.len(), 2);
+        let pid = find_child(me(), &role);
+        let _guard = KillOnDrop(pid);
+        let cmdline = proc_words(pid, "cmdline");
+        let environ = proc_words(pid, "environ");
+        assert!(cmdline.iter().any(|w| w.contains(&role)), "{cmdline:?}");
+        assert!(!environ.is_empty(), "the environment is readable");
+        assert!(
+            !cmdline.iter().any(|w| w.contains("key")),
+            "no key flag: {cmdline:?}"
+        );
+        // Nothing shaped like a key that this process did not pass on
+        // itself (its own environment is inherited).
+        let own: Vec<String> = proc_words(me(), "environ")
+            .iter()
+            .flat_map(|w| hex_runs(w))
+            .collect();
+        for word in cmdline.iter().chain(&environ) {
+            for run in hex_runs(word) {
+                assert!(own.contains(&run), "a key-like {run:?} in {word:?}");
+            }
+        }
+        cx.send(Stop, &child).unwrap();
+        assert!(returned_from(&mut cx, &child).await.is_fault());
+    });
 }

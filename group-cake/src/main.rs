@@ -20,8 +20,12 @@
 //! group-cake [--home-path=PATH --role-name=group] [--roles='["server","worker"]']
 //!            [--retry='{"regular_steps": 30.0}'] [--main-role=ROLE]
 //!            [--accept-directories-at=127.0.0.1:0] [--directory-at-host=HOST:PORT]
-//!            [--directory-at-lan=HOST:PORT] [--debug-level=CONSOLE]
+//!            [--directory-at-lan=HOST:PORT] [--allow-group=NAME] [--debug-level=CONSOLE]
 //! ```
+//!
+//! Its directory admits local processes of its own user, root, and the
+//! group `--allow-group` names (see "Same-host links" in
+//! `docs/wire-protocol.md`).
 //!
 //! It prints `group-cake: listening on <address>` on stderr. SIGINT or
 //! SIGTERM stops every role and then the group.
@@ -54,6 +58,7 @@ async fn run(cx: Context, options: GroupOptions) -> Result<Payload, Faulted> {
             Faulted::new("--roles, --retry and --main-role need --home-path").with_exit_status(2),
         );
     }
+    let link = layer_cake::home::group_link(&options)?;
     let parent = options
         .directory_at_lan
         .or(options.directory_at_host)
@@ -64,7 +69,8 @@ async fn run(cx: Context, options: GroupOptions) -> Result<Payload, Faulted> {
         .unwrap_or_else(|| HostPort::new("127.0.0.1", 0));
     let node = NodeOptions::new(Scope::Group)
         .accept_at(accept_at)
-        .parent(parent);
+        .parent(parent)
+        .link(link);
     run_daemon(cx, "group-cake", node).await.map(Payload::new)
 }
 

@@ -9,13 +9,19 @@
 //!
 //! ```text
 //! host-cake [--directory-at-host=127.0.0.1:54195] [--directory-at-lan=HOST:PORT]
-//!           [--no-lan-autoconnect] [--lan-key=PATH] [--debug-level=CONSOLE]
+//!           [--no-lan-autoconnect] [--lan-key=PATH] [--allow-group=NAME]
+//!           [--debug-level=CONSOLE]
 //! ```
 //!
 //! The link to the LAN directory leaves the host: it is encrypted and
 //! authenticated with the LAN key (`--lan-key`, else `LAYER_CAKE_LAN_KEY`,
 //! else the default place; `layer-cake lan-key path` prints it). A key file
 //! others can read stops host-cake with the reason.
+//!
+//! Local processes reach it over the abstract Unix socket beside its
+//! loopback address (or over loopback TCP); either way only processes of
+//! its own user, root, or the group `--allow-group` names are admitted
+//! (see "Same-host links" in `docs/wire-protocol.md`).
 //!
 //! It prints `host-cake: listening on <address>` on stderr and runs until
 //! SIGINT or SIGTERM, then exits 0.
@@ -35,6 +41,9 @@ struct Args {
     directory_at_lan: Option<HostPort>,
     /// Never connect to the standard LAN address by itself.
     no_lan_autoconnect: bool,
+    /// Also admit local processes of this group (besides this user and
+    /// root).
+    allow_group: Option<String>,
 }
 
 impl Default for Args {
@@ -43,6 +52,7 @@ impl Default for Args {
             directory_at_host: lan::directory_at_host(),
             directory_at_lan: None,
             no_lan_autoconnect: false,
+            allow_group: None,
         }
     }
 }
@@ -56,7 +66,9 @@ async fn host_cake(cx: Context, args: Args) -> Result<(), Faulted> {
     let link = LinkOptions {
         lan_key: lan_key()?,
         ..LinkOptions::default()
-    };
+    }
+    .allow_group_named(args.allow_group.as_deref())
+    .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))?;
     let mut options = NodeOptions::new(Scope::Host)
         .accept_at(args.directory_at_host)
         .link(link);

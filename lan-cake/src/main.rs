@@ -7,13 +7,18 @@
 //! on its own host would be seen as 127.0.0.1.
 //!
 //! ```text
-//! lan-cake [--directory-at-lan=0.0.0.0:54195] [--lan-key=PATH] [--debug-level=CONSOLE]
+//! lan-cake [--directory-at-lan=0.0.0.0:54195] [--lan-key=PATH] [--allow-group=NAME]
+//!           [--debug-level=CONSOLE]
 //! ```
 //!
 //! Every host directory on another host must prove it holds the LAN key
 //! (`--lan-key`, else `LAYER_CAKE_LAN_KEY`, else the default place) before
 //! lan-cake reads anything from it; the link is then encrypted. A peer
 //! without the key is refused and logged (once per address per minute).
+//!
+//! Processes of its own host (over loopback TCP or the abstract Unix socket
+//! beside it) are admitted only when they run as its user, as root, or in
+//! the group `--allow-group` names.
 //!
 //! It prints `lan-cake: listening on <address>` on stderr and runs until
 //! SIGINT or SIGTERM, then exits 0.
@@ -29,12 +34,16 @@ use serde::Deserialize;
 struct Args {
     /// Where to accept the LAN's host directories.
     directory_at_lan: HostPort,
+    /// Also admit local processes of this group (besides this user and
+    /// root).
+    allow_group: Option<String>,
 }
 
 impl Default for Args {
     fn default() -> Self {
         Args {
             directory_at_lan: lan::lan_listen_default(),
+            allow_group: None,
         }
     }
 }
@@ -43,7 +52,9 @@ async fn lan_cake(cx: Context, args: Args) -> Result<(), Faulted> {
     let link = LinkOptions {
         lan_key: lan_key()?,
         ..LinkOptions::default()
-    };
+    }
+    .allow_group_named(args.allow_group.as_deref())
+    .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))?;
     let options = NodeOptions::new(Scope::Lan)
         .accept_at(args.directory_at_lan)
         .link(link);

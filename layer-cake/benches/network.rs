@@ -12,11 +12,17 @@
 //!   reads them with tokio-util's `LengthDelimitedCodec`;
 //! - ask round trip: sequential `ask`s across the link; the baseline is a
 //!   raw frame ping-pong on one TCP connection.
+//! - same host: the same one-way and ask cases over the abstract Unix
+//!   socket beside the listener (the default for a loopback link) next to
+//!   loopback TCP (`LinkOptions::unix_socket(false)`), in the same run. The
+//!   cases above use TCP, as they always have.
 
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use layer_cake::net::{ConnectOptions, Connected, HostPort, ListenOptions, Listening};
+use layer_cake::net::{
+    ConnectOptions, Connected, HostPort, LinkOptions, ListenOptions, Listening, Transport,
+};
 use layer_cake::runtime::{self, Context};
 use layer_cake::{Stop, on};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
@@ -41,7 +47,7 @@ fn main() {
     let mut raw = Vec::new();
     for _ in 0..3 {
         raw.push(rt.block_on(one_way_raw(one_way)));
-        ours.push(rt.block_on(one_way_actors(one_way)));
+        ours.push(rt.block_on(one_way_actors(one_way, Transport::Tcp)));
     }
     let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
     let (o, r) = (best(&ours), best(&raw));
@@ -59,7 +65,7 @@ fn main() {
         100.0 * o / r
     );
     println!();
-    let mut ours = rt.block_on(ask_actors(asks));
+    let mut ours = rt.block_on(ask_actors(asks, Transport::Tcp));
     let mut raw = rt.block_on(ask_raw(asks));
     println!("ask round trip over a native link ({asks} asks)");
     println!(
@@ -72,6 +78,51 @@ fn main() {
         pct(&mut raw, 50.0),
         pct(&mut raw, 99.0)
     );
+    println!();
+    let mut unix = Vec::new();
+    let mut tcp = Vec::new();
+    for _ in 0..3 {
+        tcp.push(rt.block_on(one_way_actors(one_way, Transport::Tcp)));
+        unix.push(rt.block_on(one_way_actors(one_way, Transport::Unix)));
+    }
+    let (u, t) = (best(&unix), best(&tcp));
+    println!(
+        "same host: Unix-socket link vs loopback TCP link ({one_way} one-way per run, best of 3; {asks} asks)"
+    );
+    println!(
+        "  one-way  Unix socket  {:>8.0} k msg/s   loopback TCP {:>8.0} k msg/s   ratio {:>4.0} %",
+        u / 1e3,
+        t / 1e3,
+        100.0 * u / t
+    );
+    let mut unix = rt.block_on(ask_actors(asks, Transport::Unix));
+    let mut tcp = rt.block_on(ask_actors(asks, Transport::Tcp));
+    let (u50, t50) = (pct(&mut unix, 50.0), pct(&mut tcp, 50.0));
+    println!(
+        "  ask      Unix socket  p50 {:>6.1} us p99 {:>6.1} us   loopback TCP p50 {:>6.1} us p99 {:>6.1} us   p50 ratio {:.2}x",
+        u50,
+        pct(&mut unix, 99.0),
+        t50,
+        pct(&mut tcp, 99.0),
+        u50 / t50
+    );
+}
+
+/// The link settings for `transport`: the Unix socket (the default on
+/// loopback) or TCP only.
+fn link(transport: Transport) -> LinkOptions {
+    LinkOptions::default().unix_socket(transport == Transport::Unix)
+}
+
+/// Connects to `at` over `transport`; the peer's proxy.
+async fn connect(cx: &mut Context, at: HostPort, transport: Transport) -> layer_cake::Address {
+    cx.connect(at, ConnectOptions::native().link(link(transport)));
+    loop {
+        if let Ok(c) = cx.input().await.downcast::<Connected>() {
+            assert_eq!(c.transport, transport);
+            break c.proxy;
+        }
+    }
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -81,10 +132,13 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 /// A listening actor that counts `i64`s up to `n`, echoes them when asked,
 /// and answers `true` once it has counted `n`.
-async fn listener(n: u64) -> (runtime::ActorHandle<()>, HostPort) {
+async fn listener(n: u64, transport: Transport) -> (runtime::ActorHandle<()>, HostPort) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let handle = runtime::spawn(move |mut cx: Context| async move {
-        cx.listen(HostPort::new("127.0.0.1", 0), ListenOptions::native());
+        cx.listen(
+            HostPort::new("127.0.0.1", 0),
+            ListenOptions::native().link(link(transport)),
+        );
         let mut seen = 0u64;
         let mut tx = Some(tx);
         loop {
@@ -108,15 +162,10 @@ async fn listener(n: u64) -> (runtime::ActorHandle<()>, HostPort) {
     (handle, rx.await.unwrap())
 }
 
-async fn one_way_actors(n: u64) -> f64 {
-    let (server, at) = listener(n).await;
+async fn one_way_actors(n: u64, transport: Transport) -> f64 {
+    let (server, at) = listener(n, transport).await;
     let client = runtime::spawn(move |mut cx: Context| async move {
-        cx.connect(at, ConnectOptions::native());
-        let proxy = loop {
-            if let Ok(c) = cx.input().await.downcast::<Connected>() {
-                break c.proxy;
-            }
-        };
+        let proxy = connect(&mut cx, at, transport).await;
         let start = Instant::now();
         for i in 0..n {
             cx.send_wait(i as i64, &proxy).await.unwrap();
@@ -171,15 +220,10 @@ async fn one_way_raw(n: u64) -> f64 {
     .unwrap()
 }
 
-async fn ask_actors(n: usize) -> Vec<f64> {
-    let (server, at) = listener(u64::MAX).await;
+async fn ask_actors(n: usize, transport: Transport) -> Vec<f64> {
+    let (server, at) = listener(u64::MAX, transport).await;
     let client = runtime::spawn(move |mut cx: Context| async move {
-        cx.connect(at, ConnectOptions::native());
-        let proxy = loop {
-            if let Ok(c) = cx.input().await.downcast::<Connected>() {
-                break c.proxy;
-            }
-        };
+        let proxy = connect(&mut cx, at, transport).await;
         let mut samples = Vec::with_capacity(n);
         for i in 0..n as i64 {
             let t = Instant::now();

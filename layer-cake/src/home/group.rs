@@ -23,7 +23,7 @@ use super::{Home, Role};
 use crate::directory::{NodeOptions, Scope, run_node};
 use crate::message::codec::json;
 use crate::message::{Faulted, Payload, Returned, Stop};
-use crate::net::{HostPort, Listening, NotListening};
+use crate::net::{HostPort, LinkOptions, Listening, NotListening};
 use crate::process::ProcessOptions;
 use crate::runtime::{Address, Context, RetryPolicy};
 use crate::{Message, on};
@@ -55,6 +55,17 @@ pub struct GroupOptions {
     pub retry: Option<RetryPolicy>,
     /// The role whose end ends the composite, with its value.
     pub main_role: Option<String>,
+    /// `--allow-group=NAME`: the group directory also admits local
+    /// processes of this group (besides this user and root).
+    pub allow_group: Option<String>,
+}
+
+/// The group directory's link settings: `--allow-group` resolved (an
+/// unknown group is a usage error, exit status 2).
+pub fn group_link(options: &GroupOptions) -> Result<LinkOptions, Faulted> {
+    LinkOptions::default()
+        .allow_group_named(options.allow_group.as_deref())
+        .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))
 }
 
 /// Starts the group's directory node as a child of `cx`; its address for
@@ -74,7 +85,8 @@ async fn start_directory(
         .unwrap_or_else(crate::directory::lan::directory_at_host);
     let node_options = NodeOptions::new(Scope::Group)
         .accept_at(accept_at)
-        .parent(parent);
+        .parent(parent)
+        .link(group_link(options)?);
     let me = cx.address().clone();
     let node = cx.spawn(move |node_cx| run_node(node_cx, node_options, me));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -44,7 +44,7 @@ mod role;
 
 use std::path::{Path, PathBuf};
 
-pub use group::{GroupOptions, RolesReturned, run_group};
+pub use group::{GroupOptions, RolesReturned, group_link, run_group};
 pub use history::StartStop;
 pub use role::{
     MAX_ROLE_NAME, MovedAside, Role, RoleLock, Running, check_role_name, check_role_path,

@@ -51,6 +51,9 @@ pub struct Accepted {
     pub proxy: Address,
     /// When the connection was opened.
     pub opened_at: DateTime<Utc>,
+    /// What carries it: a Unix socket for a local peer that came in through
+    /// the abstract socket beside a loopback listener, TCP otherwise.
+    pub transport: Transport,
 }
 
 /// A connect succeeded: `proxy` is the peer (the actor that listens there).
@@ -65,6 +68,20 @@ pub struct Connected {
     pub proxy: Address,
     /// When the connection was opened.
     pub opened_at: DateTime<Utc>,
+    /// What carries it: a Unix socket when the peer was on this host and
+    /// listened on its abstract socket too, TCP otherwise.
+    pub transport: Transport,
+}
+
+/// What carries a connection's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Transport {
+    /// A TCP connection (to another host, or on loopback).
+    Tcp,
+    /// A Linux abstract Unix-domain socket between two processes of one
+    /// host (and one network namespace), named after the TCP listener:
+    /// `\0layer-cake/127.0.0.1:54195`.
+    Unix,
 }
 
 /// A connect failed: refused, unreachable, timed out.

@@ -95,10 +95,20 @@ impl Context {
 
     /// Connects to `to`. The outcome arrives as [`Connected`](super::Connected),
     /// whose `proxy` is the peer, or [`NotConnected`] (refused, unreachable,
-    /// timed out).
+    /// timed out, or a local listener of another user).
+    ///
+    /// A native connect to a loopback address goes over the abstract Unix
+    /// socket beside the listener when there is one
+    /// ([`LinkOptions::unix_socket`](super::LinkOptions)), over TCP
+    /// otherwise; either way a local listener must belong to this user,
+    /// root or the allowed group.
     pub fn connect(&mut self, to: HostPort, options: ConnectOptions) {
         let owner = self.address().clone();
         tokio::spawn(async move {
+            let Some(client) = options.http else {
+                super::native::connect(owner, to, options.link, options.timeout).await;
+                return;
+            };
             let attempt = TcpStream::connect((to.host.as_str(), to.port));
             let stream = match tokio::time::timeout(options.timeout, attempt).await {
                 Ok(Ok(stream)) => stream,
@@ -118,10 +128,7 @@ impl Context {
                 }
             };
             let _ = stream.set_nodelay(true);
-            match options.http {
-                Some(client) => super::http::client(stream, owner, to, client).await,
-                None => super::native::connected(stream, owner, to, options.link).await,
-            }
+            super::http::client(stream, owner, to, client).await;
         });
     }
 }

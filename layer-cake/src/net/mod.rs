@@ -22,10 +22,12 @@ mod options;
 
 pub use events::{
     Accepted, Close, Closed, Connected, EndOfTransport, HttpResponse, ListenId, Listening,
-    NotConnected, NotListening,
+    NotConnected, NotListening, Transport,
 };
 pub use key::{LanKey, LanKeyError};
-pub use options::{ConnectOptions, HttpClient, HttpServer, LinkOptions, ListenOptions};
+pub use options::{
+    ConnectOptions, HttpClient, HttpServer, LinkOptions, ListenOptions, UnknownGroup, group_id,
+};
 
 use std::fmt;
 use std::str::FromStr;

@@ -71,6 +71,18 @@ pub struct LinkOptions {
     /// that are secured below layer-cake (an IPsec or WireGuard tunnel).
     /// Default false.
     pub insecure_plaintext_off_host: bool,
+    /// A local peer (over a Unix socket or loopback TCP) is admitted when
+    /// the kernel says it runs as this process's user or as root; with a
+    /// group here, also when it is in that group (its primary or a
+    /// supplementary group). Everyone else is dropped before a frame is
+    /// read. Both ends check: a listener checks who connected, a connect
+    /// checks who listens. Default: none (same user or root only).
+    pub allowed_group: Option<u32>,
+    /// Local links over Unix sockets: a native listen on a loopback (or
+    /// unspecified) address also listens on the abstract Unix socket named
+    /// after it, and a native connect to a loopback address tries that
+    /// socket before TCP. Default on; off, both use TCP only.
+    pub unix_socket: bool,
 }
 
 impl Default for LinkOptions {
@@ -88,8 +100,69 @@ impl Default for LinkOptions {
             handshake_timeout: Duration::from_secs(5),
             secure_loopback: false,
             insecure_plaintext_off_host: false,
+            allowed_group: None,
+            unix_socket: true,
         }
     }
+}
+
+impl LinkOptions {
+    /// Admits local peers in the group `gid` too (see
+    /// [`allowed_group`](LinkOptions::allowed_group)).
+    pub fn allow_group(mut self, gid: Option<u32>) -> Self {
+        self.allowed_group = gid;
+        self
+    }
+
+    /// Admits the group named `name` too (the daemons' `--allow-group=NAME`;
+    /// `None` leaves the setting as it is). An unknown name is an error,
+    /// never "no group".
+    pub fn allow_group_named(self, name: Option<&str>) -> Result<Self, UnknownGroup> {
+        match name {
+            Some(name) => Ok(self.allow_group(Some(group_id(name)?))),
+            None => Ok(self),
+        }
+    }
+
+    /// Whether local links use the abstract Unix socket beside a loopback
+    /// listener (see [`unix_socket`](LinkOptions::unix_socket)).
+    pub fn unix_socket(mut self, on: bool) -> Self {
+        self.unix_socket = on;
+        self
+    }
+}
+
+/// The group named `name` (`--allow-group=NAME`): its gid, or a precise
+/// error when there is no such group (a number is taken as a gid).
+///
+/// ```
+/// // Every Linux system has a group 0.
+/// assert_eq!(layer_cake::net::group_id("0").unwrap(), 0);
+/// assert!(layer_cake::net::group_id("no-such-group-anywhere").is_err());
+/// ```
+pub fn group_id(name: &str) -> Result<u32, UnknownGroup> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(group)) => Ok(group.gid.as_raw()),
+        Ok(None) => Err(UnknownGroup {
+            name: name.to_owned(),
+            why: "no such group".into(),
+        }),
+        Err(e) => Err(UnknownGroup {
+            name: name.to_owned(),
+            why: e.to_string(),
+        }),
+    }
+}
+
+/// A group name that does not resolve, from [`group_id`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot find the group {name:?} ({why})")]
+pub struct UnknownGroup {
+    name: String,
+    why: String,
 }
 
 /// The HTTP front: which messages a listen in HTTP mode accepts, and its

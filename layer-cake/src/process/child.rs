@@ -32,7 +32,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::config::ProcessConfig;
 use crate::message::codec::json;
@@ -155,12 +155,8 @@ impl ProcessOptions {
     /// The child's arguments (without the program): the words, the flags,
     /// the standard flags of a child, the ones inherited from this process
     /// (`config`) and the connect-back flags.
-    pub(crate) fn arguments(
-        &self,
-        config: &ProcessConfig,
-        hub: &HostPort,
-        key: &str,
-    ) -> Vec<String> {
+    /// The one-time key is not among them: it goes over stdin.
+    pub(crate) fn arguments(&self, config: &ProcessConfig, hub: &HostPort) -> Vec<String> {
         let mut out = self.words.clone();
         out.extend(self.flags.iter().map(|(n, v)| format!("--{n}={v}")));
         out.push("--child-process".into());
@@ -177,7 +173,6 @@ impl ProcessOptions {
             out.push(format!("--connect-to-directory={directory}"));
         }
         out.push(format!("--connect-to-parent={hub}"));
-        out.push(format!("--parent-key={key}"));
         out
     }
 }
@@ -229,7 +224,8 @@ fn resolve(program: &Path) -> Result<PathBuf, Faulted> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Message)]
 #[message(control)]
 pub struct ChildReady {
-    /// The one-time key from `--parent-key`.
+    /// The one-time key, the first line the parent wrote to the child's
+    /// stdin.
     pub key: String,
     /// The child's main actor, reached over the link.
     pub main: Address,
@@ -395,7 +391,7 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
 
     let mut command = tokio::process::Command::new(&program);
     command
-        .args(options.arguments(super::config(), &hub, &key))
+        .args(options.arguments(super::config(), &hub))
         .envs(options.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -408,10 +404,19 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
         .spawn()
         .map_err(|e| Faulted::from_error(format!("cannot start {}", program.display()), &e))?;
     tracing::info!(pid = child.id(), program = %program.display(), role = %name, "Started a child process");
-    // The lifeline: never written, closed when this proxy ends (or this
-    // process dies), which the child sees as end of file.
+    // The lifeline: the key's line, then nothing; closed when this proxy
+    // ends (or this process dies), which the child sees as end of file. The
+    // key travels here rather than on the command line or in the
+    // environment, which other local users can read in /proc.
     let pid = child.id();
-    let lifeline = child.stdin.take();
+    let mut lifeline = child.stdin.take();
+    if let Some(pipe) = lifeline.as_mut()
+        && let Err(e) = pipe.write_all(format!("{key}\n").as_bytes()).await
+    {
+        // The child ended at once (it will be reported as such) or does not
+        // read its stdin; either way it cannot connect back.
+        tracing::warn!(role = %name, "cannot hand the child its key over stdin: {e}");
+    }
     let stdout = child.stdout.take().map(|out| tokio::spawn(read_all(out)));
     let stderr = child
         .stderr
@@ -645,30 +650,57 @@ pub(crate) fn child_side(config: &ProcessConfig, main: &Address) {
         // `layer-cake run` holds a lifeline to the group-cake it starts in
         // the foreground, so that killing the command ends the composite.
         if config.origin == super::Origin::Run && stdin_is_pipe() {
-            watch_lifeline(main);
+            watch_lifeline(main, None);
         }
         return;
     };
-    let key = config.parent_key.clone().unwrap_or_default();
+    if !stdin_is_pipe() {
+        parent_gone(
+            main,
+            "--connect-to-parent needs the parent's key on stdin, which is not a pipe",
+        );
+        return;
+    }
+    let (key, keyed) = tokio::sync::oneshot::channel();
     let linked = main.clone();
     runtime::spawn_with(SpawnOptions::new().name("parent-link"), move |cx| {
-        parent_link(cx, at, key, linked)
+        parent_link(cx, at, keyed, linked)
     });
-    if stdin_is_pipe() {
-        watch_lifeline(main);
-    }
+    watch_lifeline(main, Some(key));
+}
+
+/// The longest key line read from stdin.
+const MAX_KEY_LINE: u64 = 256;
+
+/// Reads the parent's key, the first line of stdin: `None` when stdin ends
+/// first or the line is not a key (empty, too long, not text).
+fn read_key(stdin: &mut impl std::io::BufRead) -> Option<String> {
+    use std::io::{BufRead, Read};
+    let mut line = Vec::new();
+    stdin
+        .by_ref()
+        .take(MAX_KEY_LINE)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let line = line.strip_suffix(b"\n")?;
+    let key = std::str::from_utf8(line).ok()?.trim();
+    (!key.is_empty()).then(|| key.to_owned())
 }
 
 /// Stops `main` (and then the process) when stdin, the lifeline a parent
-/// holds and never writes to, reaches its end.
-fn watch_lifeline(main: &Address) {
+/// holds, reaches its end. With `key`, the first line of stdin is the
+/// parent's connect-back key, handed over there first.
+fn watch_lifeline(main: &Address, key: Option<tokio::sync::oneshot::Sender<Option<String>>>) {
     let watched = main.clone();
     let started = std::thread::Builder::new()
         .name("lifeline".into())
         .spawn(move || {
             use std::io::Read;
+            let mut stdin = std::io::stdin().lock();
+            if let Some(key) = key {
+                let _ = key.send(read_key(&mut stdin));
+            }
             let mut buffer = [0u8; 64];
-            let mut stdin = std::io::stdin();
             loop {
                 match stdin.read(&mut buffer) {
                     Ok(0) => break,
@@ -697,9 +729,22 @@ fn stdin_is_pipe() -> bool {
         .is_ok_and(|m| m.file_type().is_fifo())
 }
 
-/// Connects back to the parent's hub and introduces the main actor; stops
-/// the main actor when the link cannot be made or closes.
-async fn parent_link(mut cx: Context, at: HostPort, key: String, main: Address) {
+/// Waits for the key from stdin, connects back to the parent's hub and
+/// introduces the main actor; stops the main actor when there is no key, or
+/// the link cannot be made or closes.
+async fn parent_link(
+    mut cx: Context,
+    at: HostPort,
+    key: tokio::sync::oneshot::Receiver<Option<String>>,
+    main: Address,
+) {
+    let Ok(Some(key)) = key.await else {
+        parent_gone(
+            &main,
+            "stdin ended before the parent's key (its first line)",
+        );
+        return;
+    };
     cx.connect(at.clone(), ConnectOptions::native());
     loop {
         let message = cx.input().await;
@@ -755,6 +800,20 @@ mod tests {
     }
 
     #[test]
+    fn the_key_is_the_first_line_of_stdin() {
+        let mut input: &[u8] = b"0123abcd\nmore";
+        assert_eq!(read_key(&mut input).as_deref(), Some("0123abcd"));
+        // The rest stays for the lifeline to read.
+        assert_eq!(input, b"more");
+        for bad in [&b""[..], b"no newline", b"\n", b"  \n", b"\xff\xfe\n"] {
+            let mut input = bad;
+            assert_eq!(read_key(&mut input), None, "{bad:?}");
+        }
+        let long = vec![b'k'; 1000];
+        assert_eq!(read_key(&mut &long[..]), None);
+    }
+
+    #[test]
     fn the_command_line_ends_with_the_child_flags() {
         let options = ProcessOptions::new("worker")
             .arg("word")
@@ -765,7 +824,7 @@ mod tests {
             connect_to_directory: Some(HostPort::new("127.0.0.1", 7)),
             ..ProcessConfig::default()
         };
-        let args = options.arguments(&config, &HostPort::new("127.0.0.1", 9), "abc");
+        let args = options.arguments(&config, &HostPort::new("127.0.0.1", 9));
         assert_eq!(
             args,
             [
@@ -777,11 +836,10 @@ mod tests {
                 "--debug-level=CONSOLE",
                 "--connect-to-directory=127.0.0.1:7",
                 "--connect-to-parent=127.0.0.1:9",
-                "--parent-key=abc",
             ]
         );
         let overridden = ProcessOptions::new("worker").flag("connect-to-directory", "1.2.3.4:5");
-        let args = overridden.arguments(&config, &HostPort::new("127.0.0.1", 9), "k");
+        let args = overridden.arguments(&config, &HostPort::new("127.0.0.1", 9));
         assert_eq!(args.iter().filter(|a| a.contains("directory")).count(), 1);
         assert_eq!(overridden.name(), "worker");
     }

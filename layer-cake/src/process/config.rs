@@ -98,11 +98,10 @@ pub struct ProcessConfig {
     pub check_settings: bool,
     /// `--connect-to-parent=HOST:PORT`: started with
     /// [`spawn_process`](crate::Context::spawn_process); connect back there
-    /// so that the parent can reach the main actor.
+    /// so that the parent can reach the main actor. The one-time key that
+    /// proves which child is connecting back is the first line of stdin,
+    /// never a flag: a command line is readable by every local user.
     pub connect_to_parent: Option<HostPort>,
-    /// `--parent-key=KEY`: the one-time key that proves to the parent which
-    /// child is connecting back.
-    pub parent_key: Option<String>,
 }
 
 /// Reads a level name with [`DebugLevel`]'s `FromStr` (case ignored), so
@@ -200,11 +199,6 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         name: "connect-to-parent",
         value: "HOST:PORT",
         text: "started as a child process: connect back to the parent here",
-    },
-    FlagHelp {
-        name: "parent-key",
-        value: "KEY",
-        text: "the key that identifies this child to its parent",
     },
 ];
 

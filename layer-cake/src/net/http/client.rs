@@ -23,6 +23,7 @@ use crate::message::{Faulted, Payload, Stop};
 use crate::net::listen::host_port;
 use crate::net::{
     Close, Closed, Connected, EndOfTransport, HostPort, HttpClient, HttpResponse, NotConnected,
+    Transport,
 };
 use crate::runtime::{self, Address, Context, ReturnPath, SpawnOptions, TraceContext};
 
@@ -138,6 +139,7 @@ impl Session {
                 remote: self.remote.clone(),
                 proxy: cx.address().clone(),
                 opened_at: Utc::now(),
+                transport: Transport::Tcp,
             },
             &self.owner,
         );
