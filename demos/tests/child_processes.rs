@@ -654,7 +654,7 @@ fn hex_runs(text: &str) -> Vec<String> {
 fn the_childs_key_is_neither_on_its_command_line_nor_in_its_environment() {
     block_on(async {
         let mut cx = Context::detached("parent");
-        let role = unique("keyless");
+        let role = unique("stdin-secret");
         let child = cx.spawn_process(worker_7(&role));
         // Connected back (with the key it read from stdin): it answers.
         let table: Table = cx

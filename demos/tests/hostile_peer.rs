@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use layer_cake::Stop;
 use layer_cake::message::codec::binary;
-use layer_cake::{Payload, Returned, Stop};
 
 mod support;
 
@@ -133,25 +133,18 @@ fn a_stop_sent_to_any_id_does_not_end_the_daemon() {
     );
 }
 
-/// `Returned` nested `levels` deep, as a message body.
+/// `Returned` nested `levels` deep, as a message body, written byte by
+/// byte: a payload is its signature then its value, so the bomb is the
+/// signature "Returned" `levels` times and then a plain integer. (Building
+/// it as values would recurse once per level here too.)
 fn nested_returned(levels: usize) -> Vec<u8> {
-    // Building and encoding the bomb recurses once per level: do it on a
-    // thread with room for that.
-    std::thread::Builder::new()
-        .stack_size(512 * 1024 * 1024)
-        .spawn(move || {
-            let mut value = Payload::new(0_i64);
-            for _ in 0..levels {
-                value = Payload::new(Returned { value });
-            }
-            let mut out = Vec::new();
-            value.encode_binary(&mut out).expect("the bomb encodes");
-            std::mem::forget(value); // dropping it would recurse too
-            out
-        })
-        .unwrap()
-        .join()
-        .unwrap()
+    let mut out = Vec::new();
+    for _ in 0..levels {
+        binary::encode("Returned", &mut out).expect("encodes");
+    }
+    binary::encode("integer8", &mut out).expect("encodes");
+    binary::encode(&0_i64, &mut out).expect("encodes");
+    out
 }
 
 #[test]

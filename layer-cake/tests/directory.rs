@@ -472,7 +472,7 @@ async fn inspect_from_another_process_shows_no_ids_or_addresses() {
     let nowhere = peer
         .ask::<DirectoryListing, _>(
             Inspect {
-                below: vec![HostPort::new("127.0.0.1", 1)],
+                below: vec![HostPort::new("192.0.2.1", 9)],
             },
             &proxy,
             PATIENCE,

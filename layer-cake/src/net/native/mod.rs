@@ -218,6 +218,7 @@ async fn serve_unix(
     options: LinkOptions,
     refusals: Arc<local::RefusalLog>,
 ) {
+    let mut connections: u16 = 0;
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -226,8 +227,12 @@ async fn serve_unix(
                 let options = options.clone();
                 let refusals = refusals.clone();
                 // A Unix peer has no address: it is named by the loopback
-                // host it came in beside, with port 0.
-                let remote = HostPort::new(name.host.clone(), 0);
+                // host it came in beside and, as its port, the number of its
+                // connection on this listener (1, 2, …), so that two peers
+                // of one listener never share a name (the directory tells
+                // its children apart by it).
+                connections = connections.checked_add(1).unwrap_or(1);
+                let remote = HostPort::new(name.host.clone(), connections);
                 tokio::spawn(async move {
                     match admit_unix(stream, &options) {
                         Ok(halves) => {
