@@ -322,6 +322,19 @@ impl Link {
         }
     }
 
+    /// Who a message from the peer is from. A sender is always one of the
+    /// peer's own actors (`Mine`): a peer that names one of *ours* (`Yours`,
+    /// an address it was given) or nobody (`Null`) would otherwise pose as
+    /// a local actor or as the runtime itself, whose events carry no
+    /// sender. Such a sender becomes the peer's anonymous address — remote,
+    /// on this link, and answering it reaches nobody (id 0 is never given).
+    fn sender_of(self: &Arc<Self>, wire: WireAddr) -> Address {
+        match wire {
+            WireAddr::Mine(id) => Address::remote(self.clone(), id),
+            WireAddr::Null | WireAddr::Yours(_) => Address::remote(self.clone(), 0),
+        }
+    }
+
     /// Encodes and queues `envelope` for the actor `to` on the other side.
     pub(crate) fn send(
         self: &Arc<Self>,
@@ -743,7 +756,7 @@ impl Link {
                 header.to
             )));
         };
-        let from = self.address_of(header.from).map_err(bad)?;
+        let from = self.sender_of(header.from);
         let tag = match header.tag {
             0 => Tag::None,
             1 => Tag::Request(RequestId(header.request)),
@@ -931,7 +944,7 @@ impl Link {
             Ok(next.wire_of(&self.address_of(wire).map_err(bad)?))
         };
         header.to = WireAddr::Yours(to);
-        header.from = rewrite(header.from)?;
+        header.from = next.wire_of(&self.sender_of(header.from));
         header.ingress = rewrite(header.ingress)?;
         for entry in header.book.iter_mut() {
             *entry = rewrite(*entry)?;

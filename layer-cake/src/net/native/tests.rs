@@ -825,3 +825,33 @@ async fn a_forged_answer_over_another_link_is_dropped_and_the_real_one_arrives()
     cx.send(1_i64, &cx.address().clone()).unwrap();
     assert_eq!(expect::<i64>(&mut cx).await, 1);
 }
+
+/// A peer cannot pose as one of our actors (a `Yours` sender, an address it
+/// was given) or as the runtime (a `Null` sender, as runtime events carry):
+/// either arrives as the peer's anonymous remote address on its link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sends_only_as_itself() {
+    let (mut cx, at) = listener(ListenOptions::native()).await;
+    let mut stream = raw(&at).await;
+    stream.write_all(&hello()).await.unwrap();
+    let peer = expect::<Accepted>(&mut cx).await.proxy;
+    let to = their_controller(&mut stream).await;
+    let mut body = Vec::new();
+    crate::message::codec::binary::encode(&7_i64, &mut body).unwrap();
+    for from in [WireAddr::Yours(to), WireAddr::Null] {
+        let header = MessageHeader {
+            from,
+            tag: 0,
+            ..request(to, "integer8", 0)
+        };
+        stream
+            .write_all(&frame(Kind::Message(header), &body))
+            .await
+            .unwrap();
+        assert_eq!(expect::<i64>(&mut cx).await, 7);
+        let sender = cx.return_address().clone();
+        assert!(sender.is_remote(), "{from:?} arrived as {sender}");
+        assert_eq!(sender.link_id(), peer.link_id(), "{from:?}");
+        assert_ne!(&sender, cx.address(), "{from:?} posed as the listener");
+    }
+}
