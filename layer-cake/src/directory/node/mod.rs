@@ -150,11 +150,6 @@ pub(crate) fn process_node() -> Address {
     .clone()
 }
 
-/// This process's link settings: the defaults and the LAN key from
-/// `--lan-key` / `LAYER_CAKE_LAN_KEY` / the default place, read once. A key
-/// that cannot be used is logged (links that leave the host are then
-/// refused, each with the reason); loopback links need none.
-
 struct Node {
     options: NodeOptions,
     me: Address,

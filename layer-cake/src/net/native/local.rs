@@ -362,8 +362,11 @@ pub(crate) fn tcp_listener(server: SocketAddr) -> Result<Peer, Refused> {
 pub(crate) struct RefusalLog {
     /// Per uid (`None`: the owner was unknown): when its last line was
     /// logged, and the refusals since.
-    last: Mutex<HashMap<Option<u32>, (Option<Instant>, u64)>>,
+    last: Mutex<HashMap<Option<u32>, Logged>>,
 }
+
+/// When a uid's last refusal line was logged, and the refusals since.
+type Logged = (Option<Instant>, u64);
 
 impl RefusalLog {
     /// Records one refusal on `listening`; logs it unless this uid was
