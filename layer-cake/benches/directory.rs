@@ -281,7 +281,11 @@ async fn scale(quick: bool) {
     let mut subscriber = Context::detached("subscriber");
     let mut others = Context::detached("subscriber");
     for i in 0..subscriptions {
-        let who = if i % 2 == 0 { &mut subscriber } else { &mut others };
+        let who = if i % 2 == 0 {
+            &mut subscriber
+        } else {
+            &mut others
+        };
         who.subscribe_at(&s_node, format!("nomatch:{i}:[a-z]+"), Scope::Host);
     }
     subscriber.subscribe_at(&s_node, "probe:[0-9]+", Scope::Host);

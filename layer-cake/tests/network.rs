@@ -290,8 +290,13 @@ async fn a_relayed_address_stops_working_when_the_far_link_closes() {
         match a.ask::<i64, _>(1_i64, &other, PATIENCE).await {
             Err(AskError::Faulted(fault)) => {
                 let why = fault.explanation.unwrap_or_default();
+                // Either the hub no longer relays the route, or the
+                // request was relayed just as the far link broke and the
+                // hub faults what it carried.
                 assert!(
-                    why.contains("has ended") || why.contains("not reachable over this link"),
+                    why.contains("has ended")
+                        || why.contains("not reachable over this link")
+                        || why.contains("before the request was answered"),
                     "{why}"
                 );
                 break;
