@@ -83,7 +83,7 @@ impl Fw {
             Fw::LayerCake => "layer-cake",
             Fw::Ractor => "ractor",
             Fw::Kameo => "kameo",
-            Fw::Actix => "actix (2 arbiters)",
+            Fw::Actix => "actix (2 arbiters; 1 for idle)",
             Fw::ActixOne => "actix (1 arbiter)",
         }
     }
@@ -241,6 +241,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if quick { " --quick" } else { "" }
     );
+    println!("versions (from Cargo.lock): {}", versions());
     println!("load average at start: {}", load_average());
     println!();
     let bench = Bench::new();
@@ -298,6 +299,9 @@ fn main() {
         // Memory is measured in a fresh process each time (as runtime.rs
         // does), so that no measurement reuses memory another freed.
         let mut all: Vec<(Fw, Vec<Vec<f64>>)> = fws.iter().map(|f| (*f, Vec::new())).collect();
+        // Both actix rows would measure the same thing here: actors started
+        // on one arbiter.
+        all.retain(|(f, _)| *f != Fw::ActixOne);
         for _ in 0..counts.idle_reps {
             for (fw, v) in all.iter_mut() {
                 v.push(idle_in_child(*fw, n));
@@ -316,6 +320,25 @@ fn main() {
         );
     }
     println!("load average at end: {}", load_average());
+}
+
+/// The locked versions of tokio and the peers, read from this package's
+/// `Cargo.lock` so that the output says what was measured.
+fn versions() -> String {
+    let lock = include_str!("../Cargo.lock");
+    let mut out = Vec::new();
+    for name in ["tokio", "ractor", "kameo", "actix", "actix-rt"] {
+        let mut lines = lock.lines();
+        while let Some(line) = lines.next() {
+            if line == format!("name = \"{name}\"") {
+                if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = ")) {
+                    out.push(format!("{name} {}", v.trim_matches('"')));
+                }
+                break;
+            }
+        }
+    }
+    out.join(", ")
 }
 
 fn load_average() -> String {
