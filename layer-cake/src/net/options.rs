@@ -48,6 +48,13 @@ pub struct LinkOptions {
     /// deadline, only without the early fault when the link ends).
     /// Default 10 minutes.
     pub outstanding_for: Duration,
+    /// How many relayed routes — addresses learned over another link and
+    /// written on this one — this link's table may hold while their links
+    /// are open. Past it, a message that would write one more is refused
+    /// (a relayed frame closes the link of the peer that sent it, with
+    /// [`InboundStreaming`](super::EndOfTransport::InboundStreaming)).
+    /// Default 65 536.
+    pub max_relayed: usize,
     /// The key shared by the LAN's hosts. A link whose peer is not on this
     /// host (its address is not loopback) is encrypted and mutually
     /// authenticated with it before any frame is read; without a key such a
@@ -96,6 +103,7 @@ impl Default for LinkOptions {
             send_queue_hard_bytes: 8 << 20,
             max_outstanding: 1 << 16,
             outstanding_for: Duration::from_secs(600),
+            max_relayed: 1 << 16,
             lan_key: None,
             handshake_timeout: Duration::from_secs(5),
             secure_loopback: false,
