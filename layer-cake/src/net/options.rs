@@ -14,7 +14,9 @@ pub struct LinkOptions {
     /// How often an idle link sends a heartbeat. Default 3 s.
     pub heartbeat_every: Duration,
     /// A link that hears nothing for this long is closed as
-    /// [`WentStale`](super::EndOfTransport::WentStale). Default 10 s.
+    /// [`WentStale`](super::EndOfTransport::WentStale) (noticed within half
+    /// as long again: the reader looks every half `stale_after`). Default
+    /// 10 s.
     pub stale_after: Duration,
     /// Heartbeats on loopback links too (they are off there by default: a
     /// peer on the same host that dies closes its sockets).
