@@ -47,6 +47,11 @@ struct Queue {
     chunks: std::collections::VecDeque<Vec<u8>>,
     /// An empty chunk of at most [`SPARE_KEPT`] bytes' capacity.
     spare: Option<Vec<u8>>,
+    /// Someone is writing to the socket: the writer task with a batch, or a
+    /// sender writing its frame directly. Only one writes at a time, and
+    /// nothing is written directly while anything is queued, so frames
+    /// leave in order and whole.
+    busy: bool,
     /// Write what is queued, then shut the socket down.
     shutdown: bool,
 }
@@ -99,10 +104,20 @@ const SPARE_KEPT: usize = 16 * 1024;
 /// The largest encoding buffer a thread keeps between sends.
 const SCRATCH_KEPT: usize = 64 * 1024;
 
+/// Where a sender encodes a frame: its body first (the header's address
+/// book is known only then), then the whole frame.
+#[derive(Default)]
+struct Scratch {
+    body: Vec<u8>,
+    frame: Vec<u8>,
+}
+
 thread_local! {
-    /// Where a sender encodes a frame before queueing it: kept between
-    /// sends, so that a send allocates nothing of its own.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's [`Scratch`], kept between sends so that a send
+    /// allocates nothing of its own.
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch { body: Vec::new(), frame: Vec::new() })
+    };
 }
 
 /// Why a frame was not queued.
@@ -127,6 +142,12 @@ pub(crate) struct Link {
     options: LinkOptions,
     peer_controller: OnceLock<u64>,
     queue: Mutex<Queue>,
+    /// The sending direction of the socket. Locked only for one poll at a
+    /// time: by the writer task, or by a sender writing directly.
+    write: Mutex<WriteHalf>,
+    /// A sender wrote directly since the writer last looked (so the link
+    /// is not idle: no heartbeat is due).
+    wrote_directly: AtomicBool,
     /// Told when bytes are queued (or the link shuts down).
     wake_writer: Notify,
     /// Bytes queued and not yet written (in the queue or being written).
@@ -190,6 +211,8 @@ impl Link {
             options,
             peer_controller: OnceLock::new(),
             queue: Mutex::new(Queue::default()),
+            write: Mutex::new(write),
+            wrote_directly: AtomicBool::new(false),
             wake_writer: Notify::new(),
             queued: AtomicUsize::new(0),
             over_since: Mutex::new(None),
@@ -202,7 +225,7 @@ impl Link {
             undecodable: Mutex::new((0, None)),
         });
         let heartbeat = link.heartbeats().then_some(link.options.heartbeat_every);
-        tokio::spawn(writer(write, link.clone(), heartbeat));
+        tokio::spawn(writer(link.clone(), heartbeat));
         // A connection belongs to the actor that listened or connected: it
         // ends when that actor does.
         let owned = link
@@ -239,17 +262,25 @@ impl Link {
     }
 
     /// Appends a whole frame to the queue.
-    fn queue(self: &Arc<Self>, bytes: &[u8], class: Class) -> Result<(), PushError> {
-        self.queue_parts(&[bytes], class)
+    fn queue(self: &Arc<Self>, frame: &[u8], class: Class) -> Result<(), PushError> {
+        self.queue_frame(frame, class, false)
     }
 
-    /// Appends a whole frame, given in parts, to the queue. A user frame is
-    /// refused with `Full` at the soft bound; any frame that would take the
-    /// queue past the hard bound closes the link (the peer is not reading).
-    fn queue_parts(self: &Arc<Self>, parts: &[&[u8]], class: Class) -> Result<(), PushError> {
+    /// Sends a whole frame: appends it to the queue for the writer task or,
+    /// when `direct` and nothing is queued or being written, writes it to
+    /// the socket from this task (what the socket does not take at once is
+    /// queued, first). A user frame is refused with `Full` at the soft
+    /// bound; any frame that would take the queue past the hard bound
+    /// closes the link (the peer is not reading).
+    fn queue_frame(
+        self: &Arc<Self>,
+        frame: &[u8],
+        class: Class,
+        direct: bool,
+    ) -> Result<(), PushError> {
         let soft = self.options.send_queue_bytes;
         let hard = self.options.send_queue_hard_bytes.max(soft);
-        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let len = frame.len();
         let now = {
             let mut queue = lock(&self.queue);
             if queue.shutdown {
@@ -267,6 +298,11 @@ impl Link {
                 ));
                 return Err(PushError::Closed);
             }
+            if direct && !queue.busy && queue.chunks.is_empty() {
+                queue.busy = true;
+                drop(queue);
+                return self.write_directly(frame);
+            }
             let queue = &mut *queue;
             let chunk = match queue.chunks.back_mut() {
                 Some(last) if last.len() + len <= CHUNK => last,
@@ -279,9 +315,7 @@ impl Link {
                     queue.chunks.back_mut().expect("just pushed")
                 }
             };
-            for part in parts {
-                chunk.extend_from_slice(part);
-            }
+            chunk.extend_from_slice(frame);
             self.queued.fetch_add(len, Ordering::AcqRel) + len
         };
         if now > soft {
@@ -289,6 +323,51 @@ impl Link {
         }
         self.wake_writer.notify_one();
         Ok(())
+    }
+
+    /// Writes `frame` to the socket without waiting, holding the queue's
+    /// `busy` token: one write system call and no task to wake, for a frame
+    /// someone is waiting on. What the socket does not take at once goes to
+    /// the front of the queue for the writer task.
+    fn write_directly(self: &Arc<Self>, frame: &[u8]) -> Result<(), PushError> {
+        let mut done = 0;
+        let outcome = {
+            let mut write = lock(&self.write);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            loop {
+                if done == frame.len() {
+                    break Ok(());
+                }
+                match std::pin::Pin::new(&mut **write).poll_write(&mut cx, &frame[done..]) {
+                    std::task::Poll::Ready(Ok(0)) => {
+                        break Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                    }
+                    std::task::Poll::Ready(Ok(n)) => done += n,
+                    std::task::Poll::Ready(Err(e)) => break Err(e),
+                    // The rest goes through the writer task, which waits
+                    // for the socket properly.
+                    std::task::Poll::Pending => break Ok(()),
+                }
+            }
+        };
+        self.wrote_directly.store(true, Ordering::Relaxed);
+        let wake = {
+            let mut queue = lock(&self.queue);
+            queue.busy = false;
+            if outcome.is_ok() && done < frame.len() {
+                // Before anything queued meanwhile: frames leave in order.
+                queue.chunks.push_front(frame[done..].to_vec());
+                self.queued.fetch_add(frame.len() - done, Ordering::AcqRel);
+            }
+            !queue.chunks.is_empty() || queue.shutdown
+        };
+        if wake {
+            self.wake_writer.notify_one();
+        }
+        outcome.map_err(|e| {
+            self.close(EndOfTransport::OutboundStreaming, e.to_string());
+            PushError::Closed
+        })
     }
 
     /// The peer broke a bound of the send queue: the link is closed with
@@ -420,8 +499,9 @@ impl Link {
         }
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         let result = self.encode_and_queue(&envelope, to, class, &mut scratch);
-        if scratch.capacity() <= SCRATCH_KEPT {
-            scratch.clear();
+        if scratch.body.capacity() <= SCRATCH_KEPT && scratch.frame.capacity() <= SCRATCH_KEPT {
+            scratch.body.clear();
+            scratch.frame.clear();
             SCRATCH.with(|s| *s.borrow_mut() = scratch);
         }
         match result {
@@ -438,27 +518,26 @@ impl Link {
         }
     }
 
-    /// Encodes `envelope` (in `scratch`: the body, then the header) and
-    /// queues its frame.
+    /// Encodes `envelope` into `scratch` and sends its frame: directly when
+    /// someone waits on it (a request or an answer) and the link is idle,
+    /// else through the queue, where frames sent together leave in one
+    /// write.
     fn encode_and_queue(
         self: &Arc<Self>,
         envelope: &Envelope,
         to: u64,
         class: Class,
-        scratch: &mut Vec<u8>,
+        scratch: &mut Scratch,
     ) -> Result<(), Unsent> {
-        let body_len = self
-            .encode(envelope, to, scratch)
+        self.encode(envelope, to, scratch)
             .map_err(Unsent::Unencodable)?;
-        let (body, header) = scratch.split_at(body_len);
-        let length = u32::try_from(body.len() + header.len())
-            .map_err(|_| Unsent::Unencodable("a frame over 4 GiB".into()))?;
         // Recorded before the frame can leave, so that an answer arriving
         // at once finds it.
         if let Tag::Request(RequestId(id)) = envelope.tag {
             self.expect_local_answer(&envelope.from, id);
         }
-        match self.queue_parts(&[&length.to_be_bytes(), header, body], class) {
+        let direct = matches!(envelope.tag, Tag::Request(_) | Tag::Response(_));
+        match self.queue_frame(&scratch.frame, class, direct) {
             Ok(()) => Ok(()),
             Err(why) => {
                 if let Tag::Request(RequestId(id)) = envelope.tag {
@@ -580,17 +659,17 @@ impl Link {
         }
     }
 
-    /// Writes `envelope`'s body and then its header for the actor `to` at
-    /// the end of `out`; returns the body's length.
+    /// Writes the frame of `envelope` for the actor `to` in
+    /// `scratch.frame` (its body goes through `scratch.body` first).
     fn encode(
         self: &Arc<Self>,
         envelope: &Envelope,
         to: u64,
-        out: &mut Vec<u8>,
-    ) -> Result<usize, String> {
-        let (encoded, book) = book::encoding(self, || envelope.payload.encode_binary(out));
+        scratch: &mut Scratch,
+    ) -> Result<(), String> {
+        let body = &mut scratch.body;
+        let (encoded, book) = book::encoding(self, || envelope.payload.encode_binary(body));
         encoded.map_err(|e| e.to_string())?;
-        let body_len = out.len();
         let (tag, request) = match envelope.tag {
             Tag::Request(RequestId(id)) => (1, id),
             Tag::Response(RequestId(id)) => (2, id),
@@ -618,15 +697,15 @@ impl Link {
                 book,
             }),
         };
-        wire::write_header(out, &header);
-        if out.len() > self.options.max_frame {
+        wire::frame(&mut scratch.frame, &header, &scratch.body);
+        let length = scratch.frame.len() - 4;
+        if length > self.options.max_frame {
             return Err(format!(
-                "a frame of {} bytes exceeds the limit of {} bytes",
-                out.len(),
+                "a frame of {length} bytes exceeds the limit of {} bytes",
                 self.options.max_frame
             ));
         }
-        Ok(body_len)
+        Ok(())
     }
 
     /// Ends the link (once): tells the peer when it can, stops the reader,
@@ -1142,7 +1221,25 @@ impl Channel for Link {
     }
 }
 
-async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duration>) {
+/// Writes `bytes` to the link's socket, locking it for one poll at a time
+/// (a sender may write directly between two batches, never within one).
+async fn write_all(link: &Link, bytes: &[u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        let n = std::future::poll_fn(|cx| {
+            let mut write = lock(&link.write);
+            std::pin::Pin::new(&mut **write).poll_write(cx, &bytes[done..])
+        })
+        .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+async fn writer(link: Arc<Link>, heartbeat: Option<Duration>) {
     let mut batch: std::collections::VecDeque<Vec<u8>> = Default::default();
     let mut ticker = heartbeat.map(|every| {
         let mut t = tokio::time::interval(every);
@@ -1150,6 +1247,7 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
         t
     });
     let mut wrote_since_tick = false;
+    let mut heartbeat_due = false;
     // A written chunk, emptied, for the queue to reuse.
     let mut spare: Option<Vec<u8>> = None;
     let heartbeat_frame = {
@@ -1169,34 +1267,42 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
     // How often a write that does not finish looks at the grace period.
     let check_every = (grace / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     loop {
-        // Take everything queued in one swap; wait while there is nothing.
+        // Take everything queued in one swap (with the `busy` token); wait
+        // while there is nothing, or while a sender writes directly.
         let shutdown = loop {
             {
                 let mut queue = lock(&link.queue);
                 if queue.spare.is_none() {
                     queue.spare = spare.take();
                 }
-                if !queue.chunks.is_empty() || queue.shutdown {
-                    std::mem::swap(&mut queue.chunks, &mut batch);
-                    break queue.shutdown;
+                if !queue.busy {
+                    if !queue.chunks.is_empty() || queue.shutdown {
+                        std::mem::swap(&mut queue.chunks, &mut batch);
+                        queue.busy = true;
+                        break queue.shutdown;
+                    }
+                    if std::mem::take(&mut heartbeat_due) {
+                        queue.busy = true;
+                        link.queued
+                            .fetch_add(heartbeat_frame.len(), Ordering::AcqRel);
+                        batch.push_back(heartbeat_frame.clone());
+                        break false;
+                    }
                 }
             }
             tokio::select! {
                 () = link.wake_writer.notified() => {}
                 () = link.discard.cancelled() => return,
                 _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
-                    if !wrote_since_tick {
-                        link.queued.fetch_add(heartbeat_frame.len(), Ordering::AcqRel);
-                        batch.push_back(heartbeat_frame.clone());
-                        break false;
-                    }
-                    wrote_since_tick = false;
+                    let wrote = std::mem::take(&mut wrote_since_tick)
+                        | link.wrote_directly.swap(false, Ordering::Relaxed);
+                    heartbeat_due = !wrote;
                 }
             }
         };
         while let Some(chunk) = batch.pop_front() {
             let written = {
-                let write_all = write.write_all(&chunk);
+                let write_all = write_all(&link, &chunk);
                 tokio::pin!(write_all);
                 loop {
                     tokio::select! {
@@ -1244,9 +1350,14 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
             }
         }
         if shutdown {
-            let _ = write.shutdown().await;
+            let _ = std::future::poll_fn(|cx| {
+                let mut write = lock(&link.write);
+                std::pin::Pin::new(&mut **write).poll_shutdown(cx)
+            })
+            .await;
             return;
         }
+        lock(&link.queue).busy = false;
     }
 }
 
