@@ -9,7 +9,10 @@
 //!
 //! Decoding is bounded: a value may not claim more than
 //! [`MAX_DECODE_BYTES`], so a hostile length prefix inside a frame cannot make
-//! the decoder allocate gigabytes.
+//! the decoder allocate gigabytes, nor nest deeper than [`MAX_DECODE_DEPTH`]
+//! levels, so a recursive message type cannot be made to recurse until the
+//! reading thread's stack overflows. Encoding refuses a value the decoder
+//! would refuse.
 //!
 //! ```
 //! use layer_cake::message::codec::binary;
@@ -30,21 +33,49 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::CodecError;
+use super::depth::{self, BoundedSeed, Limited, TooDeep};
 use crate::Payload;
 use crate::message::registry;
 
 /// The most bytes one decoded value may claim (64 MiB).
 pub const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How deeply a value may nest, in the binary codec, before it is refused
+/// ([`CodecError::TooDeep`]): "nested deeper than 128 levels".
+///
+/// bincode decodes by recursion and keeps no count, so a message type that
+/// contains itself (`struct Tree { children: Vec<Tree> }`) would let a peer
+/// send tens of thousands of levels in a few kilobytes and overflow the
+/// reading thread's stack, aborting the process. A level is a sequence, a
+/// tuple, a struct, a map, an `Option` holding a value, a newtype struct, an
+/// enum variant, and the fields of a tuple or struct variant (one more); so
+/// `Tree` uses two levels per generation, `Vec<Vec<u8>>` two in all. The
+/// bound is serde_json's own default (128), so a value that travels as JSON
+/// travels in the binary codec too, and 128 levels stay well inside a 2 MiB
+/// tokio worker stack even in a debug build. The encoder counts the same
+/// way and refuses to write what no peer would read.
+pub const MAX_DECODE_DEPTH: usize = 128;
+
 type Config = Configuration<LittleEndian, Varint, config::Limit<MAX_DECODE_BYTES>>;
 
 const CONFIG: Config = config::standard().with_limit::<MAX_DECODE_BYTES>();
 
 /// Appends `value` in the binary codec to `out`.
+///
+/// A value nested deeper than [`MAX_DECODE_DEPTH`] is refused (no peer
+/// would decode it), with an error saying so.
 pub fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    bincode::serde::encode_into_std_write(value, out, CONFIG)
+    depth::clear_refused();
+    bincode::serde::encode_into_std_write(Limited::new(value), out, CONFIG)
         .map(|_| ())
-        .map_err(|e| CodecError::encode(std::any::type_name::<T>(), describe_encode(e)))
+        .map_err(|e| {
+            let reason = if depth::take_refused() {
+                format!("{TooDeep}, more than a peer decodes")
+            } else {
+                describe_encode(e)
+            };
+            CodecError::encode(std::any::type_name::<T>(), reason)
+        })
 }
 
 fn describe_encode(e: bincode::error::EncodeError) -> String {
@@ -81,8 +112,23 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// Decodes a `T` from the start of `bytes`, returning it and how many bytes it
 /// used.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
-    bincode::serde::decode_from_slice(bytes, CONFIG)
-        .map_err(|e| CodecError::decode(std::any::type_name::<T>(), describe_decode(e)))
+    let signature = std::any::type_name::<T>();
+    depth::clear_refused();
+    decode_bounded(bytes).map_err(|e| {
+        if depth::take_refused() {
+            CodecError::too_deep(signature)
+        } else {
+            CodecError::decode(signature, describe_decode(e))
+        }
+    })
+}
+
+/// bincode's decode from a slice, through the depth bound.
+#[inline]
+fn decode_bounded<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::seed_decode_from_slice(BoundedSeed::<T>::new(), bytes, CONFIG)
 }
 
 /// Decodes a `T` that fills all of `bytes`, naming it `signature` in errors.
@@ -93,9 +139,14 @@ pub(crate) fn decode_named<T: DeserializeOwned>(
     // A payload nested inside leaves the clean text of its failure here
     // (bincode's own would be escaped again at every level).
     let _ = crate::message::take_payload_error();
-    let (value, used) = bincode::serde::decode_from_slice(bytes, CONFIG).map_err(|e| {
+    depth::clear_refused();
+    let (value, used) = decode_bounded(bytes).map_err(|e| {
         let reason = crate::message::take_payload_error().unwrap_or_else(|| describe_decode(e));
-        CodecError::decode(signature, reason)
+        if depth::take_refused() {
+            CodecError::too_deep(signature)
+        } else {
+            CodecError::decode(signature, reason)
+        }
     })?;
     if used != bytes.len() {
         return Err(CodecError::decode(
@@ -224,5 +275,88 @@ pub(crate) mod tests {
             decode_payload("no-such-type", &bytes),
             Err(CodecError::UnknownSignature(s)) if s == "no-such-type"
         ));
+    }
+}
+
+#[cfg(test)]
+mod stack_probe {
+    use serde::{Deserialize, Serialize};
+    use std::cell::Cell;
+    thread_local! { static LOW: Cell<usize> = const { Cell::new(usize::MAX) }; }
+    #[derive(Serialize)]
+    struct Probe;
+    impl<'de> Deserialize<'de> for Probe {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let x = 0u8;
+            let a = &x as *const u8 as usize;
+            LOW.with(|l| l.set(l.get().min(a)));
+            u8::deserialize(d).map(|_| Probe)
+        }
+    }
+    #[derive(Serialize, Deserialize, crate::Message)]
+    struct PTree {
+        probe: Probe,
+        children: Vec<PTree>,
+    }
+    #[derive(Serialize, Deserialize, crate::Message)]
+    enum PList {
+        Cons(Probe, Box<PList>),
+        Nil,
+    }
+
+    #[test]
+    fn measure() {
+        super::tests::on_worker_stack(|| {
+            let x = 0u8;
+            let top = &x as *const u8 as usize;
+            for gens in [1usize, 64] {
+                let mut bytes = Vec::new();
+                for i in 0..gens {
+                    bytes.push(0);
+                    bytes.push(if i + 1 == gens { 0 } else { 1 });
+                }
+                LOW.with(|l| l.set(usize::MAX));
+                let r = super::decode_payload("PTree", &bytes);
+                let used = top - LOW.with(|l| l.get());
+                eprintln!("PTree {gens} gens ok={} stack {} bytes", r.is_ok(), used);
+            }
+            for n in [1usize, 63] {
+                let mut bytes = Vec::new();
+                for _ in 0..n {
+                    bytes.push(0);
+                    bytes.push(0);
+                }
+                bytes.push(1);
+                LOW.with(|l| l.set(usize::MAX));
+                let r = super::decode_payload("PList", &bytes);
+                let used = top - LOW.with(|l| l.get());
+                eprintln!(
+                    "PList {n} ok={} {:?} stack {} bytes",
+                    r.is_ok(),
+                    r.err(),
+                    used
+                );
+            }
+            for (ret, gens) in [(1usize, 1usize), (2, 1), (4, 1), (8, 1), (15, 1), (8, 40)] {
+                let mut bytes = Vec::new();
+                for _ in 0..ret {
+                    super::encode("Returned", &mut bytes).unwrap();
+                }
+                super::encode("PTree", &mut bytes).unwrap();
+                for i in 0..gens {
+                    bytes.push(0);
+                    bytes.push(if i + 1 == gens { 0 } else { 1 });
+                }
+                LOW.with(|l| l.set(usize::MAX));
+                let r = super::decode_payload("Returned", &bytes);
+                let used = top - LOW.with(|l| l.get());
+                eprintln!(
+                    "Returned x{ret} + PTree {gens} ok={} {:?} stack {} bytes",
+                    r.is_ok(),
+                    r.err(),
+                    used
+                );
+            }
+        });
     }
 }
