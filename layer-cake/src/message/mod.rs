@@ -411,7 +411,8 @@ impl<'de> serde::de::DeserializeSeed<'de> for EntrySeed {
         use serde::de::Error;
         let mut erased = <dyn erased_serde::Deserializer>::erase(d);
         self.0.decode_erased(&mut erased).map_err(|e| {
-            let inner = take_payload_error().unwrap_or_else(|| e.to_string());
+            let inner =
+                take_payload_error().unwrap_or_else(|| codec::depth::plain_text(e.to_string()));
             D::Error::custom(set_payload_error(format!(
                 "cannot decode {}: {inner}",
                 self.0.signature()

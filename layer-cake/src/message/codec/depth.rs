@@ -75,6 +75,102 @@ fn refuse<E>(error: impl FnOnce(TooDeep) -> E) -> E {
     error(TooDeep)
 }
 
+/// The longest error text passed up one level.
+const MAX_ERROR_TEXT: usize = 1024;
+
+/// An error on its way out of one level, with its text kept plain and short.
+///
+/// Inside a payload every level of a recursive value is read through
+/// `erased_serde`, which turns an error into text and back at each level,
+/// and bincode's errors render as their `Debug` form: `OtherString("…")`
+/// again at every level, its quotes and backslashes escaped once more, so
+/// the text doubled per level (a truncated 60-level value would never have
+/// finished failing). Each level here peels those wrappers off and cuts the
+/// text at [`MAX_ERROR_TEXT`]; an error that needs neither passes unchanged.
+#[cold]
+#[inline(never)]
+fn plain_de<E: de::Error>(e: E) -> E {
+    plain(e.to_string()).map_or(e, E::custom)
+}
+
+/// [`plain_de`] for the encoder.
+#[cold]
+#[inline(never)]
+fn plain_ser<E: ser::Error>(e: E) -> E {
+    plain(e.to_string()).map_or(e, E::custom)
+}
+
+/// `text` without bincode's `OtherString("…")` wrappers, at most
+/// [`MAX_ERROR_TEXT`] long (for errors that left the codec as text).
+pub(crate) fn plain_text(text: String) -> String {
+    plain(text.clone()).unwrap_or(text)
+}
+
+/// The text without bincode's `OtherString("…")` wrappers and at most
+/// [`MAX_ERROR_TEXT`] long, or `None` when it is already both.
+fn plain(text: String) -> Option<String> {
+    let mut current = text;
+    let mut changed = false;
+    while let Some(inner) = current
+        .strip_prefix("OtherString(\"")
+        .and_then(|rest| rest.strip_suffix("\")"))
+        .and_then(unescape_debug)
+    {
+        current = inner;
+        changed = true;
+    }
+    if current.len() > MAX_ERROR_TEXT {
+        let mut end = MAX_ERROR_TEXT;
+        while !current.is_char_boundary(end) {
+            end -= 1;
+        }
+        current.truncate(end);
+        current.push('…');
+        changed = true;
+    }
+    changed.then_some(current)
+}
+
+/// The string whose `Debug` form (without its quotes) is `escaped`, or
+/// `None` when it is not one.
+fn unescape_debug(escaped: &str) -> Option<String> {
+    let mut out = String::with_capacity(escaped.len());
+    let mut chars = escaped.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            if c == '"' {
+                return None;
+            }
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            '"' => out.push('"'),
+            '\'' => out.push('\''),
+            '\\' => out.push('\\'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            '0' => out.push('\0'),
+            'u' => {
+                if chars.next()? != '{' {
+                    return None;
+                }
+                let mut code = 0u32;
+                loop {
+                    match chars.next()? {
+                        '}' => break,
+                        d => code = code.checked_mul(16)?.checked_add(d.to_digit(16)?)?,
+                    }
+                }
+                out.push(char::from_u32(code)?);
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 // ---------------------------------------------------------------- decoding
 
 /// A deserializer that decodes like `inner` but refuses a value nested
@@ -124,7 +220,7 @@ impl<'de> Visitor<'de> for PayloadPair {
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<crate::Payload, A::Error> {
         let depth = enter(self.depth, 1, de::Error::custom)?;
-        crate::message::payload_from_seq(Access { inner: seq, depth })
+        crate::message::payload_from_seq(Access { inner: seq, depth }).map_err(plain_de)
     }
 }
 
@@ -172,7 +268,9 @@ macro_rules! forward_deserialize {
     ($($method:ident),* $(,)?) => {$(
         #[inline]
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-            self.inner.$method(Counting { inner: visitor, depth: self.depth })
+            self.inner
+                .$method(Counting { inner: visitor, depth: self.depth })
+                .map_err(plain_de)
         }
     )*};
 }
@@ -218,7 +316,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<D> {
             inner: visitor,
             depth: self.depth,
         };
-        self.inner.deserialize_unit_struct(name, visitor)
+        self.inner
+            .deserialize_unit_struct(name, visitor)
+            .map_err(plain_de)
     }
 
     #[inline]
@@ -231,7 +331,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<D> {
             inner: visitor,
             depth: self.depth,
         };
-        self.inner.deserialize_newtype_struct(name, visitor)
+        self.inner
+            .deserialize_newtype_struct(name, visitor)
+            .map_err(plain_de)
     }
 
     #[inline]
@@ -244,7 +346,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<D> {
             inner: visitor,
             depth: self.depth,
         };
-        self.inner.deserialize_tuple(len, visitor)
+        self.inner.deserialize_tuple(len, visitor).map_err(plain_de)
     }
 
     #[inline]
@@ -261,7 +363,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<D> {
             inner: visitor,
             depth: self.depth,
         };
-        self.inner.deserialize_tuple_struct(name, len, visitor)
+        self.inner
+            .deserialize_tuple_struct(name, len, visitor)
+            .map_err(plain_de)
     }
 
     #[inline]
@@ -275,7 +379,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<D> {
             inner: visitor,
             depth: self.depth,
         };
-        self.inner.deserialize_struct(name, fields, visitor)
+        self.inner
+            .deserialize_struct(name, fields, visitor)
+            .map_err(plain_de)
     }
 
     #[inline]
@@ -289,7 +395,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Bounded<D> {
             inner: visitor,
             depth: self.depth,
         };
-        self.inner.deserialize_enum(name, variants, visitor)
+        self.inner
+            .deserialize_enum(name, variants, visitor)
+            .map_err(plain_de)
     }
 
     #[inline]
@@ -350,31 +458,41 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Counting<V> {
     #[inline]
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
         let depth = enter(self.depth, 1, de::Error::custom)?;
-        self.inner.visit_some(Bounded { inner: d, depth })
+        self.inner
+            .visit_some(Bounded { inner: d, depth })
+            .map_err(plain_de)
     }
 
     #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
         let depth = enter(self.depth, 1, de::Error::custom)?;
-        self.inner.visit_newtype_struct(Bounded { inner: d, depth })
+        self.inner
+            .visit_newtype_struct(Bounded { inner: d, depth })
+            .map_err(plain_de)
     }
 
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
         let depth = enter(self.depth, 1, de::Error::custom)?;
-        self.inner.visit_seq(Access { inner: seq, depth })
+        self.inner
+            .visit_seq(Access { inner: seq, depth })
+            .map_err(plain_de)
     }
 
     #[inline]
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
         let depth = enter(self.depth, 1, de::Error::custom)?;
-        self.inner.visit_map(Access { inner: map, depth })
+        self.inner
+            .visit_map(Access { inner: map, depth })
+            .map_err(plain_de)
     }
 
     #[inline]
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
         let depth = enter(self.depth, 1, de::Error::custom)?;
-        self.inner.visit_enum(Access { inner: data, depth })
+        self.inner
+            .visit_enum(Access { inner: data, depth })
+            .map_err(plain_de)
     }
 }
 
@@ -383,10 +501,12 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<S> {
 
     #[inline]
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
-        self.inner.deserialize(Bounded {
-            inner: d,
-            depth: self.depth,
-        })
+        self.inner
+            .deserialize(Bounded {
+                inner: d,
+                depth: self.depth,
+            })
+            .map_err(plain_de)
     }
 }
 
@@ -398,10 +518,12 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Access<A> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
-        self.inner.next_element_seed(Seed {
-            inner: seed,
-            depth: self.depth,
-        })
+        self.inner
+            .next_element_seed(Seed {
+                inner: seed,
+                depth: self.depth,
+            })
+            .map_err(plain_de)
     }
 
     #[inline]
@@ -418,18 +540,22 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Access<A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        self.inner.next_key_seed(Seed {
-            inner: seed,
-            depth: self.depth,
-        })
+        self.inner
+            .next_key_seed(Seed {
+                inner: seed,
+                depth: self.depth,
+            })
+            .map_err(plain_de)
     }
 
     #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
-        self.inner.next_value_seed(Seed {
-            inner: seed,
-            depth: self.depth,
-        })
+        self.inner
+            .next_value_seed(Seed {
+                inner: seed,
+                depth: self.depth,
+            })
+            .map_err(plain_de)
     }
 
     #[inline]
@@ -448,7 +574,10 @@ impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Access<A> {
         seed: S,
     ) -> Result<(S::Value, Self::Variant), A::Error> {
         let depth = self.depth;
-        let (value, variant) = self.inner.variant_seed(Seed { inner: seed, depth })?;
+        let (value, variant) = self
+            .inner
+            .variant_seed(Seed { inner: seed, depth })
+            .map_err(plain_de)?;
         Ok((
             value,
             Access {
@@ -464,15 +593,17 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Access<A> {
 
     #[inline]
     fn unit_variant(self) -> Result<(), A::Error> {
-        self.inner.unit_variant()
+        self.inner.unit_variant().map_err(plain_de)
     }
 
     #[inline]
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
-        self.inner.newtype_variant_seed(Seed {
-            inner: seed,
-            depth: self.depth,
-        })
+        self.inner
+            .newtype_variant_seed(Seed {
+                inner: seed,
+                depth: self.depth,
+            })
+            .map_err(plain_de)
     }
 
     #[inline]
@@ -481,7 +612,7 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Access<A> {
             inner: visitor,
             depth: self.depth,
         };
-        self.inner.tuple_variant(len, visitor)
+        self.inner.tuple_variant(len, visitor).map_err(plain_de)
     }
 
     #[inline]
@@ -494,7 +625,7 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Access<A> {
             inner: visitor,
             depth: self.depth,
         };
-        self.inner.struct_variant(fields, visitor)
+        self.inner.struct_variant(fields, visitor).map_err(plain_de)
     }
 }
 
@@ -519,10 +650,12 @@ impl<'a, T: ?Sized> Limited<'a, T> {
 impl<T: ?Sized + Serialize> Serialize for Limited<'_, T> {
     #[inline]
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.value.serialize(LimitedSerializer {
-            inner: s,
-            depth: self.depth,
-        })
+        self.value
+            .serialize(LimitedSerializer {
+                inner: s,
+                depth: self.depth,
+            })
+            .map_err(plain_ser)
     }
 }
 
@@ -592,7 +725,9 @@ impl<S: Serializer> Serializer for LimitedSerializer<S> {
     #[inline]
     fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<S::Ok, S::Error> {
         let depth = enter(self.depth, 1, ser::Error::custom)?;
-        self.inner.serialize_some(&Limited { value, depth })
+        self.inner
+            .serialize_some(&Limited { value, depth })
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -615,6 +750,7 @@ impl<S: Serializer> Serializer for LimitedSerializer<S> {
         let depth = enter(self.depth, 1, ser::Error::custom)?;
         self.inner
             .serialize_newtype_struct(name, &Limited { value, depth })
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -628,6 +764,7 @@ impl<S: Serializer> Serializer for LimitedSerializer<S> {
         let depth = enter(self.depth, 1, ser::Error::custom)?;
         self.inner
             .serialize_newtype_variant(name, index, variant, &Limited { value, depth })
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -721,10 +858,12 @@ impl<C: ser::SerializeSeq> ser::SerializeSeq for Compound<C> {
 
     #[inline]
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.inner.serialize_element(&Limited {
-            value,
-            depth: self.depth,
-        })
+        self.inner
+            .serialize_element(&Limited {
+                value,
+                depth: self.depth,
+            })
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -739,10 +878,12 @@ impl<C: ser::SerializeTuple> ser::SerializeTuple for Compound<C> {
 
     #[inline]
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.inner.serialize_element(&Limited {
-            value,
-            depth: self.depth,
-        })
+        self.inner
+            .serialize_element(&Limited {
+                value,
+                depth: self.depth,
+            })
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -757,10 +898,12 @@ impl<C: ser::SerializeTupleStruct> ser::SerializeTupleStruct for Compound<C> {
 
     #[inline]
     fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.inner.serialize_field(&Limited {
-            value,
-            depth: self.depth,
-        })
+        self.inner
+            .serialize_field(&Limited {
+                value,
+                depth: self.depth,
+            })
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -775,10 +918,12 @@ impl<C: ser::SerializeTupleVariant> ser::SerializeTupleVariant for Compound<C> {
 
     #[inline]
     fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.inner.serialize_field(&Limited {
-            value,
-            depth: self.depth,
-        })
+        self.inner
+            .serialize_field(&Limited {
+                value,
+                depth: self.depth,
+            })
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -793,18 +938,22 @@ impl<C: ser::SerializeMap> ser::SerializeMap for Compound<C> {
 
     #[inline]
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), C::Error> {
-        self.inner.serialize_key(&Limited {
-            value: key,
-            depth: self.depth,
-        })
+        self.inner
+            .serialize_key(&Limited {
+                value: key,
+                depth: self.depth,
+            })
+            .map_err(plain_ser)
     }
 
     #[inline]
     fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.inner.serialize_value(&Limited {
-            value,
-            depth: self.depth,
-        })
+        self.inner
+            .serialize_value(&Limited {
+                value,
+                depth: self.depth,
+            })
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -823,13 +972,15 @@ impl<C: ser::SerializeStruct> ser::SerializeStruct for Compound<C> {
         key: &'static str,
         value: &T,
     ) -> Result<(), C::Error> {
-        self.inner.serialize_field(
-            key,
-            &Limited {
-                value,
-                depth: self.depth,
-            },
-        )
+        self.inner
+            .serialize_field(
+                key,
+                &Limited {
+                    value,
+                    depth: self.depth,
+                },
+            )
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -853,13 +1004,15 @@ impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for Compound<C>
         key: &'static str,
         value: &T,
     ) -> Result<(), C::Error> {
-        self.inner.serialize_field(
-            key,
-            &Limited {
-                value,
-                depth: self.depth,
-            },
-        )
+        self.inner
+            .serialize_field(
+                key,
+                &Limited {
+                    value,
+                    depth: self.depth,
+                },
+            )
+            .map_err(plain_ser)
     }
 
     #[inline]
@@ -870,5 +1023,21 @@ impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for Compound<C>
     #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_peels_bincode_wrappers_and_cuts_long_text() {
+        let once = format!("OtherString({:?})", "a \"b\" \\ c\n\u{7f}");
+        let twice = format!("OtherString({once:?})");
+        assert_eq!(plain(twice).unwrap(), "a \"b\" \\ c\n\u{7f}");
+        assert_eq!(plain("UnexpectedEnd { additional: 1 }".into()), None);
+        assert_eq!(plain("OtherString(\"unterminated".into()), None);
+        let long = plain("é".repeat(MAX_ERROR_TEXT)).unwrap();
+        assert!(long.len() <= MAX_ERROR_TEXT + '…'.len_utf8() && long.ends_with('…'));
     }
 }

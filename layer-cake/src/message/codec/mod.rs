@@ -6,7 +6,7 @@
 //! Rust type that reads it.
 
 pub mod binary;
-mod depth;
+pub(crate) mod depth;
 pub mod json;
 
 use std::fmt;
