@@ -46,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    let signature = if pick % 2 == 0 { "fuzz.Tree" } else { "fuzz.List" };
+    let signature = if pick % 2 == 0 {
+        "fuzz.Tree"
+    } else {
+        "fuzz.List"
+    };
     if pick % 2 == 0 {
         check::<Tree>(signature, body);
     } else {
