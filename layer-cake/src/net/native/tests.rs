@@ -170,8 +170,9 @@ fn request(to: u64, signature: &str, id: u64) -> MessageHeader<'_> {
 
 /// A body that does not decode faults that one message — answered to its
 /// sender when it was a request — and the link carries on: unknown types,
-/// bodies that are not the type they claim, and the depth bomb of issue 11
-/// (64 nested `Returned`, which used to overflow the reader's stack).
+/// bodies that are not the type they claim, and the depth bombs of issue 11
+/// (64 nested `Returned`, and 100 000 levels of a registered recursive type,
+/// which used to overflow the reader's stack).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_body_faults_that_message_not_the_link() {
     let (mut cx, at) = listener(ListenOptions::native()).await;
@@ -179,9 +180,15 @@ async fn an_undecodable_body_faults_that_message_not_the_link() {
     stream.write_all(&hello()).await.unwrap();
     expect::<Accepted>(&mut cx).await;
     let to = their_controller(&mut stream).await;
-    let bomb = crate::message::codec::binary::tests::nested_returned(64);
-    let deeper = crate::message::codec::binary::tests::nested_returned(10_000);
-    let bad: [(&str, &[u8], &str); 4] = [
+    use crate::message::codec::binary::{MAX_DECODE_DEPTH, tests as codec};
+    let bomb = codec::nested_returned(64);
+    let deeper = codec::nested_returned(10_000);
+    // A registered type that contains itself: 100 000 levels in as many
+    // bytes, and one level over the bound.
+    let tree = codec::tree_bomb(100_000);
+    let list = codec::list_bomb(MAX_DECODE_DEPTH);
+    let too_deep = format!("nested deeper than {MAX_DECODE_DEPTH} levels");
+    let bad: [(&str, &[u8], &str); 6] = [
         (
             "NoSuchType",
             &[1, 2, 3],
@@ -190,6 +197,8 @@ async fn an_undecodable_body_faults_that_message_not_the_link() {
         ("unicode", &[0xfb, 0xff, 0xff], "cannot decode unicode"),
         ("Returned", &bomb, "nested more than"),
         ("Returned", &deeper, "nested more than"),
+        ("test.Tree", &tree, &too_deep),
+        ("test.List", &list, &too_deep),
     ];
     for (id, (signature, body, _)) in bad.iter().enumerate() {
         stream
