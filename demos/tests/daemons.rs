@@ -26,7 +26,11 @@ impl Drop for Daemon {
 }
 
 fn start(package: &str, args: &[&str]) -> (Daemon, String) {
-    start_with(Command::new(workspace_binary(package, package)), package, args)
+    start_with(
+        Command::new(workspace_binary(package, package)),
+        package,
+        args,
+    )
 }
 
 /// [`start`] with `command` (the daemon, or `setpriv` running it).
@@ -171,7 +175,10 @@ struct ProbeArgs {
     name: String,
 }
 
-async fn probe_main(mut cx: layer_cake::Context, args: ProbeArgs) -> Result<(), layer_cake::Faulted> {
+async fn probe_main(
+    mut cx: layer_cake::Context,
+    args: ProbeArgs,
+) -> Result<(), layer_cake::Faulted> {
     cx.publish(args.name, layer_cake::directory::Scope::Host);
     loop {
         if cx.input().await.is::<layer_cake::Stop>() {
@@ -212,7 +219,10 @@ impl Drop for Probe {
 /// Starts the probe as `uid` (in group `group` too), publishing `name`
 /// through the host-cake at `at`, with `flags` besides.
 fn probe(uid: u32, group: u32, at: &str, name: &str, flags: &[String]) -> Probe {
-    let mut lines = vec![format!("--connect-to-directory={at}"), format!("--name={name}")];
+    let mut lines = vec![
+        format!("--connect-to-directory={at}"),
+        format!("--name={name}"),
+    ];
     lines.extend(flags.iter().cloned());
     let child = as_user(uid, uid, &[group])
         .arg(std::env::current_exe().expect("the test binary"))
@@ -251,7 +261,11 @@ async fn published(at: &str, gid: u32) -> Vec<String> {
         .ask(Inspect::default(), &node, PATIENCE)
         .await
         .expect("host-cake describes itself");
-    listing.published.into_iter().map(|(name, ..)| name).collect()
+    listing
+        .published
+        .into_iter()
+        .map(|(name, ..)| name)
+        .collect()
 }
 
 /// A host-cake run as a dedicated user (as `install-service --user` does)
@@ -277,7 +291,11 @@ fn a_process_trusts_a_daemon_of_another_user_only_with_allow_group() {
     let (mut daemon, at) = start_with(
         command,
         "host-cake",
-        &["--directory-at-host=127.0.0.1:0", "--no-lan-autoconnect", &group],
+        &[
+            "--directory-at-host=127.0.0.1:0",
+            "--no-lan-autoconnect",
+            &group,
+        ],
     );
     let tag = format!("{:08x}", rand::random::<u32>());
     let (without, with) = (format!("without-{tag}"), format!("with-{tag}"));

@@ -546,10 +546,7 @@ fn hold(cx: &mut Context, message: Payload) {
     if cx.request_id().is_some() {
         cx.save(message);
     } else {
-        tracing::warn!(
-            "dropped {}: the child process is gone",
-            message.signature()
-        );
+        tracing::warn!("dropped {}: the child process is gone", message.signature());
     }
 }
 
