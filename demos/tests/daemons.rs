@@ -302,7 +302,7 @@ fn a_process_trusts_a_daemon_of_another_user_only_with_allow_group() {
     // The one that does not trust the daemon starts first: it has had at
     // least as long when the other is seen.
     let _without = probe(USER, DAEMON, &at, &without, &[]);
-    let _with = probe(USER, DAEMON, &at, &with, &[group.clone()]);
+    let _with = probe(USER, DAEMON, &at, &with, std::slice::from_ref(&group));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
