@@ -88,8 +88,12 @@ pub struct ProcessConfig {
     /// ends of a same-host link: the peers that connect to its listeners,
     /// and the daemon it connects to. With the same flag on host-cake, the
     /// users of that group share a host-cake run as a dedicated user
-    /// (`layer-cake install-service --user`), whose group it is. Passed on
-    /// to child processes. An unknown name is a usage error.
+    /// (`layer-cake install-service --user`), whose group it is. It applies
+    /// to the links of the process's directory (to its parent directory, and
+    /// the sessions between publishers and subscribers); a link the
+    /// application opens itself takes
+    /// [`LinkOptions::allow_group`](crate::net::LinkOptions::allow_group).
+    /// Passed on to child processes. An unknown name is a usage error.
     pub allow_group: Option<String>,
     /// `--origin=ORIGIN`: where this process sits in the chain of processes.
     pub origin: Origin,
