@@ -36,13 +36,17 @@ use crate::net::{Close, Closed, EndOfTransport, HostPort, LinkOptions};
 use crate::runtime::transport::{Channel, Sending};
 use crate::runtime::{Address, Envelope, Meta, PushError, RequestId, Tag, TraceContext};
 
-/// Whole frames waiting for the writer, in order, in chunks of about
-/// [`CHUNK`] bytes: the queue's memory follows what it holds (no buffer
-/// doubling, no copy when it grows), and goes back chunk by chunk as the
-/// writer gets through it.
+/// Whole frames waiting for the writer, in order, in chunks of at most
+/// about [`CHUNK`] bytes: the queue's memory follows what it holds (a
+/// chunk grows up to `CHUNK`, then a new one starts, so nothing is copied
+/// past that size), and goes back chunk by chunk as the writer gets through
+/// it. One small written chunk is kept for reuse, so that a link sending a
+/// frame at a time allocates nothing per frame.
 #[derive(Default)]
 struct Queue {
     chunks: std::collections::VecDeque<Vec<u8>>,
+    /// An empty chunk of at most [`SPARE_KEPT`] bytes' capacity.
+    spare: Option<Vec<u8>>,
     /// Write what is queued, then shut the socket down.
     shutdown: bool,
 }
@@ -84,6 +88,30 @@ const DECODE_LOG_EVERY: Duration = Duration::from_secs(1);
 /// The size of a chunk of the send queue (a frame larger than this has one
 /// of its own).
 const CHUNK: usize = 64 * 1024;
+
+/// The capacity a new chunk of the send queue starts with (it grows up to
+/// [`CHUNK`]).
+const FIRST_CHUNK: usize = 4 * 1024;
+
+/// The largest written chunk a link keeps for its next frames.
+const SPARE_KEPT: usize = 16 * 1024;
+
+/// The largest encoding buffer a thread keeps between sends.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    /// Where a sender encodes a frame before queueing it: kept between
+    /// sends, so that a send allocates nothing of its own.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Why a frame was not queued.
+enum Unsent {
+    /// The message could not be encoded.
+    Unencodable(String),
+    /// The queue refused it.
+    Push(PushError),
+}
 
 /// A native connection.
 pub(crate) struct Link {
@@ -210,38 +238,51 @@ impl Link {
         }
     }
 
-    /// Appends a whole frame to the queue. A user frame is refused with
-    /// `Full` at the soft bound; any frame that would take the queue past
-    /// the hard bound closes the link (the peer is not reading).
+    /// Appends a whole frame to the queue.
     fn queue(self: &Arc<Self>, bytes: &[u8], class: Class) -> Result<(), PushError> {
+        self.queue_parts(&[bytes], class)
+    }
+
+    /// Appends a whole frame, given in parts, to the queue. A user frame is
+    /// refused with `Full` at the soft bound; any frame that would take the
+    /// queue past the hard bound closes the link (the peer is not reading).
+    fn queue_parts(self: &Arc<Self>, parts: &[&[u8]], class: Class) -> Result<(), PushError> {
         let soft = self.options.send_queue_bytes;
         let hard = self.options.send_queue_hard_bytes.max(soft);
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         let now = {
             let mut queue = lock(&self.queue);
             if queue.shutdown {
                 return Err(PushError::Closed);
             }
             let queued = self.queued.load(Ordering::Acquire);
-            if class == Class::User && (queued >= soft || queued + bytes.len() > hard) {
+            if class == Class::User && (queued >= soft || queued + len > hard) {
                 return Err(PushError::Full);
             }
-            if queued + bytes.len() > hard {
+            if queued + len > hard {
                 drop(queue);
                 self.overflowed(format!(
                     "the peer is not reading: {} bytes waiting to be sent would pass the hard bound of {hard} bytes",
-                    queued + bytes.len()
+                    queued + len
                 ));
                 return Err(PushError::Closed);
             }
-            match queue.chunks.back_mut() {
-                Some(last) if last.len() + bytes.len() <= CHUNK => last.extend_from_slice(bytes),
+            let queue = &mut *queue;
+            let chunk = match queue.chunks.back_mut() {
+                Some(last) if last.len() + len <= CHUNK => last,
                 _ => {
-                    let mut chunk = Vec::with_capacity(CHUNK.max(bytes.len()));
-                    chunk.extend_from_slice(bytes);
-                    queue.chunks.push_back(chunk);
+                    let fresh = queue
+                        .spare
+                        .take()
+                        .unwrap_or_else(|| Vec::with_capacity(len.max(FIRST_CHUNK)));
+                    queue.chunks.push_back(fresh);
+                    queue.chunks.back_mut().expect("just pushed")
                 }
+            };
+            for part in parts {
+                chunk.extend_from_slice(part);
             }
-            self.queued.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len()
+            self.queued.fetch_add(len, Ordering::AcqRel) + len
         };
         if now > soft {
             lock(&self.over_since).get_or_insert_with(Instant::now);
@@ -287,22 +328,34 @@ impl Link {
             },
         };
         let mut bytes = Vec::new();
-        wire::frame(&mut bytes, &header, &[]).map_err(|_| PushError::Closed)?;
+        wire::frame(&mut bytes, &header, &[]);
         self.queue(&bytes, Class::Must)
     }
 
     /// How an address is written on this link: writing it makes it
-    /// reachable over the link (see `reach`).
-    pub(crate) fn wire_of(&self, address: &Address) -> WireAddr {
-        match address.route() {
+    /// reachable over the link (see `reach`). Refused when it would be one
+    /// relayed route more than [`LinkOptions::max_relayed`].
+    pub(crate) fn wire_of(&self, address: &Address) -> Result<WireAddr, String> {
+        Ok(match address.route() {
             RouteRef::Null | RouteRef::Unreachable => WireAddr::Null,
             RouteRef::Local(m) => WireAddr::Mine(self.reach.give_local(m)),
             RouteRef::Remote(channel, id) if channel.channel_id() == self.id => WireAddr::Yours(id),
             RouteRef::Remote(channel, id) => match channel.clone().into_any().downcast::<Link>() {
-                Ok(via) => WireAddr::Mine(self.reach.give_relay(&self.me, self.id, &via, id)),
+                Ok(via) => {
+                    let max = self.options.max_relayed;
+                    match self.reach.give_relay(&self.me, self.id, &via, id, max) {
+                        Some(given) => WireAddr::Mine(given),
+                        None => {
+                            return Err(format!(
+                                "link {} already relays {max} routes to \"{}\" (LinkOptions::max_relayed)",
+                                self.id, self.remote
+                            ));
+                        }
+                    }
+                }
                 Err(_) => WireAddr::Null,
             },
-        }
+        })
     }
 
     /// What an address written on this link names here. `Yours` is looked
@@ -365,29 +418,53 @@ impl Link {
         {
             return Err((envelope, PushError::Full));
         }
-        let bytes = match self.encode(&envelope, to) {
-            Ok(bytes) => bytes,
-            Err(reason) => {
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let result = self.encode_and_queue(&envelope, to, class, &mut scratch);
+        if scratch.capacity() <= SCRATCH_KEPT {
+            scratch.clear();
+            SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(Unsent::Push(why)) => Err((envelope, why)),
+            Err(Unsent::Unencodable(reason)) => {
                 tracing::warn!(
                     link = self.id,
                     "cannot send {} over the network: {reason}",
                     envelope.payload.signature()
                 );
-                return Err((envelope, PushError::Unencodable));
+                Err((envelope, PushError::Unencodable))
             }
-        };
+        }
+    }
+
+    /// Encodes `envelope` (in `scratch`: the body, then the header) and
+    /// queues its frame.
+    fn encode_and_queue(
+        self: &Arc<Self>,
+        envelope: &Envelope,
+        to: u64,
+        class: Class,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), Unsent> {
+        let body_len = self
+            .encode(envelope, to, scratch)
+            .map_err(Unsent::Unencodable)?;
+        let (body, header) = scratch.split_at(body_len);
+        let length = u32::try_from(body.len() + header.len())
+            .map_err(|_| Unsent::Unencodable("a frame over 4 GiB".into()))?;
         // Recorded before the frame can leave, so that an answer arriving
         // at once finds it.
         if let Tag::Request(RequestId(id)) = envelope.tag {
             self.expect_local_answer(&envelope.from, id);
         }
-        match self.queue(&bytes, class) {
+        match self.queue_parts(&[&length.to_be_bytes(), header, body], class) {
             Ok(()) => Ok(()),
             Err(why) => {
                 if let Tag::Request(RequestId(id)) = envelope.tag {
                     self.answered(&envelope.from, id);
                 }
-                Err((envelope, why))
+                Err(Unsent::Push(why))
             }
         }
     }
@@ -399,7 +476,12 @@ impl Link {
         to: u64,
     ) -> Result<(), (Envelope, PushError)> {
         loop {
-            // Registered before trying, so a wake-up between the two is kept.
+            match self.send(envelope, to) {
+                Err((back, PushError::Full)) => envelope = back,
+                other => return other,
+            }
+            // Full: wait for room, registered before trying once more so
+            // that a wake-up between the two is kept.
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
@@ -459,14 +541,6 @@ impl Link {
         }
     }
 
-    /// Whether `asker`'s request `id` went out over this link and is not
-    /// yet answered: only then may an answer to it come back this way.
-    fn owes(&self, asker: &Address, id: u64) -> bool {
-        lock(&self.outstanding)
-            .since
-            .contains_key(&(asker.clone(), id))
-    }
-
     /// An answer came back over this link: its request is no longer owed.
     /// False when it was not owed (the answer is then refused).
     fn answered(&self, asker: &Address, id: u64) -> bool {
@@ -506,10 +580,17 @@ impl Link {
         }
     }
 
-    fn encode(self: &Arc<Self>, envelope: &Envelope, to: u64) -> Result<Vec<u8>, String> {
-        let mut body = Vec::new();
-        let (encoded, book) = book::encoding(self, || envelope.payload.encode_binary(&mut body));
+    /// Writes `envelope`'s body and then its header for the actor `to` at
+    /// the end of `out`; returns the body's length.
+    fn encode(
+        self: &Arc<Self>,
+        envelope: &Envelope,
+        to: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, String> {
+        let (encoded, book) = book::encoding(self, || envelope.payload.encode_binary(out));
         encoded.map_err(|e| e.to_string())?;
+        let body_len = out.len();
         let (tag, request) = match envelope.tag {
             Tag::Request(RequestId(id)) => (1, id),
             Tag::Response(RequestId(id)) => (2, id),
@@ -520,8 +601,8 @@ impl Link {
             version: VERSION,
             kind: Kind::Message(MessageHeader {
                 to: WireAddr::Yours(to),
-                from: self.wire_of(&envelope.from),
-                signature: envelope.payload.signature(),
+                from: self.wire_of(&envelope.from)?,
+                signature: envelope.payload.static_signature(),
                 tag,
                 request,
                 // Each hop is a span of its own.
@@ -529,23 +610,23 @@ impl Link {
                     .and_then(|m| m.trace)
                     .map(|t| t.child())
                     .map(|t| (t.trace_id, t.span_id, t.flags)),
-                caller: meta.and_then(|m| m.caller.clone()),
-                ingress: meta
-                    .and_then(|m| m.ingress.as_ref())
-                    .map_or(WireAddr::Null, |a| self.wire_of(a)),
+                caller: meta.and_then(|m| m.caller.as_deref()),
+                ingress: match meta.and_then(|m| m.ingress.as_ref()) {
+                    Some(ingress) => self.wire_of(ingress)?,
+                    None => WireAddr::Null,
+                },
                 book,
             }),
         };
-        let mut bytes = Vec::with_capacity(body.len() + 64);
-        wire::frame(&mut bytes, &header, &body).map_err(|e| e.to_string())?;
-        if bytes.len() - 4 > self.options.max_frame {
+        wire::write_header(out, &header);
+        if out.len() > self.options.max_frame {
             return Err(format!(
                 "a frame of {} bytes exceeds the limit of {} bytes",
-                bytes.len() - 4,
+                out.len(),
                 self.options.max_frame
             ));
         }
-        Ok(bytes)
+        Ok(body_len)
     }
 
     /// Ends the link (once): tells the peer when it can, stops the reader,
@@ -562,11 +643,10 @@ impl Link {
             let mut bytes = Vec::new();
             let header = Header {
                 version: VERSION,
-                kind: Kind::Close { note },
+                kind: Kind::Close { note: &note },
             };
-            if wire::frame(&mut bytes, &header, &[]).is_ok() {
-                let _ = self.queue(&bytes, Class::Must);
-            }
+            wire::frame(&mut bytes, &header, &[]);
+            let _ = self.queue(&bytes, Class::Must);
         }
         lock(&self.queue).shutdown = true;
         self.wake_writer.notify_one();
@@ -663,15 +743,20 @@ impl Link {
         };
         let _ = self.peer_controller.set(controller);
         announce(self.proxy());
-        let heartbeats = self.heartbeats();
+        // With heartbeats, silence past `stale_after` means the peer is gone.
+        // Rather than arm a deadline per frame (a clock read each), a ticker
+        // looks every half `stale_after` for a frame since its last look:
+        // two quiet looks in a row end the link, so a silent peer goes
+        // between one and one and a half `stale_after` after its last frame.
+        let mut stale_check = self.heartbeats().then(|| {
+            let every = self.options.stale_after / 2;
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker
+        });
+        let mut heard = true;
+        let mut quiet_looks = 0u8;
         let ending = loop {
-            // Without heartbeats a quiet link is fine; with them, silence
-            // past the bound means the peer is gone.
-            let quiet = if heartbeats {
-                self.options.stale_after
-            } else {
-                Duration::MAX
-            };
             let next = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => {
@@ -680,14 +765,19 @@ impl Link {
                     }
                     break Some(Ending(EndOfTransport::OnRequest, "the actor that owned it has ended".into()));
                 }
-                next = tokio::time::timeout(quiet, frames.next()) => match next {
-                    Ok(next) => next,
-                    Err(_) => break Some(Ending(
-                        EndOfTransport::WentStale,
-                        format!("nothing heard for {:?}", self.options.stale_after),
-                    )),
-                },
+                next = frames.next() => next,
+                _ = async { stale_check.as_mut().expect("guarded").tick().await }, if stale_check.is_some() => {
+                    quiet_looks = if std::mem::take(&mut heard) { 0 } else { quiet_looks + 1 };
+                    if quiet_looks >= 2 {
+                        break Some(Ending(
+                            EndOfTransport::WentStale,
+                            format!("nothing heard for {:?}", self.options.stale_after),
+                        ));
+                    }
+                    continue;
+                }
             };
+            heard = true;
             match next {
                 None => {
                     break Some(Ending(
@@ -748,7 +838,11 @@ impl Link {
         }
     }
 
-    async fn deliver(self: &Arc<Self>, header: MessageHeader, body: &[u8]) -> Result<(), Ending> {
+    async fn deliver(
+        self: &Arc<Self>,
+        mut header: MessageHeader<'_>,
+        body: &[u8],
+    ) -> Result<(), Ending> {
         let bad = |why: String| Ending(EndOfTransport::InboundStreaming, why);
         let WireAddr::Yours(target_id) = header.to else {
             return Err(bad(format!(
@@ -769,7 +863,7 @@ impl Link {
                 // Never looked up anywhere but in this link's table; a
                 // request still gets an answer.
                 if miss == Miss::NotGiven {
-                    self.reach.refuse(self.id, &self.remote, &header.signature);
+                    self.reach.refuse(self.id, &self.remote, header.signature);
                 } else {
                     tracing::warn!(
                         link = self.id,
@@ -790,9 +884,10 @@ impl Link {
                 return Ok(());
             }
         };
-        // An answer comes back only over the link its request went out on.
+        // An answer comes back only over the link its request went out on
+        // (and is then no longer owed).
         if let Tag::Response(RequestId(id)) = tag
-            && !self.owes(&target, id)
+            && !self.answered(&target, id)
         {
             self.reach.refuse(
                 self.id,
@@ -802,27 +897,21 @@ impl Link {
             return Ok(());
         }
         if let RouteRef::Remote(next, next_id) = target.route() {
-            if let Tag::Response(RequestId(id)) = tag {
-                self.answered(&target, id);
-            }
             let Ok(next) = next.clone().into_any().downcast::<Link>() else {
                 return Ok(());
             };
             return self.relay(next, next_id, header, body, tag, from);
         }
-        if let Tag::Response(RequestId(id)) = tag {
-            self.answered(&target, id);
-        }
-        let entries = header.book.clone();
+        let entries = std::mem::take(&mut header.book);
         let decoded = book::decoding(self, entries, || {
-            crate::message::codec::binary::decode_payload(&header.signature, body)
+            crate::message::codec::binary::decode_payload(header.signature, body)
         });
         let payload = match decoded {
             Ok(payload) => payload,
             Err(e) => {
                 // The header was read, so the framing holds: only this
                 // message is lost, and whoever waits on it hears why.
-                self.undecodable(&header.signature, &e);
+                self.undecodable(header.signature, &e);
                 let fault = Faulted::new("not delivered")
                     .with_explanation(format!("undecodable body of {} bytes: {e}", body.len()));
                 let (to, from) = match tag {
@@ -852,16 +941,29 @@ impl Link {
                         span_id,
                         flags,
                     }),
-                    caller: header.caller,
+                    caller: header.caller.map(String::from),
                     ingress: (!ingress.is_null()).then_some(ingress),
                 })
             });
-        let mut slot = Some(Envelope {
+        let envelope = Envelope {
             from,
             payload,
             tag,
             meta,
-        });
+        };
+        // Most deliveries find room at once: no deadline is armed for them.
+        let backlogged = envelope.payload.is_control()
+            && target
+                .mailbox()
+                .is_some_and(|m| m.control_backlog() >= MAX_CONTROL_BACKLOG);
+        let mut slot = if backlogged {
+            Some(envelope)
+        } else {
+            match target.push(envelope) {
+                Ok(()) => return Ok(()),
+                Err((envelope, _)) => Some(envelope),
+            }
+        };
         // Wait for room rather than drop: the connection slows down instead.
         // The control lane never refuses, so a peer could fill it without
         // bound: past a backlog, wait for the actor to catch up.
@@ -941,10 +1043,11 @@ impl Link {
     ) -> Result<(), Ending> {
         let bad = |why: String| Ending(EndOfTransport::InboundStreaming, why);
         let rewrite = |wire: WireAddr| -> Result<WireAddr, Ending> {
-            Ok(next.wire_of(&self.address_of(wire).map_err(bad)?))
+            next.wire_of(&self.address_of(wire).map_err(bad)?)
+                .map_err(bad)
         };
         header.to = WireAddr::Yours(to);
-        header.from = next.wire_of(&self.sender_of(header.from));
+        header.from = next.wire_of(&self.sender_of(header.from)).map_err(bad)?;
         header.ingress = rewrite(header.ingress)?;
         for entry in header.book.iter_mut() {
             *entry = rewrite(*entry)?;
@@ -954,9 +1057,7 @@ impl Link {
             kind: Kind::Message(header),
         };
         let mut bytes = Vec::with_capacity(body.len() + 64);
-        if wire::frame(&mut bytes, &frame, body).is_err() {
-            return Err(bad("cannot re-frame a relayed message".into()));
-        }
+        wire::frame(&mut bytes, &frame, body);
         // The table of requests awaiting answers over `next` is filled by
         // this link's peer: at its cap, that peer is the one cut off.
         if let Tag::Request(RequestId(id)) = tag
@@ -1049,9 +1150,11 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
         t
     });
     let mut wrote_since_tick = false;
+    // A written chunk, emptied, for the queue to reuse.
+    let mut spare: Option<Vec<u8>> = None;
     let heartbeat_frame = {
         let mut bytes = Vec::new();
-        let _ = wire::frame(
+        wire::frame(
             &mut bytes,
             &Header {
                 version: VERSION,
@@ -1070,6 +1173,9 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
         let shutdown = loop {
             {
                 let mut queue = lock(&link.queue);
+                if queue.spare.is_none() {
+                    queue.spare = spare.take();
+                }
                 if !queue.chunks.is_empty() || queue.shutdown {
                     std::mem::swap(&mut queue.chunks, &mut batch);
                     break queue.shutdown;
@@ -1118,7 +1224,13 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
             }
             wrote_since_tick = true;
             let left = link.queued.fetch_sub(chunk.len(), Ordering::AcqRel) - chunk.len();
-            drop(chunk);
+            if spare.is_none() && chunk.capacity() <= SPARE_KEPT {
+                let mut chunk = chunk;
+                chunk.clear();
+                spare = Some(chunk);
+            } else {
+                drop(chunk);
+            }
             if left <= soft {
                 *lock(&link.over_since) = None;
                 link.room.notify_waiters();
