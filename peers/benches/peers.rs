@@ -890,10 +890,10 @@ mod kameo_side {
 
         async fn handle(&mut self, _msg: i64, _ctx: &mut Context<Self, ()>) {
             self.seen += 1;
-            if self.seen == self.n {
-                if let Some(done) = self.done.take() {
-                    let _ = done.send(self.seen);
-                }
+            if self.seen == self.n
+                && let Some(done) = self.done.take()
+            {
+                let _ = done.send(self.seen);
             }
         }
     }
@@ -1064,10 +1064,10 @@ mod actix_side {
                 for i in 0..per {
                     to.do_send(Num(i as i64));
                 }
-                if finished.fetch_add(1, Ordering::SeqCst) + 1 == senders as u64 {
-                    if let Some(tx) = all_done.lock().unwrap().take() {
-                        let _ = tx.send(());
-                    }
+                if finished.fetch_add(1, Ordering::SeqCst) + 1 == senders as u64
+                    && let Some(tx) = all_done.lock().unwrap().take()
+                {
+                    let _ = tx.send(());
                 }
             });
         }
