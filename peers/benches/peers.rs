@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! cd peers
-//! CARGO_TARGET_DIR=../target cargo bench --bench peers             # full run
-//! CARGO_TARGET_DIR=../target cargo bench --bench peers -- --quick  # smaller counts
+//! cargo bench --bench peers             # full run
+//! cargo bench --bench peers -- --quick  # smaller counts
 //! ```
 //!
 //! The layer-cake and raw-tokio workloads are those of
