@@ -604,7 +604,10 @@ async fn inspect_until(
         if done(&listing) {
             return listing;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never: {listing:#?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never: {listing:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
