@@ -284,7 +284,14 @@ impl Node {
             .map(|(p, _)| p.clone())
             .collect();
         for old in earlier {
-            tracing::info!(level = %self.level(), "a child directory reconnected from {} before its link from {} closed", self.accepted.get(proxy).map(|a| a.remote.to_string()).unwrap_or_default(), self.accepted.get(&old).map(|a| a.remote.to_string()).unwrap_or_default());
+            let remote = |p: &Address| self.accepted.get(p).map(|a| a.remote.to_string());
+            let (now, before) = (remote(proxy), remote(&old));
+            tracing::info!(
+                level = %self.level(),
+                "a child directory reconnected from {} before its link from {} closed",
+                now.unwrap_or_default(),
+                before.unwrap_or_default()
+            );
             if let Some(link) = old.link_id() {
                 self.child_gone(cx, &old, link, "the directory below reconnected");
             }
