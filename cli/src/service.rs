@@ -245,6 +245,17 @@ pub fn install(
          useradd --system --no-create-home --shell /usr/sbin/nologin {user}\n",
         path.display()
     );
+    if matches!(service, Service::HostCake)
+        && !extra.iter().any(|flag| flag.starts_with("--allow-group"))
+    {
+        // A process trusts a daemon of another user only through a group it
+        // names (docs/security.md, "Who may use a daemon").
+        steps.push_str(&format!(
+            "only processes of {user} and root can use it; to let other users' processes in, \
+             add --allow-group={user} to this command, put those users in the group \
+             (usermod -aG {user} NAME) and start their processes with --allow-group={user}\n"
+        ));
+    }
     if let Service::Home(home) = service {
         steps.push_str(&format!(
             "the home must be the user's:\n  chown -R {user}: {}\n",

@@ -289,6 +289,8 @@ fn the_service_unit_runs_as_its_own_user_hardened() {
         said.contains("useradd --system --no-create-home --shell /usr/sbin/nologin lc-test"),
         "{said}"
     );
+    // How other users' processes may use it: a group both ends name.
+    assert!(said.contains("--allow-group=lc-test"), "{said}");
     let path = units.path().join("layer-cake-host-cake.service");
     let unit = std::fs::read_to_string(&path).unwrap();
     // A program under /tmp (a checkout there, as CI may use) would vanish

@@ -687,3 +687,151 @@ fn the_childs_key_is_neither_on_its_command_line_nor_in_its_environment() {
         assert!(returned_from(&mut cx, &child).await.is_fault());
     });
 }
+
+/// `test_worker_7` behind a shell that outlives it: `sh` runs the worker,
+/// then execs `sleep 120`. Killing the worker closes its link while the
+/// proxy's own child (the shell, then `sleep`) keeps running — the window in
+/// which a request can reach a live proxy whose worker is gone.
+fn wrapped_worker_7(role: &str) -> ProcessOptions {
+    ProcessOptions::new("sh")
+        .arg("-c")
+        .arg(r#""$0" "$@"; exec sleep 120"#)
+        .arg(env!("CARGO_BIN_EXE_test_worker_7"))
+        .role_name(role)
+        .stop_grace(Duration::from_secs(2))
+}
+
+/// Kills (SIGKILL) the `test_worker_7` the shell `shell` runs, and waits
+/// until it is gone; its pid.
+fn kill_wrapped_worker(shell: i32) -> i32 {
+    let worker = find_child(shell, "test_worker_7");
+    signal::kill(Pid::from_raw(worker), Signal::SIGKILL).unwrap();
+    assert!(wait_gone(worker), "the killed worker is gone");
+    worker
+}
+
+/// A caller asking a proxy whose worker has died gets a `Lost` fault at
+/// once — the proxy stops what is left of the child rather than waiting for
+/// it, so no one hangs — and the proxy ends.
+#[test]
+fn a_request_to_a_proxy_whose_worker_died_is_answered_lost_promptly() {
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let role = unique("wrapped");
+        let child = cx.spawn_process(wrapped_worker_7(&role));
+        let _: Table = cx.ask(Xy { x: 1, y: 1 }, &child, PATIENCE).await.unwrap();
+        let shell = find_child(me(), &format!("--role-name={role}"));
+        let _shell_guard = KillOnDrop(shell);
+        kill_wrapped_worker(shell);
+        // Give the proxy's side of the link time to see it close, so that
+        // the request finds no one to forward to (the case under test).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let asked = Instant::now();
+        let fault = cx
+            .ask::<Table, _>(Xy { x: 2, y: 2 }, &child, PATIENCE)
+            .await
+            .map_err(|e| e.into_fault())
+            .unwrap_err();
+        assert_eq!(fault.kind, FaultKind::Lost, "{fault}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "answered long before the shell's sleep would have ended"
+        );
+        let ended = returned_from(&mut cx, &child).await;
+        assert!(ended.is_fault(), "the proxy ended with the stopped shell");
+        assert!(wait_gone(shell), "the shell was stopped");
+    });
+}
+
+/// A spool of worker processes where a worker is killed (SIGKILL): once
+/// while idle, so that the next request reaches its still-running proxy
+/// after the link has closed, and once while requests stream in. Every
+/// request is answered with its table — none with "not delivered" — since a
+/// request the dead worker never received goes to a live one.
+#[test]
+fn a_spool_of_worker_processes_retries_what_a_dead_worker_never_received() {
+    use layer_cake::spool::{InspectSpool, SpoolOptions, SpoolStatus, Workers};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let role = unique("spooled");
+        let spool = cx
+            .spawn_spool(
+                Workers::processes(2, wrapped_worker_7(&role)),
+                SpoolOptions::new().stand_down(Some(Duration::from_secs(1))),
+            )
+            .unwrap();
+        let slot = |n: usize| format!("--role-name={role}-{n}");
+        let shells = [find_child(me(), &slot(0)), find_child(me(), &slot(1))];
+        let mut guards: Vec<KillOnDrop> = shells.iter().map(|&pid| KillOnDrop(pid)).collect();
+
+        /// `clients` tasks each asking `each` tables, counting answers in
+        /// `done`; every answer is checked.
+        fn stream(
+            spool: &Address,
+            clients: usize,
+            each: usize,
+            done: &Arc<AtomicUsize>,
+        ) -> Vec<tokio::task::JoinHandle<()>> {
+            (0..clients)
+                .map(|c| {
+                    let (spool, done) = (spool.clone(), Arc::clone(done));
+                    tokio::spawn(async move {
+                        for i in 0..each {
+                            let (x, y) = (1 + (c + i) % 5, 1 + i % 3);
+                            let asked = Xy {
+                                x: x as i64,
+                                y: y as i64,
+                            };
+                            let table: Table = layer_cake::runtime::ask(asked, &spool, PATIENCE)
+                                .await
+                                .unwrap_or_else(|e| panic!("request {c}/{i}: {e}"));
+                            assert_eq!((table.len(), table[0].len()), (y, x));
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                })
+                .collect()
+        }
+        async fn finish(clients: Vec<tokio::task::JoinHandle<()>>) {
+            for client in clients {
+                client.await.expect("every request answered with its table");
+            }
+        }
+
+        // Both workers serve.
+        let done = Arc::new(AtomicUsize::new(0));
+        finish(stream(&spool, 3, 10, &done)).await;
+        // Worker 0 dies while idle; its proxy lives on (the shell sleeps).
+        kill_wrapped_worker(shells[0]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The stream goes on, and worker 1 dies in the middle of it.
+        let clients = stream(&spool, 3, 40, &done);
+        let deadline = Instant::now() + PATIENCE;
+        while done.load(Ordering::SeqCst) < 30 + 40 {
+            assert!(Instant::now() < deadline, "the load stalled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        kill_wrapped_worker(shells[1]);
+        finish(clients).await;
+        assert_eq!(done.load(Ordering::SeqCst), 30 + 120);
+
+        let status: SpoolStatus = layer_cake::runtime::ask(InspectSpool, &spool, PATIENCE)
+            .await
+            .unwrap();
+        assert!(
+            status.retried >= 1,
+            "the request worker 0's proxy held was retried: {status:?}"
+        );
+        assert_eq!(status.lost, 0, "{status:?}");
+        // The replacements are stopped with the spool.
+        guards.extend(children_of(me(), &role).into_iter().map(KillOnDrop));
+        cx.send(Stop, &spool).unwrap();
+        let _ = returned_from(&mut cx, &spool).await;
+        for shell in shells {
+            assert!(wait_gone(shell), "the shell of a killed worker ended");
+        }
+    });
+}

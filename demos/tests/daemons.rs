@@ -26,9 +26,18 @@ impl Drop for Daemon {
 }
 
 fn start(package: &str, args: &[&str]) -> (Daemon, String) {
+    start_with(
+        Command::new(workspace_binary(package, package)),
+        package,
+        args,
+    )
+}
+
+/// [`start`] with `command` (the daemon, or `setpriv` running it).
+fn start_with(mut command: Command, package: &str, args: &[&str]) -> (Daemon, String) {
     // Owned by the guard from the start, so a failing test reaps it.
     let mut daemon = Daemon(
-        Command::new(workspace_binary(package, package))
+        command
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -104,4 +113,218 @@ fn a_bad_flag_is_one_line_and_exit_2() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "{package}: {stderr}");
     }
+}
+
+#[test]
+fn an_unknown_allow_group_is_one_line_and_exit_2() {
+    for package in ["host-cake", "lan-cake", "group-cake"] {
+        let output = Command::new(workspace_binary(package, package))
+            .arg("--allow-group=no-such-group-anywhere")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{package}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "{package}: --allow-group: cannot find the group \"no-such-group-anywhere\" (no such group)"
+            )
+        );
+    }
+}
+
+/// Why this test cannot run processes as other users, if it cannot.
+fn cannot_switch_users() -> Option<&'static str> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root: cannot run processes as other users");
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        return Some("setpriv (util-linux) is not installed");
+    }
+    None
+}
+
+/// `setpriv` running what follows as `uid` with primary group `gid` and
+/// the supplementary `groups` only; a home that does not exist, so that
+/// nothing of root's is looked at.
+fn as_user(uid: u32, gid: u32, groups: &[u32]) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .env("HOME", "/nonexistent/layer-cake-test")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("LAYER_CAKE_LAN_KEY");
+    if groups.is_empty() {
+        command.arg("--clear-groups");
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        command.arg(format!("--groups={}", list.join(",")));
+    }
+    command
+}
+
+/// The environment variable that makes [`allow_group_probe`] a process.
+const PROBE: &str = "LAYER_CAKE_ALLOW_GROUP_PROBE";
+
+/// An ordinary layer-cake process (this test binary, as another user):
+/// publishes `name` at HOST scope through the directory, then waits.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ProbeArgs {
+    name: String,
+}
+
+async fn probe_main(
+    mut cx: layer_cake::Context,
+    args: ProbeArgs,
+) -> Result<(), layer_cake::Faulted> {
+    cx.publish(args.name, layer_cake::directory::Scope::Host);
+    loop {
+        if cx.input().await.is::<layer_cake::Stop>() {
+            return Ok(());
+        }
+    }
+}
+
+/// The other user's process for the test below; does nothing unless
+/// started by it (with [`PROBE`] holding its flags, one a line).
+#[test]
+#[ignore = "run as another uid by the allow-group test"]
+fn allow_group_probe() {
+    let Ok(flags) = std::env::var(PROBE) else {
+        return;
+    };
+    let mut argv = vec!["allow-group-probe".to_owned()];
+    argv.extend(flags.lines().map(str::to_owned));
+    let code = layer_cake::process::run(
+        probe_main,
+        &argv,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    );
+    std::process::exit(code);
+}
+
+/// A probe process; killed on drop.
+struct Probe(Child);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the probe as `uid` (in group `group` too), publishing `name`
+/// through the host-cake at `at`, with `flags` besides.
+fn probe(uid: u32, group: u32, at: &str, name: &str, flags: &[String]) -> Probe {
+    let mut lines = vec![
+        format!("--connect-to-directory={at}"),
+        format!("--name={name}"),
+    ];
+    lines.extend(flags.iter().cloned());
+    let child = as_user(uid, uid, &[group])
+        .arg(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "allow_group_probe", "--ignored", "--nocapture"])
+        .env(PROBE, lines.join("\n"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("setpriv starts");
+    Probe(child)
+}
+
+/// What the host-cake at `at` lists as published, asked as root (which
+/// admits the daemon's user through its group `gid`).
+async fn published(at: &str, gid: u32) -> Vec<String> {
+    use layer_cake::directory::{DirectoryListing, Inspect};
+    use layer_cake::net::{ConnectOptions, Connected, LinkOptions, NotConnected};
+    let mut cx = layer_cake::Context::detached("inspector");
+    cx.connect(
+        at.parse().expect("HOST:PORT"),
+        ConnectOptions::native().link(LinkOptions::default().allow_group(Some(gid))),
+    );
+    let node = loop {
+        let message = tokio::time::timeout(PATIENCE, cx.input())
+            .await
+            .expect("connected or not within the deadline");
+        if let Some(c) = message.downcast_ref::<Connected>() {
+            break c.proxy.clone();
+        }
+        if let Some(n) = message.downcast_ref::<NotConnected>() {
+            panic!("cannot inspect host-cake: {}", n.reason);
+        }
+    };
+    let listing: DirectoryListing = cx
+        .ask(Inspect::default(), &node, PATIENCE)
+        .await
+        .expect("host-cake describes itself");
+    listing
+        .published
+        .into_iter()
+        .map(|(name, ..)| name)
+        .collect()
+}
+
+/// A host-cake run as a dedicated user (as `install-service --user` does)
+/// with `--allow-group` naming its group, and two processes of another user
+/// in that group: host-cake admits both, but only the process that names
+/// the group with its own `--allow-group` admits host-cake (a process
+/// trusts only its own user and root by default), so only its listing
+/// reaches host-cake.
+#[test]
+fn a_process_trusts_a_daemon_of_another_user_only_with_allow_group() {
+    if let Some(why) = cannot_switch_users() {
+        println!("SKIPPED: {why}");
+        return;
+    }
+    // Numbers no account needs to have: the kernel checks ids, not names.
+    const DAEMON: u32 = 64_101;
+    const USER: u32 = 64_102;
+    let group = format!("--allow-group={DAEMON}");
+    // Built before switching users.
+    let host_cake = workspace_binary("host-cake", "host-cake");
+    let mut command = as_user(DAEMON, DAEMON, &[]);
+    command.arg(host_cake);
+    let (mut daemon, at) = start_with(
+        command,
+        "host-cake",
+        &[
+            "--directory-at-host=127.0.0.1:0",
+            "--no-lan-autoconnect",
+            &group,
+        ],
+    );
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let (without, with) = (format!("without-{tag}"), format!("with-{tag}"));
+    // The one that does not trust the daemon starts first: it has had at
+    // least as long when the other is seen.
+    let _without = probe(USER, DAEMON, &at, &without, &[]);
+    let _with = probe(USER, DAEMON, &at, &with, std::slice::from_ref(&group));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let deadline = Instant::now() + 3 * PATIENCE;
+        let names = loop {
+            let names = published(&at, DAEMON).await;
+            if names.contains(&with) {
+                break names;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process with --allow-group never reached host-cake: {names:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(
+            !names.contains(&without),
+            "a process without --allow-group trusted a daemon of another user"
+        );
+    });
+    assert_eq!(stop(&mut daemon, Signal::SIGINT), 0);
 }

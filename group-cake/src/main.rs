@@ -58,7 +58,7 @@ async fn run(cx: Context, options: GroupOptions) -> Result<Payload, Faulted> {
             Faulted::new("--roles, --retry and --main-role need --home-path").with_exit_status(2),
         );
     }
-    let link = layer_cake::home::group_link(&options)?;
+    let link = layer_cake::home::group_link()?;
     let parent = options
         .directory_at_lan
         .or(options.directory_at_host)

@@ -41,9 +41,6 @@ struct Args {
     directory_at_lan: Option<HostPort>,
     /// Never connect to the standard LAN address by itself.
     no_lan_autoconnect: bool,
-    /// Also admit local processes of this group (besides this user and
-    /// root).
-    allow_group: Option<String>,
 }
 
 impl Default for Args {
@@ -52,7 +49,6 @@ impl Default for Args {
             directory_at_host: lan::directory_at_host(),
             directory_at_lan: None,
             no_lan_autoconnect: false,
-            allow_group: None,
         }
     }
 }
@@ -67,8 +63,12 @@ async fn host_cake(cx: Context, args: Args) -> Result<(), Faulted> {
         lan_key: lan_key()?,
         ..LinkOptions::default()
     }
-    .allow_group_named(args.allow_group.as_deref())
-    .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))?;
+    // `--allow-group` is a standard flag of every process.
+    .allow_group(
+        layer_cake::process::config()
+            .allowed_group()
+            .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))?,
+    );
     let mut options = NodeOptions::new(Scope::Host)
         .accept_at(args.directory_at_host)
         .link(link);

@@ -34,16 +34,12 @@ use serde::Deserialize;
 struct Args {
     /// Where to accept the LAN's host directories.
     directory_at_lan: HostPort,
-    /// Also admit local processes of this group (besides this user and
-    /// root).
-    allow_group: Option<String>,
 }
 
 impl Default for Args {
     fn default() -> Self {
         Args {
             directory_at_lan: lan::lan_listen_default(),
-            allow_group: None,
         }
     }
 }
@@ -53,8 +49,12 @@ async fn lan_cake(cx: Context, args: Args) -> Result<(), Faulted> {
         lan_key: lan_key()?,
         ..LinkOptions::default()
     }
-    .allow_group_named(args.allow_group.as_deref())
-    .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))?;
+    // `--allow-group` is a standard flag of every process.
+    .allow_group(
+        layer_cake::process::config()
+            .allowed_group()
+            .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))?,
+    );
     let options = NodeOptions::new(Scope::Lan)
         .accept_at(args.directory_at_lan)
         .link(link);

@@ -16,6 +16,10 @@
 //!   socket beside the listener (the default for a loopback link) next to
 //!   loopback TCP (`LinkOptions::unix_socket(false)`), in the same run. The
 //!   cases above use TCP, as they always have.
+//!
+//! For profiling, `-- --profile=one-way` or `-- --profile=ask` runs only the
+//! actors' side of one case over loopback TCP, ten times the full count,
+//! with nothing else in the process (e.g. under `perf stat`).
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +50,22 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(case) =
+        std::env::args().find_map(|a| a.strip_prefix("--profile=").map(String::from))
+    {
+        match case.as_str() {
+            "one-way" => {
+                let rate = rt.block_on(one_way_actors(10 * one_way, Transport::Tcp));
+                println!("one-way {:.0} k msg/s", rate / 1e3);
+            }
+            "ask" => {
+                let mut times = rt.block_on(ask_actors(10 * asks, Transport::Tcp));
+                println!("ask p50 {:.1} us", pct(&mut times, 50.0));
+            }
+            other => eprintln!("--profile={other}: expected one-way or ask"),
+        }
+        return;
+    }
     println!("layer-cake network benchmark (loopback TCP, tokio multi-thread, 2 workers)");
     println!();
     let mut ours = Vec::new();

@@ -55,17 +55,16 @@ pub struct GroupOptions {
     pub retry: Option<RetryPolicy>,
     /// The role whose end ends the composite, with its value.
     pub main_role: Option<String>,
-    /// `--allow-group=NAME`: the group directory also admits local
-    /// processes of this group (besides this user and root).
-    pub allow_group: Option<String>,
 }
 
-/// The group directory's link settings: `--allow-group` resolved (an
-/// unknown group is a usage error, exit status 2).
-pub fn group_link(options: &GroupOptions) -> Result<LinkOptions, Faulted> {
-    LinkOptions::default()
-        .allow_group_named(options.allow_group.as_deref())
-        .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))
+/// The group directory's link settings: the process's `--allow-group` (a
+/// standard flag, which the roles inherit as child processes) resolved; an
+/// unknown group is a usage error, exit status 2.
+pub fn group_link() -> Result<LinkOptions, Faulted> {
+    let group = crate::process::config()
+        .allowed_group()
+        .map_err(|e| Faulted::new(e.to_string()).with_exit_status(2))?;
+    Ok(LinkOptions::default().allow_group(group))
 }
 
 /// Starts the group's directory node as a child of `cx`; its address for
@@ -86,7 +85,7 @@ async fn start_directory(
     let node_options = NodeOptions::new(Scope::Group)
         .accept_at(accept_at)
         .parent(parent)
-        .link(group_link(options)?);
+        .link(group_link()?);
     let me = cx.address().clone();
     let node = cx.spawn(move |node_cx| run_node(node_cx, node_options, me));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -320,9 +320,46 @@ impl<'de> serde::Deserialize<'de> for Payload {
                 "messages nested more than {MAX_PAYLOAD_DEPTH} levels deep"
             ))));
         };
-        let human = d.is_human_readable();
-        d.deserialize_tuple(if human { 3 } else { 2 }, PayloadVisitor)
+        if d.is_human_readable() {
+            d.deserialize_tuple(3, PayloadVisitor)
+        } else {
+            // The binary codec's depth adapter recognises the name and
+            // decodes the pair itself (see `payload_from_seq`).
+            d.deserialize_tuple_struct(PAYLOAD_TUPLE, 2, PayloadVisitor)
+        }
     }
+}
+
+/// The tuple-struct name a payload's binary form is read under.
+///
+/// bincode reads a tuple struct exactly as a tuple, so the wire form is the
+/// pair `(signature, value)` either way; the name lets the binary codec's
+/// depth adapter take the pair from the concrete decoder and decode it with
+/// [`payload_from_seq`]. Otherwise every payload nested in another would be
+/// read through one more layer of `erased_serde` than its parent (each
+/// registry decoder erases the deserializer it is given, already erased at
+/// the level above), and every level inside a payload nested `n` deep would
+/// cost `n` dynamic hops and their stack frames: sixteen nested payloads
+/// around a deep value overflowed a 2 MiB stack in a debug build.
+pub(crate) const PAYLOAD_TUPLE: &str = "layer_cake::Payload";
+
+thread_local! {
+    /// A payload the binary codec's depth adapter decoded directly, handed
+    /// to the [`PayloadVisitor`] that asked for it (see [`PAYLOAD_TUPLE`]).
+    static DELIVERED: std::cell::RefCell<Option<Payload>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Decodes a payload's `(signature, value)` pair from `seq` (for the binary
+/// codec's depth adapter, which holds the concrete decoder).
+pub(crate) fn payload_from_seq<'de, A: serde::de::SeqAccess<'de>>(
+    seq: A,
+) -> Result<Payload, A::Error> {
+    serde::de::Visitor::visit_seq(PayloadVisitor, seq)
+}
+
+/// Hands `payload` to the [`PayloadVisitor`] about to be told `visit_unit`.
+pub(crate) fn deliver_payload(payload: Payload) {
+    DELIVERED.with(|d| *d.borrow_mut() = Some(payload));
 }
 
 struct PayloadVisitor;
@@ -332,6 +369,14 @@ impl<'de> serde::de::Visitor<'de> for PayloadVisitor {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a typed message [signature, value, pointers]")
+    }
+
+    /// The payload the binary codec's depth adapter decoded for this visitor
+    /// (see [`PAYLOAD_TUPLE`]); a plain unit is not a payload.
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Payload, E> {
+        DELIVERED
+            .with(|d| d.borrow_mut().take())
+            .ok_or_else(|| E::invalid_type(serde::de::Unexpected::Unit, &self))
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Payload, A::Error> {
@@ -366,7 +411,8 @@ impl<'de> serde::de::DeserializeSeed<'de> for EntrySeed {
         use serde::de::Error;
         let mut erased = <dyn erased_serde::Deserializer>::erase(d);
         self.0.decode_erased(&mut erased).map_err(|e| {
-            let inner = take_payload_error().unwrap_or_else(|| e.to_string());
+            let inner =
+                take_payload_error().unwrap_or_else(|| codec::depth::plain_text(e.to_string()));
             D::Error::custom(set_payload_error(format!(
                 "cannot decode {}: {inner}",
                 self.0.signature()

@@ -14,7 +14,9 @@ pub struct LinkOptions {
     /// How often an idle link sends a heartbeat. Default 3 s.
     pub heartbeat_every: Duration,
     /// A link that hears nothing for this long is closed as
-    /// [`WentStale`](super::EndOfTransport::WentStale). Default 10 s.
+    /// [`WentStale`](super::EndOfTransport::WentStale) (noticed within half
+    /// as long again: the reader looks every half `stale_after`). Default
+    /// 10 s.
     pub stale_after: Duration,
     /// Heartbeats on loopback links too (they are off there by default: a
     /// peer on the same host that dies closes its sockets).
@@ -48,6 +50,13 @@ pub struct LinkOptions {
     /// deadline, only without the early fault when the link ends).
     /// Default 10 minutes.
     pub outstanding_for: Duration,
+    /// How many relayed routes — addresses learned over another link and
+    /// written on this one — this link's table may hold while their links
+    /// are open. Past it, a message that would write one more is refused
+    /// (a relayed frame closes the link of the peer that sent it, with
+    /// [`InboundStreaming`](super::EndOfTransport::InboundStreaming)).
+    /// Default 65 536.
+    pub max_relayed: usize,
     /// The key shared by the LAN's hosts. A link whose peer is not on this
     /// host (its address is not loopback) is encrypted and mutually
     /// authenticated with it before any frame is read; without a key such a
@@ -96,6 +105,7 @@ impl Default for LinkOptions {
             send_queue_hard_bytes: 8 << 20,
             max_outstanding: 1 << 16,
             outstanding_for: Duration::from_secs(600),
+            max_relayed: 1 << 16,
             lan_key: None,
             handshake_timeout: Duration::from_secs(5),
             secure_loopback: false,

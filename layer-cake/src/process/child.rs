@@ -172,6 +172,11 @@ impl ProcessOptions {
         {
             out.push(format!("--connect-to-directory={directory}"));
         }
+        if let Some(group) = &config.allow_group
+            && !self.has_flag("allow-group")
+        {
+            out.push(format!("--allow-group={group}"));
+        }
         out.push(format!("--connect-to-parent={hub}"));
         out
     }
@@ -424,6 +429,9 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
         .map(|err| tokio::spawn(copy_and_keep_tail(err, options.stderr_lines, pid)));
 
     let mut main: Option<Address> = None;
+    // Set when a message could not reach the main actor because the link
+    // to the child has closed: the child is gone or going.
+    let mut unreachable = false;
     let mut stopping = false;
     let mut kill_at: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let status = loop {
@@ -458,7 +466,21 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
                     }
                 },
                 other => match &main {
-                    Some(main) => pass_on(&cx, other, main),
+                    Some(_) if unreachable => hold(&mut cx, other),
+                    Some(to) => {
+                        if let Err((other, why)) = pass_on(&cx, other, to) {
+                            tracing::warn!(role = %name, "{why}; the child is gone or going");
+                            unreachable = true;
+                            if !stopping && kill_at.is_none() {
+                                // A child without its link serves no one:
+                                // make sure it ends, so that the proxy ends
+                                // and what it holds is answered.
+                                interrupt(&child);
+                                kill_at = Some(Box::pin(tokio::time::sleep(options.stop_grace)));
+                            }
+                            hold(&mut cx, other);
+                        }
+                    }
                     None => cx.save(other),
                 },
             }),
@@ -476,17 +498,55 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
     outcome(&name, status, &out, &tail)
 }
 
-/// Forwards `message` to the child's main actor; a request that cannot be
-/// forwarded is answered with a `Lost` fault.
-fn pass_on(cx: &Context, message: Payload, main: &Address) {
+/// Forwards `message` to the child's main actor.
+///
+/// When the main actor cannot be reached — the link to the child has
+/// closed, so the child is gone or going — the message comes back with the
+/// reason, for [`hold`]: it was never delivered, so it must not be answered
+/// by this (still running) proxy as if the worker had answered it. A request
+/// that can never be forwarded (too many queued, or not encodable) is
+/// answered with a fault saying so.
+fn pass_on(cx: &Context, message: Payload, main: &Address) -> Result<(), (Payload, String)> {
+    use crate::runtime::SendError;
     let signature = message.signature();
-    if let Err(e) = cx.forward_payload(message, main) {
-        let why = format!("cannot pass {signature} to the child process: {e}");
-        if cx.request_id().is_some() {
-            let _ = cx.reply(Faulted::lost("not delivered", why));
-        } else {
-            tracing::warn!("{why}");
+    let refused = match cx.forward_payload(message, main) {
+        Ok(()) => return Ok(()),
+        Err(
+            SendError::Closed(message)
+            | SendError::NoAddress(message)
+            | SendError::Unreachable(message, _),
+        ) => {
+            let why = format!("cannot pass {signature} to the child process: its link has closed");
+            return Err((message, why));
         }
+        Err(SendError::Full(_)) => Faulted::overloaded(format!(
+            "cannot pass {signature} to the child process: too many messages are queued for it"
+        )),
+        Err(SendError::Unencodable(_)) => Faulted::new("cannot send the request").with_explanation(
+            format!("{signature} cannot be encoded for the child process"),
+        ),
+    };
+    if cx.request_id().is_some() {
+        let _ = cx.reply(refused);
+    } else {
+        tracing::warn!("{refused}");
+    }
+    Ok(())
+}
+
+/// Keeps a request the child can no longer be given until the proxy ends.
+///
+/// The proxy ends soon after (the child is gone, or is stopped), and the
+/// runtime then answers every request it still holds with a `Lost` fault
+/// ("not answered: … ended before answering …") from the ended proxy. That
+/// is what a caller asking directly gets, and what a spool recognises as
+/// "the worker is gone": the request goes to another worker, as it must,
+/// since no worker ever ran it. Anything else is dropped with a warning.
+fn hold(cx: &mut Context, message: Payload) {
+    if cx.request_id().is_some() {
+        cx.save(message);
+    } else {
+        tracing::warn!("dropped {}: the child process is gone", message.signature());
     }
 }
 
@@ -822,6 +882,7 @@ mod tests {
         let config = ProcessConfig {
             debug_level: Some(crate::log::DebugLevel::CONSOLE),
             connect_to_directory: Some(HostPort::new("127.0.0.1", 7)),
+            allow_group: Some("layer-cake".into()),
             ..ProcessConfig::default()
         };
         let args = options.arguments(&config, &HostPort::new("127.0.0.1", 9));
@@ -835,6 +896,7 @@ mod tests {
                 "--role-name=w-1",
                 "--debug-level=CONSOLE",
                 "--connect-to-directory=127.0.0.1:7",
+                "--allow-group=layer-cake",
                 "--connect-to-parent=127.0.0.1:9",
             ]
         );

@@ -83,6 +83,18 @@ pub struct ProcessConfig {
     /// the links that leave the host (else `LAYER_CAKE_LAN_KEY`, else the
     /// default place: see [`LanKey`](crate::net::LanKey)).
     pub lan_key: Option<PathBuf>,
+    /// `--allow-group=NAME`: a group (name or gid) whose local processes
+    /// this process admits too, besides its own user and root — on both
+    /// ends of a same-host link: the peers that connect to its listeners,
+    /// and the daemon it connects to. With the same flag on host-cake, the
+    /// users of that group share a host-cake run as a dedicated user
+    /// (`layer-cake install-service --user`), whose group it is. It applies
+    /// to the links of the process's directory (to its parent directory, and
+    /// the sessions between publishers and subscribers); a link the
+    /// application opens itself takes
+    /// [`LinkOptions::allow_group`](crate::net::LinkOptions::allow_group).
+    /// Passed on to child processes. An unknown name is a usage error.
+    pub allow_group: Option<String>,
     /// `--origin=ORIGIN`: where this process sits in the chain of processes.
     pub origin: Origin,
     /// `--keep-logs`: keep rolling log files even in the foreground.
@@ -171,6 +183,11 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         text: "the LAN key that secures links leaving the host (else $LAYER_CAKE_LAN_KEY, else the default place)",
     },
     FlagHelp {
+        name: "allow-group",
+        value: "NAME",
+        text: "also admit local peers (and daemons) of this group, besides this user and root",
+    },
+    FlagHelp {
         name: "origin",
         value: "ORIGIN",
         text: "position in the process chain: SHELL (default), RUN, RUN_CHILD, START, START_CHILD",
@@ -201,6 +218,17 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         text: "started as a child process: connect back to the parent here",
     },
 ];
+
+impl ProcessConfig {
+    /// The gid `--allow-group` names, if any; an error when there is no
+    /// such group.
+    pub fn allowed_group(&self) -> Result<Option<u32>, crate::net::UnknownGroup> {
+        self.allow_group
+            .as_deref()
+            .map(crate::net::group_id)
+            .transpose()
+    }
+}
 
 static CONFIG: OnceLock<ProcessConfig> = OnceLock::new();
 

@@ -141,10 +141,14 @@ where
                     .clone()
                     .unwrap_or_else(crate::directory::lan::directory_at_host),
             )
-            .link(crate::net::LinkOptions {
-                lan_key,
-                ..crate::net::LinkOptions::default()
-            }),
+            .link(
+                crate::net::LinkOptions {
+                    lan_key,
+                    ..crate::net::LinkOptions::default()
+                }
+                // Checked when the flags were read.
+                .allow_group(config.allowed_group().ok().flatten()),
+            ),
     );
 
     // A role of a home holds its role's lock while it runs (that is what
@@ -368,6 +372,9 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
 
     let config: ProcessConfig =
         text::from_fields(&standard_fields, Source::Flag).map_err(|e| usage(e.to_string()))?;
+    if let Err(e) = config.allowed_group() {
+        return Err(usage(format!("--allow-group: {e}")));
+    }
     if config.help {
         return Ok(Parsed::Help(help_text(program, own.as_deref(), &all)));
     }

@@ -105,6 +105,30 @@ fn standard_flags_are_taken_first() {
 }
 
 #[test]
+fn allow_group_is_a_standard_flag_checked_when_read() {
+    // Every Linux system has a group 0 (a number is taken as a gid).
+    let (config, ()) = ok::<()>(&["--allow-group=0"]);
+    assert_eq!(config.allow_group.as_deref(), Some("0"));
+    assert_eq!(config.allowed_group().unwrap(), Some(0));
+    let (config, ()) = ok::<()>(&[]);
+    assert_eq!(config.allowed_group().unwrap(), None);
+    // An unknown name is one line and a usage error, never "no group".
+    let e = err::<()>(&["--allow-group=no-such-group-anywhere"]);
+    assert_eq!(e.code, EXIT_USAGE);
+    assert_eq!(
+        e.text,
+        "--allow-group: cannot find the group \"no-such-group-anywhere\" (no such group)"
+    );
+    // A main actor cannot take the name for an argument of its own.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Clash {
+        allow_group: String,
+    }
+    assert!(err::<Clash>(&[]).text.contains("--allow-group"));
+}
+
+#[test]
 fn short_forms_are_initials() {
     let (config, xy) = ok::<Xy>(&["-dl=DEBUG", "-fo", "-x=4"]);
     assert_eq!(config.debug_level, Some(DebugLevel::DEBUG));

@@ -211,7 +211,12 @@ impl Address {
                 *slot = Some(envelope);
                 std::future::poll_fn(|task| m.poll_push(slot, task)).await
             }
-            Route::Remote(r) => r.channel.send_waiting(envelope, r.id).await,
+            // Most sends find room at once: only a full queue needs the
+            // (boxed) waiting send.
+            Route::Remote(r) => match r.channel.send(envelope, r.id) {
+                Err((envelope, PushError::Full)) => r.channel.send_waiting(envelope, r.id).await,
+                other => other,
+            },
             _ => self.push(envelope),
         };
         result.map_err(|(envelope, why)| {

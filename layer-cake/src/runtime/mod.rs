@@ -11,6 +11,7 @@ mod envelope;
 mod error;
 pub(crate) mod exports;
 mod helpers;
+pub(crate) mod ids;
 mod machine;
 mod mailbox;
 mod spawn;

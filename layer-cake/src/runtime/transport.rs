@@ -64,25 +64,31 @@ thread_local! {
 
 type Slot = std::thread::LocalKey<RefCell<Option<Box<dyn AddressCodec>>>>;
 
-fn with_codec<C: AddressCodec, R>(slot: &'static Slot, codec: C, f: impl FnOnce() -> R) -> (R, C) {
-    let previous = slot.with(|s| s.replace(Some(Box::new(codec))));
+fn with_codec<C: AddressCodec, R>(
+    slot: &'static Slot,
+    codec: Box<C>,
+    f: impl FnOnce() -> R,
+) -> (R, Box<C>) {
+    let previous = slot.with(|s| s.replace(Some(codec)));
     let result = f();
     let mine = slot.with(|s| s.replace(previous));
     let codec = mine
         .and_then(|b| (b as Box<dyn Any>).downcast::<C>().ok())
         .unwrap_or_else(|| unreachable!("the codec installed for this frame is still there"));
-    (result, *codec)
+    (result, codec)
 }
 
 /// Runs `f` (which encodes a frame's body) with `codec` writing its
-/// addresses; returns what `f` returned and the codec.
-pub(crate) fn encoding<C: AddressCodec, R>(codec: C, f: impl FnOnce() -> R) -> (R, C) {
+/// addresses; returns what `f` returned and the codec. The codec is boxed
+/// by the caller, so that a transport can keep one box per thread rather
+/// than allocate one per frame.
+pub(crate) fn encoding<C: AddressCodec, R>(codec: Box<C>, f: impl FnOnce() -> R) -> (R, Box<C>) {
     with_codec(&ENCODER, codec, f)
 }
 
 /// Runs `f` (which decodes a frame's body) with `codec` reading its
 /// addresses; returns what `f` returned and the codec.
-pub(crate) fn decoding<C: AddressCodec, R>(codec: C, f: impl FnOnce() -> R) -> (R, C) {
+pub(crate) fn decoding<C: AddressCodec, R>(codec: Box<C>, f: impl FnOnce() -> R) -> (R, Box<C>) {
     with_codec(&DECODER, codec, f)
 }
 
@@ -144,10 +150,10 @@ mod tests {
     #[test]
     fn a_codec_is_installed_for_the_frame_only_and_handed_back() {
         assert!(encode_in_frame(&Address::NULL).is_none());
-        let ((), codec) = encoding(Counting(0), || {
+        let ((), codec) = encoding(Box::new(Counting(0)), || {
             assert_eq!(encode_in_frame(&Address::NULL), Some(Ok(1)));
             // A frame inside a frame (never done, but harmless).
-            let ((), inner) = encoding(Counting(10), || {
+            let ((), inner) = encoding(Box::new(Counting(10)), || {
                 assert_eq!(encode_in_frame(&Address::NULL), Some(Ok(11)));
             });
             assert_eq!(inner.0, 11);
@@ -156,7 +162,7 @@ mod tests {
         assert_eq!(codec.0, 2);
         assert!(encode_in_frame(&Address::NULL).is_none());
         assert!(!decoding_frame());
-        let (err, _) = decoding(Counting(0), || decode_in_frame(3));
+        let (err, _) = decoding(Box::new(Counting(0)), || decode_in_frame(3));
         assert_eq!(err.unwrap_err(), "nothing at 3");
     }
 

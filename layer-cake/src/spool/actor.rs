@@ -567,6 +567,9 @@ impl Spool {
             self.status.aborted += 1;
             let _ = caller.path.reply(aborted());
         }
+        // No more ticks: a stop that waits for slow workers (processes
+        // given a grace to end) would otherwise see them come in.
+        cx.cancel_timer::<Tick>();
         cx.abort();
         let deadline = Instant::now() + STOP_GRACE;
         while cx.working() > 0 {
@@ -577,7 +580,10 @@ impl Spool {
                     break;
                 }
             };
-            if cx.answers().is_some() || message.is_control() {
+            if cx.answers().is_some() || message.is_control() || cx.request_id().is_none() {
+                // Only a request is answered: replying to anything else (a
+                // timer's tick comes from the spool itself) could start a
+                // spool talking to itself.
                 continue;
             }
             // A request that came while stopping.

@@ -9,7 +9,10 @@
 //!
 //! Decoding is bounded: a value may not claim more than
 //! [`MAX_DECODE_BYTES`], so a hostile length prefix inside a frame cannot make
-//! the decoder allocate gigabytes.
+//! the decoder allocate gigabytes, nor nest deeper than [`MAX_DECODE_DEPTH`]
+//! levels, so a recursive message type cannot be made to recurse until the
+//! reading thread's stack overflows. Encoding refuses a value the decoder
+//! would refuse.
 //!
 //! ```
 //! use layer_cake::message::codec::binary;
@@ -30,21 +33,49 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::CodecError;
+use super::depth::{self, BoundedSeed, Limited, TooDeep};
 use crate::Payload;
 use crate::message::registry;
 
 /// The most bytes one decoded value may claim (64 MiB).
 pub const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How deeply a value may nest, in the binary codec, before it is refused
+/// ([`CodecError::TooDeep`]): "nested deeper than 128 levels".
+///
+/// bincode decodes by recursion and keeps no count, so a message type that
+/// contains itself (`struct Tree { children: Vec<Tree> }`) would let a peer
+/// send tens of thousands of levels in a few kilobytes and overflow the
+/// reading thread's stack, aborting the process. A level is a sequence, a
+/// tuple, a struct, a map, an `Option` holding a value, a newtype struct, an
+/// enum variant, and the fields of a tuple or struct variant (one more); so
+/// `Tree` uses two levels per generation, `Vec<Vec<u8>>` two in all. The
+/// bound is serde_json's own default (128), so a value that travels as JSON
+/// travels in the binary codec too, and 128 levels stay well inside a 2 MiB
+/// tokio worker stack even in a debug build. The encoder counts the same
+/// way and refuses to write what no peer would read.
+pub const MAX_DECODE_DEPTH: usize = 128;
+
 type Config = Configuration<LittleEndian, Varint, config::Limit<MAX_DECODE_BYTES>>;
 
 const CONFIG: Config = config::standard().with_limit::<MAX_DECODE_BYTES>();
 
 /// Appends `value` in the binary codec to `out`.
+///
+/// A value nested deeper than [`MAX_DECODE_DEPTH`] is refused (no peer
+/// would decode it), with an error saying so.
 pub fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    bincode::serde::encode_into_std_write(value, out, CONFIG)
+    depth::clear_refused();
+    bincode::serde::encode_into_std_write(Limited::new(value), out, CONFIG)
         .map(|_| ())
-        .map_err(|e| CodecError::encode(std::any::type_name::<T>(), describe_encode(e)))
+        .map_err(|e| {
+            let reason = if depth::take_refused() {
+                format!("{TooDeep}, more than a peer decodes")
+            } else {
+                describe_encode(e)
+            };
+            CodecError::encode(std::any::type_name::<T>(), reason)
+        })
 }
 
 fn describe_encode(e: bincode::error::EncodeError) -> String {
@@ -81,8 +112,23 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// Decodes a `T` from the start of `bytes`, returning it and how many bytes it
 /// used.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
-    bincode::serde::decode_from_slice(bytes, CONFIG)
-        .map_err(|e| CodecError::decode(std::any::type_name::<T>(), describe_decode(e)))
+    let signature = std::any::type_name::<T>();
+    depth::clear_refused();
+    decode_bounded(bytes).map_err(|e| {
+        if depth::take_refused() {
+            CodecError::too_deep(signature)
+        } else {
+            CodecError::decode(signature, describe_decode(e))
+        }
+    })
+}
+
+/// bincode's decode from a slice, through the depth bound.
+#[inline]
+fn decode_bounded<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::seed_decode_from_slice(BoundedSeed::<T>::new(), bytes, CONFIG)
 }
 
 /// Decodes a `T` that fills all of `bytes`, naming it `signature` in errors.
@@ -93,9 +139,14 @@ pub(crate) fn decode_named<T: DeserializeOwned>(
     // A payload nested inside leaves the clean text of its failure here
     // (bincode's own would be escaped again at every level).
     let _ = crate::message::take_payload_error();
-    let (value, used) = bincode::serde::decode_from_slice(bytes, CONFIG).map_err(|e| {
+    depth::clear_refused();
+    let (value, used) = decode_bounded(bytes).map_err(|e| {
         let reason = crate::message::take_payload_error().unwrap_or_else(|| describe_decode(e));
-        CodecError::decode(signature, reason)
+        if depth::take_refused() {
+            CodecError::too_deep(signature)
+        } else {
+            CodecError::decode(signature, reason)
+        }
     })?;
     if used != bytes.len() {
         return Err(CodecError::decode(
@@ -211,6 +262,240 @@ pub(crate) mod tests {
             // The counter is back at zero after a refusal: a fine message
             // still decodes on the same thread.
             assert!(decode_payload("Returned", &nested_returned(MAX_PAYLOAD_DEPTH)).is_ok());
+        });
+    }
+
+    /// A message type that contains itself: two levels per generation (the
+    /// struct, then its vector).
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize, crate::Message)]
+    #[message(name = "test.Tree")]
+    pub(crate) struct Tree {
+        pub(crate) children: Vec<Tree>,
+    }
+
+    /// Another: one level per element (the variant; a `Box` is transparent).
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize, crate::Message)]
+    #[message(name = "test.List")]
+    pub(crate) enum List {
+        Cons(Box<List>),
+        Nil,
+    }
+
+    /// Two levels per link: the newtype struct, then the `Some`.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize, crate::Message)]
+    #[message(name = "test.Chain")]
+    struct Chain(Option<Box<Chain>>);
+
+    /// Two levels per node: the variant, then its fields.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize, crate::Message)]
+    #[message(name = "test.Pairs")]
+    enum Pairs {
+        Node(u8, Box<Pairs>),
+        End,
+    }
+
+    /// The body of a `Tree` of `generations` (one child each), written byte
+    /// by byte as an attacker would: a struct adds no bytes, each vector its
+    /// length, so the bomb costs one byte per generation.
+    pub(crate) fn tree_bomb(generations: usize) -> Vec<u8> {
+        let mut bytes = vec![1u8; generations - 1];
+        bytes.push(0);
+        bytes
+    }
+
+    /// The body of a `List` of `cons` elements: one variant index each.
+    pub(crate) fn list_bomb(cons: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; cons];
+        bytes.push(1);
+        bytes
+    }
+
+    fn tree(generations: usize) -> Tree {
+        let mut t = Tree { children: vec![] };
+        for _ in 1..generations {
+            t = Tree { children: vec![t] };
+        }
+        t
+    }
+
+    fn list(cons: usize) -> List {
+        (0..cons).fold(List::Nil, |l, _| List::Cons(Box::new(l)))
+    }
+
+    fn chain(links: usize) -> Chain {
+        (1..links).fold(Chain(None), |c, _| Chain(Some(Box::new(c))))
+    }
+
+    fn pairs(nodes: usize) -> Pairs {
+        (0..nodes).fold(Pairs::End, |p, _| Pairs::Node(7, Box::new(p)))
+    }
+
+    fn is_too_deep(e: &CodecError, signature: &str) -> bool {
+        matches!(e, CodecError::TooDeep { signature: s, limit } if s == signature && *limit == MAX_DECODE_DEPTH)
+            && e.to_string()
+                == format!(
+                    "cannot decode {signature}: nested deeper than {MAX_DECODE_DEPTH} levels"
+                )
+    }
+
+    /// The bomb of issue 11 in a user's recursive type: 100 000 levels in
+    /// 100 000 bytes, which used to overflow the reader's stack, is one
+    /// refused value naming the bound — by signature, as a link decodes,
+    /// and by type.
+    #[test]
+    fn a_recursive_bomb_is_refused_not_a_crash() {
+        on_worker_stack(|| {
+            let e = decode_payload("test.Tree", &tree_bomb(100_000)).unwrap_err();
+            assert!(is_too_deep(&e, "test.Tree"), "{e:?}");
+            let e = decode_payload("test.List", &list_bomb(100_000)).unwrap_err();
+            assert!(is_too_deep(&e, "test.List"), "{e:?}");
+            let e = decode::<List>(&list_bomb(100_000)).unwrap_err();
+            assert!(is_too_deep(&e, std::any::type_name::<List>()), "{e:?}");
+            // A frame's header is bounded too.
+            let e = decode_prefix::<Tree>(&tree_bomb(100_000)).unwrap_err();
+            assert!(is_too_deep(&e, std::any::type_name::<Tree>()), "{e:?}");
+            // Inside a payload, the outermost type is named.
+            let mut inside = Vec::new();
+            encode("test.Tree", &mut inside).unwrap();
+            inside.extend(tree_bomb(100_000));
+            let e = decode_payload("Returned", &inside).unwrap_err();
+            assert!(is_too_deep(&e, "Returned"), "{e:?}");
+            // The thread is fine afterwards, and so is a good value.
+            let fine = decode_payload("test.Tree", &tree_bomb(3)).unwrap();
+            assert_eq!(fine.downcast::<Tree>().unwrap(), tree(3));
+        });
+    }
+
+    /// A hundred levels is ordinary: it decodes, and encodes to the bytes
+    /// the bombs above are made of.
+    #[test]
+    fn a_hundred_levels_decode() {
+        on_worker_stack(|| {
+            // 99 elements and the end: 100 levels.
+            let mut bytes = Vec::new();
+            encode(&list(99), &mut bytes).unwrap();
+            assert_eq!(bytes, list_bomb(99));
+            let back = decode_payload("test.List", &bytes).unwrap();
+            assert_eq!(back.downcast::<List>().unwrap(), list(99));
+            // 50 generations: 100 levels.
+            let mut bytes = Vec::new();
+            encode(&tree(50), &mut bytes).unwrap();
+            assert_eq!(bytes, tree_bomb(50));
+            assert_eq!(decode::<Tree>(&bytes).unwrap(), tree(50));
+        });
+    }
+
+    /// The bound is exact, and the encoder agrees with the decoder on it:
+    /// what is encoded decodes; one level more is refused at both ends.
+    #[test]
+    fn the_bound_is_exact_at_both_ends() {
+        fn at_the_bound<T>(signature: &str, fine: T, over: T)
+        where
+            T: crate::Message + PartialEq + std::fmt::Debug,
+        {
+            let mut bytes = Vec::new();
+            encode(&fine, &mut bytes).unwrap();
+            let back = decode_payload(signature, &bytes).unwrap();
+            assert_eq!(back.downcast::<T>().unwrap(), fine, "{signature}");
+            let e = Payload::new(over)
+                .encode_binary(&mut Vec::new())
+                .unwrap_err();
+            assert!(
+                matches!(&e, CodecError::Encode { signature: s, reason }
+                    if s == signature
+                        && reason.contains(&format!("nested deeper than {MAX_DECODE_DEPTH} levels"))),
+                "{e:?}"
+            );
+        }
+        on_worker_stack(|| {
+            let half = MAX_DECODE_DEPTH / 2;
+            at_the_bound(
+                "test.List",
+                list(MAX_DECODE_DEPTH - 1),
+                list(MAX_DECODE_DEPTH),
+            );
+            at_the_bound("test.Tree", tree(half), tree(half + 1));
+            at_the_bound("test.Chain", chain(half), chain(half + 1));
+            at_the_bound("test.Pairs", pairs(half - 1), pairs(half));
+            // One level more, written by hand, is refused by the decoder.
+            let e = decode_payload("test.List", &list_bomb(MAX_DECODE_DEPTH)).unwrap_err();
+            assert!(is_too_deep(&e, "test.List"), "{e:?}");
+            let e = decode_payload("test.Tree", &tree_bomb(half + 1)).unwrap_err();
+            assert!(is_too_deep(&e, "test.Tree"), "{e:?}");
+            // Collections count as the types they are: vectors in a vector
+            // in a struct in an option is four.
+            let mut bytes = Vec::new();
+            let v: Option<(Vec<Vec<u8>>,)> = Some((vec![vec![1]],));
+            encode(&v, &mut bytes).unwrap();
+            assert_eq!(decode::<Option<(Vec<Vec<u8>>,)>>(&bytes).unwrap(), v);
+        });
+    }
+
+    /// The deepest value the two bounds together allow — payloads nested
+    /// [`MAX_PAYLOAD_DEPTH`](crate::message::MAX_PAYLOAD_DEPTH) deep around a
+    /// recursive value filling the rest of the levels — decodes within a
+    /// tokio worker's 2 MiB stack in a debug build (about 0.3 MiB measured
+    /// while writing this), and one more level inside is refused.
+    #[test]
+    fn the_deepest_value_allowed_fits_a_worker_stack() {
+        use crate::message::{MAX_PAYLOAD_DEPTH, Returned};
+        // The outer `Returned`, then per payload its pair and (but the
+        // last) the `Returned` it holds.
+        let payload_levels = 1 + MAX_PAYLOAD_DEPTH + (MAX_PAYLOAD_DEPTH - 1);
+        let generations = (MAX_DECODE_DEPTH - payload_levels) / 2;
+        let deepest = |generations: usize| {
+            let mut bytes = Vec::new();
+            for _ in 1..MAX_PAYLOAD_DEPTH {
+                encode("Returned", &mut bytes).unwrap();
+            }
+            encode("test.Tree", &mut bytes).unwrap();
+            bytes.extend(tree_bomb(generations));
+            bytes
+        };
+        on_worker_stack(move || {
+            let fine = decode_payload("Returned", &deepest(generations)).unwrap();
+            let mut value = fine.downcast::<Returned>().unwrap().value;
+            for _ in 1..MAX_PAYLOAD_DEPTH {
+                value = value.downcast::<Returned>().unwrap().value;
+            }
+            assert_eq!(value.downcast::<Tree>().unwrap(), tree(generations));
+            let e = decode_payload("Returned", &deepest(generations + 1)).unwrap_err();
+            assert!(is_too_deep(&e, "Returned"), "{e:?}");
+        });
+    }
+
+    /// Errors deep inside a recursive value inside payloads stay short and
+    /// come back at once: each level is read through `erased_serde`, and
+    /// bincode's `Debug`-rendered errors used to double in length at every
+    /// one of them (a truncated 60-level tree never finished failing).
+    #[test]
+    fn errors_deep_inside_payloads_stay_small() {
+        use crate::message::Returned;
+        on_worker_stack(|| {
+            for generations in [1, 10, 60] {
+                let mut bytes = Vec::new();
+                encode("Returned", &mut bytes).unwrap();
+                encode("test.Tree", &mut bytes).unwrap();
+                bytes.extend(tree_bomb(generations));
+                bytes.pop(); // the last length is missing
+                let e = decode_payload("Returned", &bytes).unwrap_err().to_string();
+                assert!(e.starts_with("cannot decode Returned: "), "{e}");
+                assert!(
+                    e.contains("test.Tree") && e.len() < 2048,
+                    "{generations}: {e}"
+                );
+                assert!(!e.contains("OtherString"), "{e}");
+            }
+            // The encoder refuses too deep a value inside a payload, plainly.
+            let inner = Returned::new(Payload::new(tree(MAX_DECODE_DEPTH)));
+            let e = Payload::new(Returned::new(Payload::new(inner)))
+                .encode_binary(&mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("cannot encode Returned: nested deeper than 128 levels"),
+                "{e}"
+            );
         });
     }
 

@@ -6,6 +6,7 @@
 //! Rust type that reads it.
 
 pub mod binary;
+pub(crate) mod depth;
 pub mod json;
 
 use std::fmt;
@@ -29,6 +30,17 @@ pub enum CodecError {
         path: String,
         /// What went wrong.
         reason: String,
+    },
+    /// The value nests deeper than the binary codec decodes
+    /// ([`binary::MAX_DECODE_DEPTH`]): refused before it could exhaust the
+    /// decoding thread's stack.
+    #[error("cannot decode {signature}: nested deeper than {limit} levels")]
+    TooDeep {
+        /// The type signature being decoded (the outermost, when the
+        /// excess is inside a nested payload).
+        signature: String,
+        /// The bound that was exceeded.
+        limit: usize,
     },
     /// No type is registered under this signature.
     #[error("unknown type signature \"{0}\"")]
@@ -82,6 +94,14 @@ impl CodecError {
             signature: signature.to_owned(),
             path: String::new(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// A depth refusal of `signature` at [`binary::MAX_DECODE_DEPTH`].
+    pub(crate) fn too_deep(signature: &str) -> Self {
+        CodecError::TooDeep {
+            signature: signature.to_owned(),
+            limit: binary::MAX_DECODE_DEPTH,
         }
     }
 

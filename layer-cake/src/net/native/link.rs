@@ -36,13 +36,22 @@ use crate::net::{Close, Closed, EndOfTransport, HostPort, LinkOptions};
 use crate::runtime::transport::{Channel, Sending};
 use crate::runtime::{Address, Envelope, Meta, PushError, RequestId, Tag, TraceContext};
 
-/// Whole frames waiting for the writer, in order, in chunks of about
-/// [`CHUNK`] bytes: the queue's memory follows what it holds (no buffer
-/// doubling, no copy when it grows), and goes back chunk by chunk as the
-/// writer gets through it.
+/// Whole frames waiting for the writer, in order, in chunks of at most
+/// about [`CHUNK`] bytes: the queue's memory follows what it holds (a
+/// chunk grows up to `CHUNK`, then a new one starts, so nothing is copied
+/// past that size), and goes back chunk by chunk as the writer gets through
+/// it. One small written chunk is kept for reuse, so that a link sending a
+/// frame at a time allocates nothing per frame.
 #[derive(Default)]
 struct Queue {
     chunks: std::collections::VecDeque<Vec<u8>>,
+    /// An empty chunk of at most [`SPARE_KEPT`] bytes' capacity.
+    spare: Option<Vec<u8>>,
+    /// Someone is writing to the socket: the writer task with a batch, or a
+    /// sender writing its frame directly. Only one writes at a time, and
+    /// nothing is written directly while anything is queued, so frames
+    /// leave in order and whole.
+    busy: bool,
     /// Write what is queued, then shut the socket down.
     shutdown: bool,
 }
@@ -85,6 +94,40 @@ const DECODE_LOG_EVERY: Duration = Duration::from_secs(1);
 /// of its own).
 const CHUNK: usize = 64 * 1024;
 
+/// The capacity a new chunk of the send queue starts with (it grows up to
+/// [`CHUNK`]).
+const FIRST_CHUNK: usize = 4 * 1024;
+
+/// The largest written chunk a link keeps for its next frames.
+const SPARE_KEPT: usize = 16 * 1024;
+
+/// The largest encoding buffer a thread keeps between sends.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+/// Where a sender encodes a frame: its body first (the header's address
+/// book is known only then), then the whole frame.
+#[derive(Default)]
+struct Scratch {
+    body: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+thread_local! {
+    /// Each thread's [`Scratch`], kept between sends so that a send
+    /// allocates nothing of its own.
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch { body: Vec::new(), frame: Vec::new() })
+    };
+}
+
+/// Why a frame was not queued.
+enum Unsent {
+    /// The message could not be encoded.
+    Unencodable(String),
+    /// The queue refused it.
+    Push(PushError),
+}
+
 /// A native connection.
 pub(crate) struct Link {
     /// Process-unique; names the link in logs and in relay tables.
@@ -99,6 +142,12 @@ pub(crate) struct Link {
     options: LinkOptions,
     peer_controller: OnceLock<u64>,
     queue: Mutex<Queue>,
+    /// The sending direction of the socket. Locked only for one poll at a
+    /// time: by the writer task, or by a sender writing directly.
+    write: Mutex<WriteHalf>,
+    /// A sender wrote directly since the writer last looked (so the link
+    /// is not idle: no heartbeat is due).
+    wrote_directly: AtomicBool,
     /// Told when bytes are queued (or the link shuts down).
     wake_writer: Notify,
     /// Bytes queued and not yet written (in the queue or being written).
@@ -162,6 +211,8 @@ impl Link {
             options,
             peer_controller: OnceLock::new(),
             queue: Mutex::new(Queue::default()),
+            write: Mutex::new(write),
+            wrote_directly: AtomicBool::new(false),
             wake_writer: Notify::new(),
             queued: AtomicUsize::new(0),
             over_since: Mutex::new(None),
@@ -174,7 +225,7 @@ impl Link {
             undecodable: Mutex::new((0, None)),
         });
         let heartbeat = link.heartbeats().then_some(link.options.heartbeat_every);
-        tokio::spawn(writer(write, link.clone(), heartbeat));
+        tokio::spawn(writer(link.clone(), heartbeat));
         // A connection belongs to the actor that listened or connected: it
         // ends when that actor does.
         let owned = link
@@ -210,44 +261,113 @@ impl Link {
         }
     }
 
-    /// Appends a whole frame to the queue. A user frame is refused with
-    /// `Full` at the soft bound; any frame that would take the queue past
-    /// the hard bound closes the link (the peer is not reading).
-    fn queue(self: &Arc<Self>, bytes: &[u8], class: Class) -> Result<(), PushError> {
+    /// Appends a whole frame to the queue.
+    fn queue(self: &Arc<Self>, frame: &[u8], class: Class) -> Result<(), PushError> {
+        self.queue_frame(frame, class, false)
+    }
+
+    /// Sends a whole frame: appends it to the queue for the writer task or,
+    /// when `direct` and nothing is queued or being written, writes it to
+    /// the socket from this task (what the socket does not take at once is
+    /// queued, first). A user frame is refused with `Full` at the soft
+    /// bound; any frame that would take the queue past the hard bound
+    /// closes the link (the peer is not reading).
+    fn queue_frame(
+        self: &Arc<Self>,
+        frame: &[u8],
+        class: Class,
+        direct: bool,
+    ) -> Result<(), PushError> {
         let soft = self.options.send_queue_bytes;
         let hard = self.options.send_queue_hard_bytes.max(soft);
+        let len = frame.len();
         let now = {
             let mut queue = lock(&self.queue);
             if queue.shutdown {
                 return Err(PushError::Closed);
             }
             let queued = self.queued.load(Ordering::Acquire);
-            if class == Class::User && (queued >= soft || queued + bytes.len() > hard) {
+            if class == Class::User && (queued >= soft || queued + len > hard) {
                 return Err(PushError::Full);
             }
-            if queued + bytes.len() > hard {
+            if queued + len > hard {
                 drop(queue);
                 self.overflowed(format!(
                     "the peer is not reading: {} bytes waiting to be sent would pass the hard bound of {hard} bytes",
-                    queued + bytes.len()
+                    queued + len
                 ));
                 return Err(PushError::Closed);
             }
-            match queue.chunks.back_mut() {
-                Some(last) if last.len() + bytes.len() <= CHUNK => last.extend_from_slice(bytes),
-                _ => {
-                    let mut chunk = Vec::with_capacity(CHUNK.max(bytes.len()));
-                    chunk.extend_from_slice(bytes);
-                    queue.chunks.push_back(chunk);
-                }
+            if direct && !queue.busy && queue.chunks.is_empty() {
+                queue.busy = true;
+                drop(queue);
+                return self.write_directly(frame);
             }
-            self.queued.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len()
+            let queue = &mut *queue;
+            let chunk = match queue.chunks.back_mut() {
+                Some(last) if last.len() + len <= CHUNK => last,
+                _ => {
+                    let fresh = queue
+                        .spare
+                        .take()
+                        .unwrap_or_else(|| Vec::with_capacity(len.max(FIRST_CHUNK)));
+                    queue.chunks.push_back(fresh);
+                    queue.chunks.back_mut().expect("just pushed")
+                }
+            };
+            chunk.extend_from_slice(frame);
+            self.queued.fetch_add(len, Ordering::AcqRel) + len
         };
         if now > soft {
             lock(&self.over_since).get_or_insert_with(Instant::now);
         }
         self.wake_writer.notify_one();
         Ok(())
+    }
+
+    /// Writes `frame` to the socket without waiting, holding the queue's
+    /// `busy` token: one write system call and no task to wake, for a frame
+    /// someone is waiting on. What the socket does not take at once goes to
+    /// the front of the queue for the writer task.
+    fn write_directly(self: &Arc<Self>, frame: &[u8]) -> Result<(), PushError> {
+        let mut done = 0;
+        let outcome = {
+            let mut write = lock(&self.write);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            loop {
+                if done == frame.len() {
+                    break Ok(());
+                }
+                match std::pin::Pin::new(&mut **write).poll_write(&mut cx, &frame[done..]) {
+                    std::task::Poll::Ready(Ok(0)) => {
+                        break Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                    }
+                    std::task::Poll::Ready(Ok(n)) => done += n,
+                    std::task::Poll::Ready(Err(e)) => break Err(e),
+                    // The rest goes through the writer task, which waits
+                    // for the socket properly.
+                    std::task::Poll::Pending => break Ok(()),
+                }
+            }
+        };
+        self.wrote_directly.store(true, Ordering::Relaxed);
+        let wake = {
+            let mut queue = lock(&self.queue);
+            queue.busy = false;
+            if outcome.is_ok() && done < frame.len() {
+                // Before anything queued meanwhile: frames leave in order.
+                queue.chunks.push_front(frame[done..].to_vec());
+                self.queued.fetch_add(frame.len() - done, Ordering::AcqRel);
+            }
+            !queue.chunks.is_empty() || queue.shutdown
+        };
+        if wake {
+            self.wake_writer.notify_one();
+        }
+        outcome.map_err(|e| {
+            self.close(EndOfTransport::OutboundStreaming, e.to_string());
+            PushError::Closed
+        })
     }
 
     /// The peer broke a bound of the send queue: the link is closed with
@@ -287,22 +407,34 @@ impl Link {
             },
         };
         let mut bytes = Vec::new();
-        wire::frame(&mut bytes, &header, &[]).map_err(|_| PushError::Closed)?;
+        wire::frame(&mut bytes, &header, &[]);
         self.queue(&bytes, Class::Must)
     }
 
     /// How an address is written on this link: writing it makes it
-    /// reachable over the link (see `reach`).
-    pub(crate) fn wire_of(&self, address: &Address) -> WireAddr {
-        match address.route() {
+    /// reachable over the link (see `reach`). Refused when it would be one
+    /// relayed route more than [`LinkOptions::max_relayed`].
+    pub(crate) fn wire_of(&self, address: &Address) -> Result<WireAddr, String> {
+        Ok(match address.route() {
             RouteRef::Null | RouteRef::Unreachable => WireAddr::Null,
             RouteRef::Local(m) => WireAddr::Mine(self.reach.give_local(m)),
             RouteRef::Remote(channel, id) if channel.channel_id() == self.id => WireAddr::Yours(id),
             RouteRef::Remote(channel, id) => match channel.clone().into_any().downcast::<Link>() {
-                Ok(via) => WireAddr::Mine(self.reach.give_relay(&self.me, self.id, &via, id)),
+                Ok(via) => {
+                    let max = self.options.max_relayed;
+                    match self.reach.give_relay(&self.me, self.id, &via, id, max) {
+                        Some(given) => WireAddr::Mine(given),
+                        None => {
+                            return Err(format!(
+                                "link {} already relays {max} routes to \"{}\" (LinkOptions::max_relayed)",
+                                self.id, self.remote
+                            ));
+                        }
+                    }
+                }
                 Err(_) => WireAddr::Null,
             },
-        }
+        })
     }
 
     /// What an address written on this link names here. `Yours` is looked
@@ -365,29 +497,53 @@ impl Link {
         {
             return Err((envelope, PushError::Full));
         }
-        let bytes = match self.encode(&envelope, to) {
-            Ok(bytes) => bytes,
-            Err(reason) => {
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let result = self.encode_and_queue(&envelope, to, class, &mut scratch);
+        if scratch.body.capacity() <= SCRATCH_KEPT && scratch.frame.capacity() <= SCRATCH_KEPT {
+            scratch.body.clear();
+            scratch.frame.clear();
+            SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(Unsent::Push(why)) => Err((envelope, why)),
+            Err(Unsent::Unencodable(reason)) => {
                 tracing::warn!(
                     link = self.id,
                     "cannot send {} over the network: {reason}",
                     envelope.payload.signature()
                 );
-                return Err((envelope, PushError::Unencodable));
+                Err((envelope, PushError::Unencodable))
             }
-        };
+        }
+    }
+
+    /// Encodes `envelope` into `scratch` and sends its frame: directly when
+    /// someone waits on it (a request or an answer) and the link is idle,
+    /// else through the queue, where frames sent together leave in one
+    /// write.
+    fn encode_and_queue(
+        self: &Arc<Self>,
+        envelope: &Envelope,
+        to: u64,
+        class: Class,
+        scratch: &mut Scratch,
+    ) -> Result<(), Unsent> {
+        self.encode(envelope, to, scratch)
+            .map_err(Unsent::Unencodable)?;
         // Recorded before the frame can leave, so that an answer arriving
         // at once finds it.
         if let Tag::Request(RequestId(id)) = envelope.tag {
             self.expect_local_answer(&envelope.from, id);
         }
-        match self.queue(&bytes, class) {
+        let direct = matches!(envelope.tag, Tag::Request(_) | Tag::Response(_));
+        match self.queue_frame(&scratch.frame, class, direct) {
             Ok(()) => Ok(()),
             Err(why) => {
                 if let Tag::Request(RequestId(id)) = envelope.tag {
                     self.answered(&envelope.from, id);
                 }
-                Err((envelope, why))
+                Err(Unsent::Push(why))
             }
         }
     }
@@ -399,7 +555,12 @@ impl Link {
         to: u64,
     ) -> Result<(), (Envelope, PushError)> {
         loop {
-            // Registered before trying, so a wake-up between the two is kept.
+            match self.send(envelope, to) {
+                Err((back, PushError::Full)) => envelope = back,
+                other => return other,
+            }
+            // Full: wait for room, registered before trying once more so
+            // that a wake-up between the two is kept.
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
@@ -459,14 +620,6 @@ impl Link {
         }
     }
 
-    /// Whether `asker`'s request `id` went out over this link and is not
-    /// yet answered: only then may an answer to it come back this way.
-    fn owes(&self, asker: &Address, id: u64) -> bool {
-        lock(&self.outstanding)
-            .since
-            .contains_key(&(asker.clone(), id))
-    }
-
     /// An answer came back over this link: its request is no longer owed.
     /// False when it was not owed (the answer is then refused).
     fn answered(&self, asker: &Address, id: u64) -> bool {
@@ -506,9 +659,16 @@ impl Link {
         }
     }
 
-    fn encode(self: &Arc<Self>, envelope: &Envelope, to: u64) -> Result<Vec<u8>, String> {
-        let mut body = Vec::new();
-        let (encoded, book) = book::encoding(self, || envelope.payload.encode_binary(&mut body));
+    /// Writes the frame of `envelope` for the actor `to` in
+    /// `scratch.frame` (its body goes through `scratch.body` first).
+    fn encode(
+        self: &Arc<Self>,
+        envelope: &Envelope,
+        to: u64,
+        scratch: &mut Scratch,
+    ) -> Result<(), String> {
+        let body = &mut scratch.body;
+        let (encoded, book) = book::encoding(self, || envelope.payload.encode_binary(body));
         encoded.map_err(|e| e.to_string())?;
         let (tag, request) = match envelope.tag {
             Tag::Request(RequestId(id)) => (1, id),
@@ -520,8 +680,8 @@ impl Link {
             version: VERSION,
             kind: Kind::Message(MessageHeader {
                 to: WireAddr::Yours(to),
-                from: self.wire_of(&envelope.from),
-                signature: envelope.payload.signature(),
+                from: self.wire_of(&envelope.from)?,
+                signature: envelope.payload.static_signature(),
                 tag,
                 request,
                 // Each hop is a span of its own.
@@ -529,23 +689,23 @@ impl Link {
                     .and_then(|m| m.trace)
                     .map(|t| t.child())
                     .map(|t| (t.trace_id, t.span_id, t.flags)),
-                caller: meta.and_then(|m| m.caller.clone()),
-                ingress: meta
-                    .and_then(|m| m.ingress.as_ref())
-                    .map_or(WireAddr::Null, |a| self.wire_of(a)),
+                caller: meta.and_then(|m| m.caller.as_deref()),
+                ingress: match meta.and_then(|m| m.ingress.as_ref()) {
+                    Some(ingress) => self.wire_of(ingress)?,
+                    None => WireAddr::Null,
+                },
                 book,
             }),
         };
-        let mut bytes = Vec::with_capacity(body.len() + 64);
-        wire::frame(&mut bytes, &header, &body).map_err(|e| e.to_string())?;
-        if bytes.len() - 4 > self.options.max_frame {
+        wire::frame(&mut scratch.frame, &header, &scratch.body);
+        let length = scratch.frame.len() - 4;
+        if length > self.options.max_frame {
             return Err(format!(
-                "a frame of {} bytes exceeds the limit of {} bytes",
-                bytes.len() - 4,
+                "a frame of {length} bytes exceeds the limit of {} bytes",
                 self.options.max_frame
             ));
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// Ends the link (once): tells the peer when it can, stops the reader,
@@ -562,11 +722,10 @@ impl Link {
             let mut bytes = Vec::new();
             let header = Header {
                 version: VERSION,
-                kind: Kind::Close { note },
+                kind: Kind::Close { note: &note },
             };
-            if wire::frame(&mut bytes, &header, &[]).is_ok() {
-                let _ = self.queue(&bytes, Class::Must);
-            }
+            wire::frame(&mut bytes, &header, &[]);
+            let _ = self.queue(&bytes, Class::Must);
         }
         lock(&self.queue).shutdown = true;
         self.wake_writer.notify_one();
@@ -663,15 +822,20 @@ impl Link {
         };
         let _ = self.peer_controller.set(controller);
         announce(self.proxy());
-        let heartbeats = self.heartbeats();
+        // With heartbeats, silence past `stale_after` means the peer is gone.
+        // Rather than arm a deadline per frame (a clock read each), a ticker
+        // looks every half `stale_after` for a frame since its last look:
+        // two quiet looks in a row end the link, so a silent peer goes
+        // between one and one and a half `stale_after` after its last frame.
+        let mut stale_check = self.heartbeats().then(|| {
+            let every = self.options.stale_after / 2;
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker
+        });
+        let mut heard = true;
+        let mut quiet_looks = 0u8;
         let ending = loop {
-            // Without heartbeats a quiet link is fine; with them, silence
-            // past the bound means the peer is gone.
-            let quiet = if heartbeats {
-                self.options.stale_after
-            } else {
-                Duration::MAX
-            };
             let next = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => {
@@ -680,14 +844,19 @@ impl Link {
                     }
                     break Some(Ending(EndOfTransport::OnRequest, "the actor that owned it has ended".into()));
                 }
-                next = tokio::time::timeout(quiet, frames.next()) => match next {
-                    Ok(next) => next,
-                    Err(_) => break Some(Ending(
-                        EndOfTransport::WentStale,
-                        format!("nothing heard for {:?}", self.options.stale_after),
-                    )),
-                },
+                next = frames.next() => next,
+                _ = async { stale_check.as_mut().expect("guarded").tick().await }, if stale_check.is_some() => {
+                    quiet_looks = if std::mem::take(&mut heard) { 0 } else { quiet_looks + 1 };
+                    if quiet_looks >= 2 {
+                        break Some(Ending(
+                            EndOfTransport::WentStale,
+                            format!("nothing heard for {:?}", self.options.stale_after),
+                        ));
+                    }
+                    continue;
+                }
             };
+            heard = true;
             match next {
                 None => {
                     break Some(Ending(
@@ -748,7 +917,11 @@ impl Link {
         }
     }
 
-    async fn deliver(self: &Arc<Self>, header: MessageHeader, body: &[u8]) -> Result<(), Ending> {
+    async fn deliver(
+        self: &Arc<Self>,
+        mut header: MessageHeader<'_>,
+        body: &[u8],
+    ) -> Result<(), Ending> {
         let bad = |why: String| Ending(EndOfTransport::InboundStreaming, why);
         let WireAddr::Yours(target_id) = header.to else {
             return Err(bad(format!(
@@ -769,7 +942,7 @@ impl Link {
                 // Never looked up anywhere but in this link's table; a
                 // request still gets an answer.
                 if miss == Miss::NotGiven {
-                    self.reach.refuse(self.id, &self.remote, &header.signature);
+                    self.reach.refuse(self.id, &self.remote, header.signature);
                 } else {
                     tracing::warn!(
                         link = self.id,
@@ -790,9 +963,10 @@ impl Link {
                 return Ok(());
             }
         };
-        // An answer comes back only over the link its request went out on.
+        // An answer comes back only over the link its request went out on
+        // (and is then no longer owed).
         if let Tag::Response(RequestId(id)) = tag
-            && !self.owes(&target, id)
+            && !self.answered(&target, id)
         {
             self.reach.refuse(
                 self.id,
@@ -802,27 +976,21 @@ impl Link {
             return Ok(());
         }
         if let RouteRef::Remote(next, next_id) = target.route() {
-            if let Tag::Response(RequestId(id)) = tag {
-                self.answered(&target, id);
-            }
             let Ok(next) = next.clone().into_any().downcast::<Link>() else {
                 return Ok(());
             };
             return self.relay(next, next_id, header, body, tag, from);
         }
-        if let Tag::Response(RequestId(id)) = tag {
-            self.answered(&target, id);
-        }
-        let entries = header.book.clone();
+        let entries = std::mem::take(&mut header.book);
         let decoded = book::decoding(self, entries, || {
-            crate::message::codec::binary::decode_payload(&header.signature, body)
+            crate::message::codec::binary::decode_payload(header.signature, body)
         });
         let payload = match decoded {
             Ok(payload) => payload,
             Err(e) => {
                 // The header was read, so the framing holds: only this
                 // message is lost, and whoever waits on it hears why.
-                self.undecodable(&header.signature, &e);
+                self.undecodable(header.signature, &e);
                 let fault = Faulted::new("not delivered")
                     .with_explanation(format!("undecodable body of {} bytes: {e}", body.len()));
                 let (to, from) = match tag {
@@ -852,16 +1020,29 @@ impl Link {
                         span_id,
                         flags,
                     }),
-                    caller: header.caller,
+                    caller: header.caller.map(String::from),
                     ingress: (!ingress.is_null()).then_some(ingress),
                 })
             });
-        let mut slot = Some(Envelope {
+        let envelope = Envelope {
             from,
             payload,
             tag,
             meta,
-        });
+        };
+        // Most deliveries find room at once: no deadline is armed for them.
+        let backlogged = envelope.payload.is_control()
+            && target
+                .mailbox()
+                .is_some_and(|m| m.control_backlog() >= MAX_CONTROL_BACKLOG);
+        let mut slot = if backlogged {
+            Some(envelope)
+        } else {
+            match target.push(envelope) {
+                Ok(()) => return Ok(()),
+                Err((envelope, _)) => Some(envelope),
+            }
+        };
         // Wait for room rather than drop: the connection slows down instead.
         // The control lane never refuses, so a peer could fill it without
         // bound: past a backlog, wait for the actor to catch up.
@@ -941,10 +1122,11 @@ impl Link {
     ) -> Result<(), Ending> {
         let bad = |why: String| Ending(EndOfTransport::InboundStreaming, why);
         let rewrite = |wire: WireAddr| -> Result<WireAddr, Ending> {
-            Ok(next.wire_of(&self.address_of(wire).map_err(bad)?))
+            next.wire_of(&self.address_of(wire).map_err(bad)?)
+                .map_err(bad)
         };
         header.to = WireAddr::Yours(to);
-        header.from = next.wire_of(&self.sender_of(header.from));
+        header.from = next.wire_of(&self.sender_of(header.from)).map_err(bad)?;
         header.ingress = rewrite(header.ingress)?;
         for entry in header.book.iter_mut() {
             *entry = rewrite(*entry)?;
@@ -954,9 +1136,7 @@ impl Link {
             kind: Kind::Message(header),
         };
         let mut bytes = Vec::with_capacity(body.len() + 64);
-        if wire::frame(&mut bytes, &frame, body).is_err() {
-            return Err(bad("cannot re-frame a relayed message".into()));
-        }
+        wire::frame(&mut bytes, &frame, body);
         // The table of requests awaiting answers over `next` is filled by
         // this link's peer: at its cap, that peer is the one cut off.
         if let Tag::Request(RequestId(id)) = tag
@@ -1041,7 +1221,25 @@ impl Channel for Link {
     }
 }
 
-async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duration>) {
+/// Writes `bytes` to the link's socket, locking it for one poll at a time
+/// (a sender may write directly between two batches, never within one).
+async fn write_all(link: &Link, bytes: &[u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        let n = std::future::poll_fn(|cx| {
+            let mut write = lock(&link.write);
+            std::pin::Pin::new(&mut **write).poll_write(cx, &bytes[done..])
+        })
+        .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+async fn writer(link: Arc<Link>, heartbeat: Option<Duration>) {
     let mut batch: std::collections::VecDeque<Vec<u8>> = Default::default();
     let mut ticker = heartbeat.map(|every| {
         let mut t = tokio::time::interval(every);
@@ -1049,9 +1247,12 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
         t
     });
     let mut wrote_since_tick = false;
+    let mut heartbeat_due = false;
+    // A written chunk, emptied, for the queue to reuse.
+    let mut spare: Option<Vec<u8>> = None;
     let heartbeat_frame = {
         let mut bytes = Vec::new();
-        let _ = wire::frame(
+        wire::frame(
             &mut bytes,
             &Header {
                 version: VERSION,
@@ -1066,31 +1267,42 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
     // How often a write that does not finish looks at the grace period.
     let check_every = (grace / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     loop {
-        // Take everything queued in one swap; wait while there is nothing.
+        // Take everything queued in one swap (with the `busy` token); wait
+        // while there is nothing, or while a sender writes directly.
         let shutdown = loop {
             {
                 let mut queue = lock(&link.queue);
-                if !queue.chunks.is_empty() || queue.shutdown {
-                    std::mem::swap(&mut queue.chunks, &mut batch);
-                    break queue.shutdown;
+                if queue.spare.is_none() {
+                    queue.spare = spare.take();
+                }
+                if !queue.busy {
+                    if !queue.chunks.is_empty() || queue.shutdown {
+                        std::mem::swap(&mut queue.chunks, &mut batch);
+                        queue.busy = true;
+                        break queue.shutdown;
+                    }
+                    if std::mem::take(&mut heartbeat_due) {
+                        queue.busy = true;
+                        link.queued
+                            .fetch_add(heartbeat_frame.len(), Ordering::AcqRel);
+                        batch.push_back(heartbeat_frame.clone());
+                        break false;
+                    }
                 }
             }
             tokio::select! {
                 () = link.wake_writer.notified() => {}
                 () = link.discard.cancelled() => return,
                 _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
-                    if !wrote_since_tick {
-                        link.queued.fetch_add(heartbeat_frame.len(), Ordering::AcqRel);
-                        batch.push_back(heartbeat_frame.clone());
-                        break false;
-                    }
-                    wrote_since_tick = false;
+                    let wrote = std::mem::take(&mut wrote_since_tick)
+                        | link.wrote_directly.swap(false, Ordering::Relaxed);
+                    heartbeat_due = !wrote;
                 }
             }
         };
         while let Some(chunk) = batch.pop_front() {
             let written = {
-                let write_all = write.write_all(&chunk);
+                let write_all = write_all(&link, &chunk);
                 tokio::pin!(write_all);
                 loop {
                     tokio::select! {
@@ -1118,7 +1330,13 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
             }
             wrote_since_tick = true;
             let left = link.queued.fetch_sub(chunk.len(), Ordering::AcqRel) - chunk.len();
-            drop(chunk);
+            if spare.is_none() && chunk.capacity() <= SPARE_KEPT {
+                let mut chunk = chunk;
+                chunk.clear();
+                spare = Some(chunk);
+            } else {
+                drop(chunk);
+            }
             if left <= soft {
                 *lock(&link.over_since) = None;
                 link.room.notify_waiters();
@@ -1132,9 +1350,14 @@ async fn writer(mut write: WriteHalf, link: Arc<Link>, heartbeat: Option<Duratio
             }
         }
         if shutdown {
-            let _ = write.shutdown().await;
+            let _ = std::future::poll_fn(|cx| {
+                let mut write = lock(&link.write);
+                std::pin::Pin::new(&mut **write).poll_shutdown(cx)
+            })
+            .await;
             return;
         }
+        lock(&link.queue).busy = false;
     }
 }
 

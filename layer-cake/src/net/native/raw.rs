@@ -17,7 +17,7 @@ pub fn hello(controller: u64) -> Vec<u8> {
             incarnation: 0,
         },
     };
-    wire::frame(&mut bytes, &header, &[]).expect("a hello always encodes");
+    wire::frame(&mut bytes, &header, &[]);
     bytes
 }
 
@@ -36,7 +36,7 @@ pub fn request<M: Message>(
         kind: Kind::Message(MessageHeader {
             to: WireAddr::Yours(to),
             from: WireAddr::Mine(from),
-            signature: crate::message::signature_of::<M>(),
+            signature: crate::message::signature::static_signature::<M>(),
             tag: 1,
             request,
             trace: None,
@@ -46,7 +46,7 @@ pub fn request<M: Message>(
         }),
     };
     let mut bytes = Vec::with_capacity(body.len() + 32);
-    wire::frame(&mut bytes, &header, &body)?;
+    wire::frame(&mut bytes, &header, &body);
     Ok(bytes)
 }
 

@@ -13,78 +13,26 @@
 //! gets an id in B's table that points at (A, the id A's peer gave it); the
 //! entry goes when A or B closes (A tells every link that relays through it).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use super::link::Link;
-use crate::runtime::transport::unguessable_id;
-use crate::runtime::{ActorId, Address, Mailbox};
+pub(crate) use crate::runtime::ids::Miss;
+use crate::runtime::ids::{IdMap, IdTable};
+use crate::runtime::transport::Channel;
+use crate::runtime::{Address, Mailbox};
 
 /// How often refusals are logged, per link.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-enum Target {
-    Local(Weak<Mailbox>),
-    /// Relayed: the actor known as `id` over `via`.
-    Relay {
-        via: Weak<Link>,
-        id: u64,
-    },
-}
-
-impl Target {
-    fn address(&self) -> Option<Address> {
-        match self {
-            Target::Local(mailbox) => mailbox
-                .upgrade()
-                .filter(|m| !m.is_closed())
-                .map(Address::local),
-            Target::Relay { via, id } => via
-                .upgrade()
-                .filter(|link| !link.is_closed())
-                .map(|link| Address::remote(link, *id)),
-        }
-    }
-}
-
 #[derive(Default)]
 struct Table {
-    by_id: HashMap<u64, Target>,
-    /// The id given to each local actor, so that it keeps one on this link.
-    actors: HashMap<ActorId, u64>,
-    /// The id given to each relayed route, by (link, id there).
-    relays: HashMap<(u64, u64), u64>,
+    ids: IdTable,
     /// Links whose tables hold routes relayed over this one, by id.
-    relayed_by: HashMap<u64, Weak<Link>>,
-    /// Sizes after the last sweeps.
-    swept: usize,
+    relayed_by: IdMap<u64, Weak<Link>>,
+    /// Size of `relayed_by` after its last sweep.
     relayers_swept: usize,
-}
-
-impl Table {
-    fn insert(&mut self, target: Target) -> u64 {
-        if self.by_id.len() >= 2 * self.swept + 64 {
-            // Amortized: the table stays within twice what is alive.
-            self.by_id.retain(|_, target| target.address().is_some());
-            let by_id = &self.by_id;
-            self.actors.retain(|_, id| by_id.contains_key(id));
-            self.relays.retain(|_, id| by_id.contains_key(id));
-            self.swept = self.by_id.len();
-        }
-        let id = unguessable_id(|id| self.by_id.contains_key(&id));
-        self.by_id.insert(id, target);
-        id
-    }
-
-    fn forget(&mut self, id: u64) {
-        match self.by_id.remove(&id) {
-            Some(Target::Local(_)) => self.actors.retain(|_, given| *given != id),
-            Some(Target::Relay { .. }) => self.relays.retain(|_, given| *given != id),
-            None => {}
-        }
-    }
 }
 
 /// One link's table of reachable ids, and its count of refusals.
@@ -95,15 +43,6 @@ pub(crate) struct Reach {
     warned_at: Mutex<Option<Instant>>,
 }
 
-/// Why an id from the peer names nothing here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Miss {
-    /// It was given out, but the actor (or the relayed link) has gone.
-    Ended,
-    /// This link never gave it out (or it went long ago).
-    NotGiven,
-}
-
 impl Reach {
     fn table(&self) -> MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
@@ -111,32 +50,24 @@ impl Reach {
 
     /// The id under which `mailbox`'s actor is reachable over this link.
     pub(crate) fn give_local(&self, mailbox: &Arc<Mailbox>) -> u64 {
-        let mut table = self.table();
-        if let Some(id) = table.actors.get(&mailbox.id) {
-            return *id;
-        }
-        let id = table.insert(Target::Local(Arc::downgrade(mailbox)));
-        table.actors.insert(mailbox.id, id);
-        id
+        self.table().ids.give_local(mailbox)
     }
 
     /// The id under which the actor known as `id` over `via` is reachable
-    /// over this link (`me`), relayed.
-    pub(crate) fn give_relay(&self, me: &Weak<Link>, my_id: u64, via: &Arc<Link>, id: u64) -> u64 {
-        let given = {
-            let mut table = self.table();
-            if let Some(given) = table.relays.get(&(via.id, id)) {
-                return *given;
-            }
-            let given = table.insert(Target::Relay {
-                via: Arc::downgrade(via),
-                id,
-            });
-            table.relays.insert((via.id, id), given);
-            given
-        };
+    /// over this link (`me`), relayed; `None` when this link already holds
+    /// `max` relayed routes over open links.
+    pub(crate) fn give_relay(
+        &self,
+        me: &Weak<Link>,
+        my_id: u64,
+        via: &Arc<Link>,
+        id: u64,
+        max: usize,
+    ) -> Option<u64> {
+        let channel: Arc<dyn Channel> = via.clone();
+        let given = self.table().ids.give_remote_within(&channel, id, max)?;
         via.reach.relayed_by(my_id, me);
-        given
+        Some(given)
     }
 
     /// Records that link `id` holds routes relayed over this link.
@@ -156,31 +87,7 @@ impl Reach {
 
     /// What `id` names here; a miss forgets it.
     pub(crate) fn lookup(&self, id: u64) -> Result<Address, Miss> {
-        let mut table = self.table();
-        let Some(target) = table.by_id.get(&id) else {
-            return Err(Miss::NotGiven);
-        };
-        match target.address() {
-            Some(address) => Ok(address),
-            None => {
-                table.forget(id);
-                Err(Miss::Ended)
-            }
-        }
-    }
-
-    /// Link `via` closed: the routes relayed over it are gone.
-    fn drop_relays_via(&self, via: u64) {
-        let mut table = self.table();
-        let gone: Vec<u64> = table
-            .relays
-            .iter()
-            .filter(|((link, _), _)| *link == via)
-            .map(|(_, given)| *given)
-            .collect();
-        for id in gone {
-            table.forget(id);
-        }
+        self.table().ids.lookup(id)
     }
 
     /// This link closed (`me` is its id): its table goes, and so do the
@@ -193,7 +100,7 @@ impl Reach {
             relayers
         };
         for link in relayers.values().filter_map(Weak::upgrade) {
-            link.reach.drop_relays_via(me);
+            link.reach.table().ids.forget_routes_via(me);
         }
     }
 

@@ -41,8 +41,7 @@ fn frame(kind: Kind, body: &[u8]) -> Vec<u8> {
             kind,
         },
         body,
-    )
-    .unwrap();
+    );
     bytes
 }
 
@@ -136,14 +135,17 @@ async fn an_undecodable_header_closes_the_connection() {
     still_serving(&at, &mut cx).await;
 }
 
-/// Reads one frame from a raw socket: its header and body.
-async fn read_frame(stream: &mut TcpStream) -> (Header, Vec<u8>) {
+/// Reads one frame from a raw socket: its header and body. (The frame is
+/// leaked, so that the header, which borrows from it, outlives the read:
+/// a few frames per test.)
+async fn read_frame(stream: &mut TcpStream) -> (Header<'static>, Vec<u8>) {
     let read = async {
         let mut length = [0u8; 4];
         stream.read_exact(&mut length).await.unwrap();
         let mut bytes = vec![0u8; u32::from_be_bytes(length) as usize];
         stream.read_exact(&mut bytes).await.unwrap();
-        let (header, body) = wire::split(&bytes).unwrap();
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        let (header, body) = wire::split(bytes).unwrap();
         (header, body.to_vec())
     };
     tokio::time::timeout(PATIENCE, read)
@@ -152,11 +154,11 @@ async fn read_frame(stream: &mut TcpStream) -> (Header, Vec<u8>) {
 }
 
 /// A request from a raw peer's actor 5 to `to`.
-fn request(to: u64, signature: &str, id: u64) -> MessageHeader {
+fn request(to: u64, signature: &str, id: u64) -> MessageHeader<'_> {
     MessageHeader {
         to: WireAddr::Yours(to),
         from: WireAddr::Mine(5),
-        signature: signature.into(),
+        signature,
         tag: 1,
         request: id,
         trace: None,
@@ -168,8 +170,9 @@ fn request(to: u64, signature: &str, id: u64) -> MessageHeader {
 
 /// A body that does not decode faults that one message — answered to its
 /// sender when it was a request — and the link carries on: unknown types,
-/// bodies that are not the type they claim, and the depth bomb of issue 11
-/// (64 nested `Returned`, which used to overflow the reader's stack).
+/// bodies that are not the type they claim, and the depth bombs of issue 11
+/// (64 nested `Returned`, and 100 000 levels of a registered recursive type,
+/// which used to overflow the reader's stack).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_body_faults_that_message_not_the_link() {
     let (mut cx, at) = listener(ListenOptions::native()).await;
@@ -177,9 +180,15 @@ async fn an_undecodable_body_faults_that_message_not_the_link() {
     stream.write_all(&hello()).await.unwrap();
     expect::<Accepted>(&mut cx).await;
     let to = their_controller(&mut stream).await;
-    let bomb = crate::message::codec::binary::tests::nested_returned(64);
-    let deeper = crate::message::codec::binary::tests::nested_returned(10_000);
-    let bad: [(&str, &[u8], &str); 4] = [
+    use crate::message::codec::binary::{MAX_DECODE_DEPTH, tests as codec};
+    let bomb = codec::nested_returned(64);
+    let deeper = codec::nested_returned(10_000);
+    // A registered type that contains itself: 100 000 levels in as many
+    // bytes, and one level over the bound.
+    let tree = codec::tree_bomb(100_000);
+    let list = codec::list_bomb(MAX_DECODE_DEPTH);
+    let too_deep = format!("nested deeper than {MAX_DECODE_DEPTH} levels");
+    let bad: [(&str, &[u8], &str); 6] = [
         (
             "NoSuchType",
             &[1, 2, 3],
@@ -188,6 +197,8 @@ async fn an_undecodable_body_faults_that_message_not_the_link() {
         ("unicode", &[0xfb, 0xff, 0xff], "cannot decode unicode"),
         ("Returned", &bomb, "nested more than"),
         ("Returned", &deeper, "nested more than"),
+        ("test.Tree", &tree, &too_deep),
+        ("test.List", &list, &too_deep),
     ];
     for (id, (signature, body, _)) in bad.iter().enumerate() {
         stream
@@ -583,7 +594,7 @@ async fn the_link_reader_never_panics() {
                     let header = MessageHeader {
                         to: WireAddr::Yours(u64::MAX - rng.random_range(0..4)),
                         from: WireAddr::Mine(rng.random_range(0..4)),
-                        signature: signatures[rng.random_range(0..signatures.len())].into(),
+                        signature: signatures[rng.random_range(0..signatures.len())],
                         tag: rng.random_range(0..4),
                         request: rng.random(),
                         trace: None,
@@ -628,7 +639,7 @@ fn message(to: u64, body: Payload, tag: u8, request: u64) -> Vec<u8> {
     let header = MessageHeader {
         to: WireAddr::Yours(to),
         from: WireAddr::Mine(1),
-        signature: body.signature(),
+        signature: body.static_signature(),
         tag,
         request,
         trace: None,
@@ -647,7 +658,7 @@ async fn answer_to(stream: &mut TcpStream, request: u64) -> Payload {
             && m.tag == 2
             && m.request == request
         {
-            return crate::message::codec::binary::decode_payload(&m.signature, &body).unwrap();
+            return crate::message::codec::binary::decode_payload(m.signature, &body).unwrap();
         }
     }
 }
@@ -854,4 +865,88 @@ async fn a_peer_sends_only_as_itself() {
         assert_eq!(sender.link_id(), peer.link_id(), "{from:?}");
         assert_ne!(&sender, cx.address(), "{from:?} posed as the listener");
     }
+}
+
+/// A frame from the raw client to `to` carrying one address: its own
+/// actor `Mine(id)`.
+fn an_address_of_mine(to: u64, id: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    crate::message::codec::binary::encode(&0u32, &mut body).unwrap();
+    let header = MessageHeader {
+        to: WireAddr::Yours(to),
+        from: WireAddr::Mine(1),
+        signature: "address",
+        tag: 0,
+        request: 0,
+        trace: None,
+        caller: None,
+        ingress: WireAddr::Null,
+        book: vec![WireAddr::Mine(id)],
+    };
+    frame(Kind::Message(header), &body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_routes_are_capped_per_link_while_their_links_are_open() {
+    let link = LinkOptions {
+        max_relayed: 8,
+        ..LinkOptions::default()
+    };
+    let (mut cx, at) = listener(ListenOptions::native().link(link)).await;
+    let mut minter = raw(&at).await;
+    minter.write_all(&hello()).await.unwrap();
+    expect::<Accepted>(&mut cx).await;
+    let controller = their_controller(&mut minter).await;
+    let mut other = raw(&at).await;
+    other.write_all(&hello()).await.unwrap();
+    let on_other = expect::<Accepted>(&mut cx).await.proxy;
+    their_controller(&mut other).await;
+    let drain = tokio::spawn(async move {
+        let mut sink = vec![0u8; 4096];
+        while matches!(other.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+
+    // The minter hands the listener addresses of twenty of its actors; the
+    // listener passes each on over the other link, where each would be a
+    // relayed route: eight fit, the ninth is refused.
+    for id in 1..=20 {
+        minter
+            .write_all(&an_address_of_mine(controller, id))
+            .await
+            .unwrap();
+    }
+    let mut sent = 0;
+    let mut refused = 0;
+    for _ in 1..=20 {
+        let address = expect::<Address>(&mut cx).await;
+        match cx.send(address, &on_other) {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                assert!(
+                    matches!(e, crate::runtime::SendError::Unencodable(_)),
+                    "{e:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((sent, refused), (8, 12));
+    // Known routes still go; when the minter's link closes, its routes go
+    // and there is room again.
+    drop(minter);
+    let closed = expect::<Closed>(&mut cx).await;
+    assert_eq!(closed.reason, EndOfTransport::AbandonedByRemote);
+    let mut third = raw(&at).await;
+    third.write_all(&hello()).await.unwrap();
+    expect::<Accepted>(&mut cx).await;
+    let controller = their_controller(&mut third).await;
+    third
+        .write_all(&an_address_of_mine(controller, 99))
+        .await
+        .unwrap();
+    let address = expect::<Address>(&mut cx).await;
+    cx.send(address, &on_other)
+        .expect("room once the minter's routes are gone");
+    drop(third);
+    drain.abort();
 }

@@ -58,8 +58,7 @@ fn native_hello() -> Vec<u8> {
             },
         },
         &[],
-    )
-    .unwrap();
+    );
     bytes
 }
 
