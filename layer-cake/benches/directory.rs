@@ -19,8 +19,7 @@
 //!   host node (in-process here, to count memory), a new publication →
 //!   `Available`, and the heap those listings take.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use layer_cake::directory::{
@@ -28,15 +27,27 @@ use layer_cake::directory::{
     spawn_node,
 };
 use layer_cake::net::{HostPort, Listening};
-use layer_cake::{Address, Context, Message, Stop, on};
+use layer_cake::{Address, Context, Stop, on};
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/counting.rs"]
 mod counting;
+#[path = "support/node.rs"]
+mod node;
+#[path = "support/stats.rs"]
+mod stats;
+
+use child::{Child, this_bench};
+use node::{PATIENCE, expect, host_role};
+use stats::pct;
 
 #[global_allocator]
 static ALLOCATOR: counting::Counting = counting::Counting;
 
-const PATIENCE: Duration = Duration::from_secs(20);
+/// How long the scale setup may take to reach the host node: 11 000
+/// listings on a loaded machine.
+const SETUP_PATIENCE: Duration = Duration::from_secs(300);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -57,18 +68,6 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     rt.block_on(subscriber(quick));
-}
-
-/// A HOST node in a process of its own; prints where it listens.
-async fn host_role() {
-    let mut cx = Context::detached("host");
-    let _node = spawn_node(
-        NodeOptions::new(Scope::Host).accept_at(HostPort::new("127.0.0.1", 0)),
-        cx.address().clone(),
-    );
-    let at = expect::<Listening>(&mut cx).await.listening;
-    println!("{at}");
-    std::future::pending::<()>().await;
 }
 
 /// A publisher process: `publish NAME`, `clear`, `end` on stdin.
@@ -111,61 +110,13 @@ async fn publisher_role(host: HostPort) {
     }
 }
 
-async fn expect<M: Message>(cx: &mut Context) -> M {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let message = tokio::time::timeout_at(deadline, cx.input())
-            .await
-            .unwrap_or_else(|_| panic!("no {} in time", layer_cake::message::signature_of::<M>()));
-        if let Ok(m) = message.downcast::<M>() {
-            return m;
-        }
-    }
-}
-
-struct Child_ {
-    child: Child,
-    stdin: std::process::ChildStdin,
-}
-
-impl Drop for Child_ {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(role: &str) -> (Child_, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg(role)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    (Child_ { child, stdin }, first.trim().to_string())
-}
-
-impl Child_ {
-    fn say(&mut self, line: &str) -> Instant {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        Instant::now()
-    }
+/// Starts this benchmark's binary in `role`; its first line.
+fn start(role: &str) -> (Child, String) {
+    Child::start(this_bench(&[role]))
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() - 1) as f64 * p / 100.0) as usize]
 }
 
 fn report(label: &str, target: &str, v: &mut [f64]) {
@@ -221,7 +172,7 @@ async fn subscriber(quick: bool) {
         victim.say(&format!("publish bench:kill:{i}"));
         expect::<Available>(&mut cx).await;
         let t = Instant::now();
-        let _ = victim.child.kill(); // SIGKILL
+        victim.kill(); // SIGKILL
         expect::<Dropped>(&mut cx).await;
         killed.push(ms(t.elapsed()));
     }
@@ -291,28 +242,38 @@ async fn scale(quick: bool) {
     subscriber.subscribe_at(&s_node, "probe:[0-9]+", Scope::Host);
     // Wait until the host node holds them all.
     let mut inspector = Context::detached("inspector");
+    let deadline = Instant::now() + SETUP_PATIENCE;
     loop {
         let listing: DirectoryListing = inspector
             .ask(Inspect::default(), &host, PATIENCE)
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("the host node did not answer Inspect: {e}"));
         if listing.published.len() == publications && listing.subscribed.len() == subscriptions + 1
         {
             break;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the host node did not come to hold {publications} publications and {} subscriptions within {SETUP_PATIENCE:?} (it holds {} and {})",
+            subscriptions + 1,
+            listing.published.len(),
+            listing.subscribed.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let heap = counting::heap_bytes() - before;
     let mut matched = Vec::new();
     for k in 0..probes {
         let t = Instant::now();
-        publisher.publish_at(&p_node, format!("probe:{k}"), Scope::Host);
+        let name = format!("probe:{k}");
+        publisher.publish_at(&p_node, name.clone(), Scope::Host);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let message = tokio::time::timeout(PATIENCE, subscriber.input())
+            let message = tokio::time::timeout_at(deadline, subscriber.input())
                 .await
-                .unwrap();
+                .unwrap_or_else(|_| panic!("no Available for {name} within {PATIENCE:?}"));
             on!(message, {
-                Available as a => if a.name == format!("probe:{k}") { break },
+                Available as a => if a.name == name { break },
                 _other => {},
             })
         }

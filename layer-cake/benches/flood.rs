@@ -15,19 +15,24 @@
 //! and after the flood, how often the flooder was cut off, and the
 //! well-behaved client's ask latency (p50, p99, max) quiet and under flood.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use layer_cake::directory::{DirectoryListing, Inspect, NodeOptions, Scope, spawn_node};
+use layer_cake::Context;
+use layer_cake::directory::{DirectoryListing, Inspect};
 use layer_cake::net::native::raw;
-use layer_cake::net::{ConnectOptions, Connected, HostPort, Listening};
-use layer_cake::{Context, Message};
+use layer_cake::net::{ConnectOptions, Connected, HostPort};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const PATIENCE: Duration = Duration::from_secs(20);
+#[path = "support/child.rs"]
+mod child;
+#[path = "support/node.rs"]
+mod node;
+
+use child::{Child, this_bench};
+use node::{expect, host_role};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -44,40 +49,6 @@ fn main() {
         .find_map(|a| a.strip_prefix("--seconds="))
         .map_or(30, |s| s.parse().expect("--seconds=N"));
     rt.block_on(flood(Duration::from_secs(seconds)));
-}
-
-/// A HOST node in a process of its own; prints where it listens.
-async fn host_role() {
-    let mut cx = Context::detached("host");
-    let _node = spawn_node(
-        NodeOptions::new(Scope::Host).accept_at(HostPort::new("127.0.0.1", 0)),
-        cx.address().clone(),
-    );
-    let at = expect::<Listening>(&mut cx).await.listening;
-    println!("{at}");
-    std::future::pending::<()>().await;
-}
-
-async fn expect<M: Message>(cx: &mut Context) -> M {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let message = tokio::time::timeout_at(deadline, cx.input())
-            .await
-            .unwrap_or_else(|_| panic!("no {} in time", layer_cake::message::signature_of::<M>()));
-        if let Ok(m) = message.downcast::<M>() {
-            return m;
-        }
-    }
-}
-
-/// The daemon process, killed when dropped (also when the bench panics).
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Resident memory of `pid`, in KiB.
@@ -188,19 +159,12 @@ async fn flooder(
 }
 
 async fn flood(length: Duration) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg("--role=host")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let daemon = Daemon(child);
-    let pid = daemon.0.id();
-    let at: HostPort = first.trim().parse().unwrap();
+    let mut command = this_bench(&["--role=host"]);
+    command.stderr(Stdio::null());
+    // The daemon process, killed when dropped (also when the bench panics).
+    let (daemon, first) = Child::start(command);
+    let pid = daemon.id();
+    let at: HostPort = first.parse().unwrap();
 
     let mut cx = Context::detached("client");
     cx.connect(at.clone(), ConnectOptions::native());

@@ -33,6 +33,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
+#[path = "support/stats.rs"]
+mod stats;
+
+use stats::pct;
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (one_way, asks) = if quick {
@@ -143,11 +148,6 @@ async fn connect(cx: &mut Context, at: HostPort, transport: Transport) -> layer_
             break c.proxy;
         }
     }
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() - 1) as f64 * p / 100.0) as usize]
 }
 
 /// A listening actor that counts `i64`s up to `n`, echoes them when asked,

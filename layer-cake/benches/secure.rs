@@ -22,9 +22,8 @@
 //! Without root (namespaces need CAP_NET_ADMIN and CAP_SYS_ADMIN) it says
 //! SKIPPED and exits 0.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use layer_cake::net::{
@@ -33,6 +32,14 @@ use layer_cake::net::{
 };
 use layer_cake::runtime::{self, Context};
 use layer_cake::{Stop, on};
+
+#[path = "support/child.rs"]
+mod child;
+#[path = "support/stats.rs"]
+mod stats;
+
+use child::Child;
+use stats::pct;
 
 const SERVER_IP: &str = "10.77.0.1";
 const CLIENT_IP: &str = "10.77.0.2";
@@ -69,20 +76,15 @@ fn coordinate(quick: bool) {
     LanKey::create(&key, false).unwrap();
     let exe = std::env::current_exe().unwrap();
 
-    let mut server = Command::new("ip")
+    let mut server = Command::new("ip");
+    server
         .args(["netns", "exec", &hosts.a])
         .arg(&exe)
         .arg("--role=server")
-        .arg(format!("--key={}", key.display()))
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let stdout = server.stdout.take().unwrap();
-    let server = Reap(server);
-    let mut ready = String::new();
-    BufReader::new(stdout).read_line(&mut ready).unwrap();
-    assert_eq!(ready.trim(), "ready", "the server did not start");
+        .arg(format!("--key={}", key.display()));
+    // Killed and reaped however `coordinate` ends.
+    let (server, ready) = Child::start(server);
+    assert_eq!(ready, "ready", "the server did not start");
 
     let mut client = Command::new("ip");
     client
@@ -97,16 +99,6 @@ fn coordinate(quick: bool) {
     assert!(status.success(), "the client failed");
     drop(server);
     drop(hosts);
-}
-
-/// Kills and reaps the server however `coordinate` ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Two namespaces joined by a veth pair.
@@ -291,11 +283,6 @@ async fn new_links(port: u16, link: LinkOptions, n: usize) -> Vec<f64> {
         samples.push(took);
     }
     samples
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() - 1) as f64 * p / 100.0) as usize]
 }
 
 fn client(key: &Path, quick: bool) {

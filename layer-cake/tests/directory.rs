@@ -2,6 +2,7 @@
 //! nodes in one test process, linked by real connections on loopback, each
 //! on its own ephemeral port.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use layer_cake::directory::{
@@ -479,4 +480,195 @@ async fn inspect_from_another_process_shows_no_ids_or_addresses() {
         )
         .await;
     assert!(matches!(nowhere, Err(AskError::Faulted(_))), "{nowhere:?}");
+}
+
+/// A TCP relay on loopback between a child directory and its parent: each
+/// connection it accepts is carried over one of its own to the parent.
+/// [`Relay::cut_child_side`] ends a carried connection on the child's side
+/// only, so that the parent goes on holding the old link open — as when a
+/// child's link breaks somewhere the parent does not see yet — until
+/// [`Relay::cut_parent_side`]. Everything it runs stops when it is dropped.
+struct Relay {
+    at: HostPort,
+    pairs: Arc<Mutex<Vec<Pair>>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+/// One carried connection.
+struct Pair {
+    /// The relay's end toward the parent, as the parent sees the child
+    /// (`DirectoryListing::children`).
+    toward_parent: HostPort,
+    /// A second descriptor of the parent-side socket: it stays open (no FIN)
+    /// when the copying stops, until cut.
+    parent_side: Option<std::net::TcpStream>,
+    copying: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(parent: HostPort) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let pairs: Arc<Mutex<Vec<Pair>>> = Arc::default();
+        let kept = pairs.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((child, _)) = listener.accept().await {
+                let to = format!("{}:{}", parent.host, parent.port);
+                let Ok(upward) = tokio::net::TcpStream::connect(to).await else {
+                    continue;
+                };
+                let local = upward.local_addr().unwrap();
+                let upward = upward.into_std().unwrap();
+                let parent_side = upward.try_clone().unwrap();
+                let upward = tokio::net::TcpStream::from_std(upward).unwrap();
+                // Halves that close nothing when dropped: the descriptor
+                // kept above holds the parent's side open.
+                let (mut up_read, mut up_write) = tokio::io::split(upward);
+                let (mut child_read, mut child_write) = tokio::io::split(child);
+                let copying = vec![
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut child_read, &mut up_write).await;
+                    }),
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut up_read, &mut child_write).await;
+                    }),
+                ];
+                kept.lock().unwrap().push(Pair {
+                    toward_parent: HostPort::new(local.ip().to_string(), local.port()),
+                    parent_side: Some(parent_side),
+                    copying,
+                });
+            }
+        });
+        Relay {
+            at: HostPort::new("127.0.0.1", port),
+            pairs,
+            accepting,
+        }
+    }
+
+    /// The `n`th carried connection, as the parent sees it, once there.
+    async fn link(&self, n: usize) -> HostPort {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(pair) = self.pairs.lock().unwrap().get(n) {
+                return pair.toward_parent.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no connection {n} through the relay in time"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Ends the `n`th connection on the child's side only.
+    fn cut_child_side(&self, n: usize) {
+        for task in &self.pairs.lock().unwrap()[n].copying {
+            task.abort();
+        }
+    }
+
+    /// Ends the `n`th connection on the parent's side too.
+    fn cut_parent_side(&self, n: usize) {
+        if let Some(socket) = self.pairs.lock().unwrap()[n].parent_side.take() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        for pair in self.pairs.lock().unwrap().iter_mut() {
+            for task in &pair.copying {
+                task.abort();
+            }
+            if let Some(socket) = pair.parent_side.take() {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Asks `node` (from this process: the full view) until `done` accepts the
+/// answer.
+async fn inspect_until(
+    node: &Address,
+    done: impl Fn(&DirectoryListing) -> bool,
+) -> DirectoryListing {
+    let mut cx = Context::detached("inspector");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let listing: DirectoryListing = cx.ask(Inspect::default(), node, PATIENCE).await.unwrap();
+        if done(&listing) {
+            return listing;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never: {listing:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_reconnects_before_its_old_link_closes_keeps_its_listings() {
+    let (host, host_at) = daemon(Scope::Host, None).await;
+    let relay = Relay::start(host_at.clone()).await;
+    let a = process(Some(&relay.at));
+    let b = process(Some(&host_at));
+    let _p = publisher(a.clone(), "svc", Scope::Host);
+    let mut subscriber = Context::detached("subscriber");
+    subscriber.subscribe_at(&b, "svc", Scope::Host);
+    let before = first::<Available>(&mut subscriber).await;
+    let old = relay.link(0).await;
+
+    // The child's link breaks on its side only: the child reconnects (a new
+    // link through the relay) and its snapshot reaches the host while the
+    // host still holds the old link open.
+    relay.cut_child_side(0);
+    let new = relay.link(1).await;
+    // The host has handled the new link's snapshot once it names the child.
+    inspect_until(&host, |l| l.children.contains(&new)).await;
+    // Now the old link's end reaches the host too.
+    relay.cut_parent_side(0);
+    let listing = inspect_until(&host, |l| !l.children.contains(&old)).await;
+
+    // The child's listing is in place as its snapshot left it, without
+    // another snapshot: held at the host, found by a new subscriber, ...
+    let held: Vec<_> = listing.published.iter().filter(|p| p.0 == "svc").collect();
+    assert_eq!(held.len(), 1, "{listing:#?}");
+    assert_eq!(held[0].2, before.publication);
+    assert!(
+        listing
+            .refused
+            .iter()
+            .all(|(kind, _)| kind != "a publication already listed by another source"),
+        "{listing:#?}"
+    );
+    let c = process(Some(&host_at));
+    let mut late = Context::detached("late");
+    late.subscribe_at(&c, "svc", Scope::Host);
+    let available = first::<Available>(&mut late).await;
+    assert_eq!(available.publication, before.publication);
+    let name: String = late.ask(Ack, &available.publisher, PATIENCE).await.unwrap();
+    assert_eq!(name, "svc");
+
+    // ... and the first subscriber has a route to it (again, if the move
+    // dropped it).
+    let mut route = Some(before.publisher);
+    for message in drain(&mut subscriber, Duration::from_millis(500)).await {
+        if message.is::<Dropped>() {
+            route = None;
+        } else if message.is::<Available>() {
+            route = Some(message.downcast::<Available>().unwrap().publisher);
+        }
+    }
+    let publisher = match route {
+        Some(publisher) => publisher,
+        None => first::<Available>(&mut subscriber).await.publisher,
+    };
+    let name: String = subscriber.ask(Ack, &publisher, PATIENCE).await.unwrap();
+    assert_eq!(name, "svc");
 }

@@ -76,6 +76,13 @@ pub(crate) struct Listings {
     pub(crate) full: bool,
     pub(crate) publications: Vec<Publication>,
     pub(crate) subscriptions: Vec<Subscription>,
+    /// With a `full` snapshot: the child node's secret, drawn at random
+    /// when the node starts and sent only to its parent, over the parent
+    /// link. A later link presenting the same secret is the same child
+    /// reconnecting: what its earlier link listed goes at once, as if that
+    /// link had closed, rather than outlive it and have the new snapshot
+    /// refused as another link's. None with additions.
+    pub(crate) secret: Option<Uuid>,
 }
 
 /// Child → parent: listings withdrawn.

@@ -135,6 +135,7 @@ async fn a_hostile_link_can_neither_replace_nor_withdraw_another_links_listing()
     bad.send(
         Listings {
             full: false,
+            secret: None,
             publications: vec![fake(real, "svc", &me)],
             subscriptions: vec![],
         },
@@ -144,6 +145,7 @@ async fn a_hostile_link_can_neither_replace_nor_withdraw_another_links_listing()
     bad.send(
         Listings {
             full: true,
+            secret: None,
             publications: vec![],
             subscriptions: vec![],
         },
@@ -177,6 +179,7 @@ async fn what_a_link_listed_goes_with_it_whatever_its_sender_said() {
     bad.send(
         Listings {
             full: false,
+            secret: None,
             publications: vec![fake(Uuid::new_v4(), "ghost", &me)],
             subscriptions: vec![],
         },
@@ -187,6 +190,7 @@ async fn what_a_link_listed_goes_with_it_whatever_its_sender_said() {
     bad.forward_from(
         Listings {
             full: false,
+            secret: None,
             publications: vec![fake(Uuid::new_v4(), "ghost-2", &me)],
             subscriptions: vec![],
         },
@@ -291,6 +295,7 @@ async fn a_link_holds_so_many_publications_and_no_more() {
         bad.send(
             Listings {
                 full: false,
+                secret: None,
                 publications,
                 subscriptions: vec![],
             },
@@ -324,4 +329,99 @@ async fn a_peer_cannot_pose_as_the_network_layer() {
         refused(l, "a runtime event from another process") == 1
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_without_a_childs_secret_cannot_take_its_listings() {
+    let (host, host_at) = host().await;
+    let a = process(&host_at);
+    let b = process(&host_at);
+    let mut publisher = Context::detached("publisher");
+    publisher.publish_at(&a, "svc", Scope::Host);
+    let real = first::<Published>(&mut publisher).await.id;
+    let mut subscriber = Context::detached("subscriber");
+    subscriber.subscribe_at(&b, "svc", Scope::Host);
+    first::<Subscribed>(&mut subscriber).await;
+    first::<super::super::Available>(&mut subscriber).await;
+
+    // A full snapshot of the real listing with a secret of its own: the
+    // hostile link is not the child that listed it, so nothing moves.
+    let (bad, proxy) = hostile(&host_at).await;
+    let me = bad.address().clone();
+    let snapshot = |secret| Listings {
+        full: true,
+        publications: vec![fake(real, "svc", &me)],
+        subscriptions: vec![],
+        secret: Some(secret),
+    };
+    bad.send(snapshot(Uuid::new_v4()), &proxy).unwrap();
+    // Nor does trying another secret on the same link.
+    bad.send(snapshot(Uuid::new_v4()), &proxy).unwrap();
+    let listing = inspect_until(&host, |l| {
+        refused(l, "a publication already listed by another source") == 2
+            && refused(l, "a snapshot with another secret than its link's first") == 1
+    })
+    .await;
+    let held: Vec<_> = listing.published.iter().filter(|p| p.0 == "svc").collect();
+    assert_eq!(held.len(), 1, "{listing:#?}");
+    assert_eq!(held[0].2, real);
+    assert_ne!(
+        held[0].3,
+        Some(HostPort::new("127.0.0.1", 9)),
+        "{listing:#?}"
+    );
+    let later = drain(&mut subscriber, Duration::from_millis(500)).await;
+    assert!(
+        later.iter().all(|m| !m.is::<Dropped>()),
+        "the real session was dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_presenting_its_secret_over_a_new_link_takes_its_listings_there() {
+    let (host, host_at) = host().await;
+    let secret = Uuid::new_v4();
+    let id = Uuid::new_v4();
+    let (mut before, old) = hostile(&host_at).await;
+    let me = before.address().clone();
+    before
+        .send(
+            Listings {
+                full: true,
+                publications: vec![fake(id, "mine", &me)],
+                subscriptions: vec![],
+                secret: Some(secret),
+            },
+            &old,
+        )
+        .unwrap();
+    inspect_until(&host, |l| l.published.iter().any(|p| p.2 == id)).await;
+
+    // The same child over a new link, before the old one has closed: its
+    // snapshot is held as the new link's, and the old link is closed.
+    let (after, new) = hostile(&host_at).await;
+    let me = after.address().clone();
+    after
+        .send(
+            Listings {
+                full: true,
+                publications: vec![fake(id, "mine", &me)],
+                subscriptions: vec![],
+                secret: Some(secret),
+            },
+            &new,
+        )
+        .unwrap();
+    let closed = first::<crate::net::Closed>(&mut before).await;
+    assert_eq!(closed.proxy, old);
+    let listing = inspect_until(&host, |l| l.children.len() == 1).await;
+    assert_eq!(listing.published.len(), 1, "{listing:#?}");
+    assert_eq!(listing.published[0].2, id);
+    assert_eq!(
+        refused(&listing, "a publication already listed by another source"),
+        0
+    );
+    // It is the new link's now: it goes with that link.
+    after.send(Close::default(), &new).unwrap();
+    inspect_until(&host, |l| l.published.is_empty()).await;
 }

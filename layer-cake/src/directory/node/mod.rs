@@ -180,6 +180,9 @@ struct Node {
     // Trust and bounds.
     /// Identifies this node in `Inspect` (random: it names no actor).
     id: Uuid,
+    /// Proves to the parent, in every full snapshot, that a new link is
+    /// this node reconnecting (random; shown to no one else).
+    secret: Uuid,
     /// How many publications and subscriptions each source holds here.
     held: HashMap<Source, (usize, usize)>,
     /// Compiled patterns, reused by text.
@@ -195,6 +198,8 @@ struct AcceptedLink {
     remote: HostPort,
     /// Accepted where the node takes child directories (not a session).
     child: bool,
+    /// The secret the child presented with its first full snapshot.
+    secret: Option<Uuid>,
 }
 
 /// Runs a directory node as the actor owning `cx`, until it receives
@@ -272,6 +277,7 @@ async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
         serving: HashMap::new(),
         watched: HashSet::new(),
         id: Uuid::new_v4(),
+        secret: Uuid::new_v4(),
         held: HashMap::new(),
         patterns: matching::Patterns::default(),
         refusals: refusals::Refusals::default(),
@@ -359,7 +365,7 @@ impl Node {
             NotListening as n => self.not_listening(cx, n),
             Accepted as a => {
                 let child = self.accepting.as_ref() == Some(&a.listening);
-                self.accepted.insert(a.proxy, AcceptedLink { remote: a.remote, child });
+                self.accepted.insert(a.proxy, AcceptedLink { remote: a.remote, child, secret: None });
             },
             Connected as c => self.connected(cx, c),
             NotConnected as n => self.not_connected(cx, n),

@@ -11,7 +11,7 @@ use super::Node;
 use super::routes::{Peer, RouteKey};
 use super::store::Source;
 use crate::net::{
-    Closed, ConnectOptions, Connected, HostPort, Listening, NotConnected, NotListening,
+    Close, Closed, ConnectOptions, Connected, HostPort, Listening, NotConnected, NotListening,
 };
 use crate::runtime::{Address, Context};
 
@@ -79,6 +79,7 @@ impl Node {
         let level = self.level();
         Listings {
             full: true,
+            secret: Some(self.secret),
             publications: self
                 .publications
                 .values()
@@ -200,14 +201,9 @@ impl Node {
             self.retry_parent(cx);
             return;
         }
-        // A child: everything learned through it goes.
-        self.accepted.remove(&c.proxy);
-        self.children.remove(&c.proxy);
-        // Everything listed over that link, whoever its messages named as
-        // their sender.
-        let from = Source::Link(link);
-        let why = "lost the directory below";
-        self.withdraw_all(cx, &from, why, why);
+        // A child: everything learned through it goes (unless it went
+        // already, when the child reconnected over another link).
+        self.child_gone(cx, &c.proxy, link, "lost the directory below");
         // Sessions this process served over that connection.
         let keys: Vec<(Uuid, Uuid)> = self
             .serving
@@ -245,6 +241,66 @@ impl Node {
                     &format!("lost the publisher's process ({:?})", c.reason),
                 );
             }
+        }
+    }
+
+    /// A child directory's link is gone, or stale: everything listed over
+    /// it, whoever its messages named as their sender, is withdrawn.
+    pub(super) fn child_gone(&mut self, cx: &mut Context, proxy: &Address, link: u64, why: &str) {
+        self.accepted.remove(proxy);
+        self.children.remove(proxy);
+        self.withdraw_all(cx, &Source::Link(link), why, why);
+    }
+
+    /// A child's full snapshot presented `secret` over the link `proxy`.
+    /// An earlier link that presented the same secret is the same child
+    /// node, which has reconnected before this node saw that link close:
+    /// the earlier link is stale. What it listed goes now, as if it had
+    /// closed (and it is closed), so that the snapshot that follows is held
+    /// as the new link's instead of refused as another's. Only the child
+    /// and this node know the secret, so no other link can take a child's
+    /// listings this way.
+    pub(super) fn child_reconnected(&mut self, cx: &mut Context, proxy: &Address, secret: Uuid) {
+        let Some(accepted) = self.accepted.get_mut(proxy) else {
+            return;
+        };
+        match accepted.secret {
+            Some(known) if known == secret => return,
+            Some(_) => {
+                // A child's secret never changes over its node's life.
+                self.refusals.refuse(
+                    self.options.level,
+                    "a snapshot with another secret than its link's first",
+                    proxy,
+                );
+                return;
+            }
+            None => accepted.secret = Some(secret),
+        }
+        let earlier: Vec<Address> = self
+            .accepted
+            .iter()
+            .filter(|(p, a)| *p != proxy && a.secret == Some(secret))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for old in earlier {
+            let remote = |p: &Address| self.accepted.get(p).map(|a| a.remote.to_string());
+            let (now, before) = (remote(proxy), remote(&old));
+            tracing::info!(
+                level = %self.level(),
+                "a child directory reconnected from {} before its link from {} closed",
+                now.unwrap_or_default(),
+                before.unwrap_or_default()
+            );
+            if let Some(link) = old.link_id() {
+                self.child_gone(cx, &old, link, "the directory below reconnected");
+            }
+            let _ = cx.send(
+                Close {
+                    note: Some("the child directory reconnected over another link".into()),
+                },
+                &old,
+            );
         }
     }
 

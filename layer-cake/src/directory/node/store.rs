@@ -221,6 +221,7 @@ impl Node {
                 cx,
                 Listings {
                     full: false,
+                    secret: None,
                     publications: vec![listing.clone()],
                     subscriptions: vec![],
                 },
@@ -263,6 +264,7 @@ impl Node {
                 cx,
                 Listings {
                     full: false,
+                    secret: None,
                     publications: vec![],
                     subscriptions: vec![listing],
                 },
@@ -472,6 +474,11 @@ impl Node {
             return;
         };
         let child = cx.return_address().clone();
+        if l.full
+            && let Some(secret) = l.secret
+        {
+            self.child_reconnected(cx, &child, secret);
+        }
         let from = Source::Link(link);
         let level = self.level();
         if l.full {
