@@ -249,15 +249,29 @@ impl Spool {
                     },
                 );
             }
-            Err(
-                SendError::Closed(request)
-                | SendError::NoAddress(request)
-                | SendError::Unreachable(request, _),
-            ) => {
-                // Gone before it could take the request: not a retry, since
-                // the worker never had it.
+            Err(SendError::Closed(request)) => {
+                // It ended just now, before it could take this request (not
+                // a retry: it never had it). What it holds is not retried
+                // yet: answers it sent before it ended may be waiting here,
+                // and a request it answered must not run twice. It gets
+                // nothing new; its `Ended` (or `Returned`), which comes
+                // after those answers and after the `Lost` it leaves for
+                // each request it never took, settles the rest.
                 self.pool.done(&worker);
-                self.gone(cx, &worker, "ended");
+                self.queue.push_front(Held { request, ..held });
+                if self.pool.leave(&worker) {
+                    tracing::info!(
+                        "spool: worker {worker} ended; it gets no new requests; {} in rotation",
+                        self.pool.len()
+                    );
+                }
+                self.release_if_done(cx, &worker);
+            }
+            Err(SendError::NoAddress(request) | SendError::Unreachable(request, _)) => {
+                // An address that never led anywhere: no answer and no
+                // `Ended` will come from it.
+                self.pool.done(&worker);
+                self.gone(cx, &worker, "cannot be reached");
                 self.queue.push_front(Held { request, ..held });
             }
             Err(SendError::Full(request)) => {
