@@ -64,10 +64,15 @@ pub(crate) enum Miss {
 }
 
 enum Target {
-    Local(Weak<Mailbox>),
-    /// The actor known as `id` over `channel`.
+    Local {
+        mailbox: Weak<Mailbox>,
+        actor: ActorId,
+    },
+    /// The actor known as `id` over `channel` (whose `channel_id` is
+    /// kept, so that the entry can be found by it without the channel).
     Remote {
         channel: Weak<dyn Channel>,
+        channel_id: u64,
         id: u64,
     },
 }
@@ -75,11 +80,11 @@ enum Target {
 impl Target {
     fn address(&self) -> Option<Address> {
         match self {
-            Target::Local(mailbox) => mailbox
+            Target::Local { mailbox, .. } => mailbox
                 .upgrade()
                 .filter(|m| !m.is_closed())
                 .map(Address::local),
-            Target::Remote { channel, id } => channel
+            Target::Remote { channel, id, .. } => channel
                 .upgrade()
                 .filter(|c| !c.is_closed())
                 .map(|c| Address::remote(c, *id)),
@@ -123,7 +128,10 @@ impl IdTable {
         if let Some(id) = self.actors.get(&mailbox.id) {
             return *id;
         }
-        let id = self.insert(Target::Local(Arc::downgrade(mailbox)));
+        let id = self.insert(Target::Local {
+            mailbox: Arc::downgrade(mailbox),
+            actor: mailbox.id,
+        });
         self.actors.insert(mailbox.id, id);
         id
     }
@@ -162,6 +170,7 @@ impl IdTable {
         let key = (channel.channel_id(), id);
         let given = self.insert(Target::Remote {
             channel: Arc::downgrade(channel),
+            channel_id: key.0,
             id,
         });
         self.routes.insert(key, given);
@@ -185,8 +194,12 @@ impl IdTable {
 
     fn forget(&mut self, id: u64) {
         match self.by_id.remove(&id) {
-            Some(Target::Local(_)) => self.actors.retain(|_, given| *given != id),
-            Some(Target::Remote { .. }) => self.routes.retain(|_, given| *given != id),
+            Some(Target::Local { actor, .. }) => {
+                self.actors.remove(&actor);
+            }
+            Some(Target::Remote { channel_id, id, .. }) => {
+                self.routes.remove(&(channel_id, id));
+            }
             None => {}
         }
     }
@@ -200,16 +213,14 @@ impl IdTable {
 
     /// Channel `channel` closed: the routes over it are gone.
     pub(crate) fn forget_routes_via(&mut self, channel: u64) {
-        let gone: Vec<u64> = self
-            .routes
-            .iter()
-            .filter(|((via, _), _)| *via == channel)
-            .map(|(_, given)| *given)
-            .collect();
-        for id in gone {
-            self.by_id.remove(&id);
-            self.routes.retain(|_, given| *given != id);
-        }
+        let by_id = &mut self.by_id;
+        self.routes.retain(|(via, _), given| {
+            let keep = *via != channel;
+            if !keep {
+                by_id.remove(given);
+            }
+            keep
+        });
     }
 
     /// How many ids are held (live or not yet swept).
