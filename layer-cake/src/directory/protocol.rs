@@ -70,7 +70,8 @@ pub(crate) struct Subscription {
 
 /// Child → parent: listings. `full` replaces everything learned from this
 /// child before (sent on every (re)connect); otherwise these are additions.
-#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+/// Its `Debug` leaves the secret out, so that no log line can show it.
+#[derive(Clone, Serialize, Deserialize, Message)]
 #[message(control)]
 pub(crate) struct Listings {
     pub(crate) full: bool,
@@ -83,6 +84,17 @@ pub(crate) struct Listings {
     /// link had closed, rather than outlive it and have the new snapshot
     /// refused as another link's. None with additions.
     pub(crate) secret: Option<Uuid>,
+}
+
+impl std::fmt::Debug for Listings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listings")
+            .field("full", &self.full)
+            .field("publications", &self.publications)
+            .field("subscriptions", &self.subscriptions)
+            .field("secret", &self.secret.map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Child → parent: listings withdrawn.
@@ -213,4 +225,23 @@ pub struct DirectoryListing {
     /// many times (a listing from a link that is not its owner, a pattern
     /// too long …).
     pub refused: Vec<(String, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_never_shows_in_debug() {
+        let secret = Uuid::new_v4();
+        let listings = Listings {
+            full: true,
+            publications: Vec::new(),
+            subscriptions: Vec::new(),
+            secret: Some(secret),
+        };
+        let shown = format!("{listings:?}");
+        assert!(!shown.contains(&secret.to_string()), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 }
