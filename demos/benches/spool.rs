@@ -35,7 +35,9 @@
 //! For every case it also says where the CPU went while wrk ran, in cores:
 //! each process it started (from `/proc/<pid>/stat`, children of a server
 //! included), wrk (this process's reaped children), this process (which
-//! hosts the bare server) and the rest of the machine (`/proc/stat`). The
+//! hosts the bare server) and the rest of the machine (`/proc/stat`); and
+//! what one request cost each of those processes, in CPU microseconds
+//! (the server, the workers, a server's children; for bare, this one). The
 //! results table adds the cores the server side used and its requests per
 //! CPU-second, against bare's: what a request costs, a figure that other
 //! load on a shared machine disturbs less than requests/s.
@@ -695,6 +697,25 @@ fn cpu_snapshot(roles: &[(String, u32)]) -> CpuSnapshot {
     }
 }
 
+/// What each labelled process used between two snapshots, in CPU seconds
+/// (labels that used nothing left out).
+fn cpu_seconds_by_label(before: &CpuSnapshot, after: &CpuSnapshot) -> Vec<(String, f64)> {
+    let hz = clock_ticks_per_second();
+    after
+        .by_label
+        .iter()
+        .filter_map(|(label, t1)| {
+            let t0 = before
+                .by_label
+                .iter()
+                .find(|(l, _)| l == label)
+                .map_or(0, |(_, t)| *t);
+            let d = t1.saturating_sub(t0);
+            (d > 0).then(|| (label.clone(), d as f64 / hz))
+        })
+        .collect()
+}
+
 /// Where the CPU went between two snapshots, in cores; and the cores the
 /// server side used (every process but wrk, this one included since it
 /// hosts the bare server).
@@ -869,6 +890,16 @@ fn throughput(
     );
     let (usage, server_cores) = cpu_usage(&before, &after);
     println!("  cpu (cores): {usage}");
+    // What one request cost each process, in CPU microseconds: the server
+    // (for bare, this process), the workers, their children.
+    let requests = figures.requests_per_second * after.at.duration_since(before.at).as_secs_f64();
+    if requests > 0.0 {
+        let per_request: Vec<String> = cpu_seconds_by_label(&before, &after)
+            .iter()
+            .map(|(label, cpu)| format!("{label} {:.1}", cpu * 1e6 / requests))
+            .collect();
+        println!("  cpu per request (us): {}", per_request.join(", "));
+    }
     (figures, server_cores)
 }
 
