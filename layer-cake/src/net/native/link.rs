@@ -2,7 +2,10 @@
 //!
 //! Sending encodes the frame in the sender's own task (a remote send
 //! serializes once) and appends the bytes to the link's queue; a writer task
-//! drains the queue into the socket in batches. The reader decodes each frame
+//! drains the queue into the socket in batches. A request or an answer is
+//! written by its sender directly when the link is idle (nothing queued,
+//! nobody writing), saving the writer's wake-up on the round trip; frames
+//! always leave whole and in order. The reader decodes each frame
 //! and delivers it to the actor it names — or relays it undecoded over
 //! another link. Whatever ends the link, the controlling actor hears about it
 //! once, in [`Closed`].
