@@ -138,11 +138,8 @@ impl IdTable {
 
     /// The id of the actor known as `id` over `channel`, given on first use.
     pub(crate) fn give_remote(&mut self, channel: &Arc<dyn Channel>, id: u64) -> u64 {
-        let key = (channel.channel_id(), id);
-        if let Some(given) = self.routes.get(&key) {
-            return *given;
-        }
-        self.insert_remote(channel, id)
+        self.give_remote_within(channel, id, usize::MAX)
+            .unwrap_or_else(|| unreachable!("no table holds usize::MAX routes"))
     }
 
     /// [`give_remote`](IdTable::give_remote), holding at most `max` remote
@@ -163,18 +160,13 @@ impl IdTable {
                 return None;
             }
         }
-        Some(self.insert_remote(channel, id))
-    }
-
-    fn insert_remote(&mut self, channel: &Arc<dyn Channel>, id: u64) -> u64 {
-        let key = (channel.channel_id(), id);
         let given = self.insert(Target::Remote {
             channel: Arc::downgrade(channel),
             channel_id: key.0,
             id,
         });
         self.routes.insert(key, given);
-        given
+        Some(given)
     }
 
     /// What `id` names, if it is still alive; an id whose actor or channel

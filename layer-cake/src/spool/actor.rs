@@ -259,13 +259,8 @@ impl Spool {
                 // each request it never took, settles the rest.
                 self.pool.done(&worker);
                 self.queue.push_front(Held { request, ..held });
-                if self.pool.leave(&worker) {
-                    tracing::info!(
-                        "spool: worker {worker} ended; it gets no new requests; {} in rotation",
-                        self.pool.len()
-                    );
-                }
-                self.release_if_done(cx, &worker);
+                // Not `leave`: that pumps, and this runs inside a pump.
+                self.out_of_rotation(cx, &worker, "ended");
             }
             Err(SendError::NoAddress(request) | SendError::Unreachable(request, _)) => {
                 // An address that never led anywhere: no answer and no
@@ -508,6 +503,13 @@ impl Spool {
     /// replaces it). It may still be working: it keeps what it holds, and
     /// its answers still reach their callers; it just gets nothing new.
     fn leave(&mut self, cx: &mut Context, worker: &Address, why: &str) {
+        self.out_of_rotation(cx, worker, why);
+        self.pump(cx);
+    }
+
+    /// Takes `worker` out of the rotation; it is let go once it holds
+    /// nothing anyone waits for.
+    fn out_of_rotation(&mut self, cx: &mut Context, worker: &Address, why: &str) {
         if self.pool.leave(worker) {
             tracing::info!(
                 "spool: worker {worker} {why}; it gets no new requests; {} in rotation",
@@ -515,7 +517,6 @@ impl Spool {
             );
         }
         self.release_if_done(cx, worker);
-        self.pump(cx);
     }
 
     /// Answers `TimedOut` for every request past its deadline. A request a
