@@ -12,7 +12,10 @@
 //! and asks; the receiving side is a child process running this same
 //! binary in a `--role=`, started once per transport for the whole run.
 //! Both processes run a multi-threaded tokio runtime with 2 workers, as
-//! network.rs does.
+//! network.rs does. One more row, "one process", runs the layer-cake case
+//! the way network.rs does: sender and receiver in this process, on one
+//! runtime, still over a native link on loopback TCP — the bridge to that
+//! benchmark's figures.
 //!
 //! - **one-way**: `n` `i64`s to an actor in the other process; the clock
 //!   runs from the first send until the sender has heard that the receiver
@@ -72,13 +75,15 @@ enum Way {
     Raw,
     LayerCakeTcp,
     LayerCakeUnix,
+    LayerCakeOneProcess,
     RactorCluster,
 }
 
-const ALL: [Way; 4] = [
+const ALL: [Way; 5] = [
     Way::Raw,
     Way::LayerCakeTcp,
     Way::LayerCakeUnix,
+    Way::LayerCakeOneProcess,
     Way::RactorCluster,
 ];
 
@@ -89,6 +94,7 @@ impl Way {
             Way::Raw => "raw",
             Way::LayerCakeTcp => "layer-cake",
             Way::LayerCakeUnix => "layer-cake-unix",
+            Way::LayerCakeOneProcess => "layer-cake-1p",
             Way::RactorCluster => "ractor-cluster",
         }
     }
@@ -99,6 +105,7 @@ impl Way {
             Way::Raw => "raw framed TCP",
             Way::LayerCakeTcp => "layer-cake native link, loopback TCP",
             Way::LayerCakeUnix => "layer-cake native link, Unix socket",
+            Way::LayerCakeOneProcess => "layer-cake native link, loopback TCP, one process",
             Way::RactorCluster => "ractor_cluster, loopback TCP",
         }
     }
@@ -108,11 +115,12 @@ impl Way {
     }
 }
 
-/// A child process holding the receiving side of one way across, and how
-/// this process reaches it.
+/// The receiving side of one way across — a child process, or for
+/// [`Way::LayerCakeOneProcess`] an actor in this one — and how this
+/// process reaches it.
 struct Peer {
     way: Way,
-    _child: Child,
+    _child: Option<Child>,
     at: Target,
 }
 
@@ -149,7 +157,7 @@ fn main() {
             Some(Way::LayerCakeTcp) => rt.block_on(layer_cake_role(n, Transport::Tcp)),
             Some(Way::LayerCakeUnix) => rt.block_on(layer_cake_role(n, Transport::Unix)),
             Some(Way::RactorCluster) => rt.block_on(cluster::role()),
-            None => {
+            Some(Way::LayerCakeOneProcess) | None => {
                 panic!("--role={role}: expected raw, layer-cake, layer-cake-unix or ractor-cluster")
             }
         }
@@ -159,7 +167,8 @@ fn main() {
         Some(list) => list
             .split(',')
             .map(|k| {
-                Way::from_key(k).expect("--only=raw,layer-cake,layer-cake-unix,ractor-cluster")
+                Way::from_key(k)
+                    .expect("--only=raw,layer-cake,layer-cake-unix,layer-cake-1p,ractor-cluster")
             })
             .collect(),
         None => ALL.to_vec(),
@@ -222,15 +231,27 @@ fn main() {
     println!("load average at end: {}", load_average());
 }
 
-/// Starts the child process for `way` and connects to it.
+/// Starts the receiving side of `way` and connects to it.
 fn start_peer(rt: &tokio::runtime::Runtime, way: Way, n: u64) -> Peer {
+    if way == Way::LayerCakeOneProcess {
+        // network.rs's arrangement: the receiver in this process, its
+        // runtime shared with the sender; it lives as long as the runtime.
+        let (_receiver, at) = rt.block_on(layer_cake_receiver(n, Transport::Tcp));
+        return Peer {
+            way,
+            _child: None,
+            at: Target::LayerCake(at, Transport::Tcp),
+        };
+    }
     let (child, first) = Child::start(child::this_bench(&[
         &format!("--role={}", way.key()),
         &format!("--n={n}"),
     ]));
     let at = match way {
         Way::Raw => Target::Raw(first.parse().expect("the raw peer's address")),
-        Way::LayerCakeTcp => Target::LayerCake(first.parse().expect("a host:port"), Transport::Tcp),
+        Way::LayerCakeTcp | Way::LayerCakeOneProcess => {
+            Target::LayerCake(first.parse().expect("a host:port"), Transport::Tcp)
+        }
         Way::LayerCakeUnix => {
             Target::LayerCake(first.parse().expect("a host:port"), Transport::Unix)
         }
@@ -238,7 +259,7 @@ fn start_peer(rt: &tokio::runtime::Runtime, way: Way, n: u64) -> Peer {
     };
     Peer {
         way,
-        _child: child,
+        _child: Some(child),
         at,
     }
 }
@@ -456,10 +477,18 @@ fn link(transport: Transport) -> LinkOptions {
     LinkOptions::default().unix_socket(transport == Transport::Unix)
 }
 
-/// The layer-cake peer: network.rs's listener in a process of its own. It
-/// counts `i64`s and answers `true` to every `n`th, and echoes the `i64`s
-/// it is asked.
+/// The layer-cake peer: network.rs's listener in a process of its own;
+/// prints where it listens.
 async fn layer_cake_role(n: u64, transport: Transport) {
+    let (handle, at) = layer_cake_receiver(n, transport).await;
+    println!("{at}");
+    let _ = handle.join().await;
+}
+
+/// network.rs's listener: an actor listening on loopback over `transport`
+/// that counts `i64`s and answers `true` to every `n`th, and echoes the
+/// `i64`s it is asked; where it listens.
+async fn layer_cake_receiver(n: u64, transport: Transport) -> (runtime::ActorHandle<()>, HostPort) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let handle = runtime::spawn(move |mut cx: Context| async move {
         cx.listen(
@@ -486,8 +515,7 @@ async fn layer_cake_role(n: u64, transport: Transport) {
             })
         }
     });
-    println!("{}", rx.await.unwrap());
-    let _ = handle.join().await;
+    (handle, rx.await.expect("the receiver's listening address"))
 }
 
 /// Connects to `at` over `transport`; the peer's proxy.
