@@ -323,13 +323,42 @@ fn table() -> &'static RwLock<Table> {
 }
 
 /// The entry registered under `signature`, if any.
+///
+/// Every frame a link reads is decoded through this, so each thread keeps
+/// the entries it found last in a short list of its own (no lock, no cache
+/// line shared with other threads). Entries are never removed or replaced,
+/// so a hit stays right; a miss is not remembered, as the type may be
+/// registered later.
 pub fn lookup(signature: &str) -> Option<&'static Entry> {
-    table()
+    /// How many entries each thread keeps at hand.
+    const PER_THREAD: usize = 32;
+    thread_local! {
+        static RECENT: std::cell::RefCell<Vec<&'static Entry>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let recent = RECENT.with_borrow(|recent| {
+        recent
+            .iter()
+            .find(|entry| entry.signature == signature)
+            .copied()
+    });
+    if recent.is_some() {
+        return recent;
+    }
+    let found = table()
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .by_signature
         .get(signature)
-        .copied()
+        .copied();
+    if let Some(entry) = found {
+        RECENT.with_borrow_mut(|recent| {
+            if recent.len() < PER_THREAD {
+                recent.push(entry);
+            }
+        });
+    }
+    found
 }
 
 /// Registers `T` at run time and returns the entry that now decodes its

@@ -26,10 +26,41 @@ pub fn signature_of<M: Message>() -> String {
 
 /// The signature of `M`, computed once per type and cached for the life of
 /// the process (one small leaked string per distinct message type).
+///
+/// Every frame a link writes names its message's signature, so this is on
+/// the per-message path: each thread first looks in a short list of its
+/// own (no lock, no cache line shared with other threads), then in the
+/// process-wide map behind a lock.
 pub(crate) fn static_signature<M: Message>() -> &'static str {
+    /// How many types each thread keeps at hand.
+    const PER_THREAD: usize = 32;
+    thread_local! {
+        static RECENT: std::cell::RefCell<Vec<(TypeId, &'static str)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let id = TypeId::of::<M>();
+    let recent = RECENT.with_borrow(|recent| {
+        recent
+            .iter()
+            .find(|(type_id, _)| *type_id == id)
+            .map(|(_, signature)| *signature)
+    });
+    if let Some(signature) = recent {
+        return signature;
+    }
+    let signature = shared_signature::<M>(id);
+    RECENT.with_borrow_mut(|recent| {
+        if recent.len() < PER_THREAD {
+            recent.push((id, signature));
+        }
+    });
+    signature
+}
+
+/// [`static_signature`]'s process-wide map.
+fn shared_signature<M: Message>(id: TypeId) -> &'static str {
     static CACHE: OnceLock<RwLock<HashMap<TypeId, &'static str>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let id = TypeId::of::<M>();
     if let Some(s) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
         return s;
     }
