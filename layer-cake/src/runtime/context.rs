@@ -908,16 +908,24 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        let extras = self.core.extras.take().map(|b| *b).unwrap_or_default();
-        for slot in extras.timers.values() {
-            slot.task.abort();
-        }
-        for child in extras.children.values() {
-            let _ = child.post(Stop, self.core.me.clone(), Tag::None, None);
-        }
-        let mut untaken: VecDeque<Envelope> = extras.replay;
-        untaken.extend(extras.saved);
-        untaken.extend(extras.deferred);
+        // Most contexts (a short-lived detached one above all) never needed
+        // their extras: nothing to build and walk then.
+        let untaken: VecDeque<Envelope> = match self.core.extras.take() {
+            Some(extras) => {
+                let extras = *extras;
+                for slot in extras.timers.values() {
+                    slot.task.abort();
+                }
+                for child in extras.children.values() {
+                    let _ = child.post(Stop, self.core.me.clone(), Tag::None, None);
+                }
+                let mut untaken = extras.replay;
+                untaken.extend(extras.saved);
+                untaken.extend(extras.deferred);
+                untaken
+            }
+            None => VecDeque::new(),
+        };
         if self.core.supervised {
             self.core.rx.requeue(untaken);
             return;
