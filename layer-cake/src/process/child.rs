@@ -177,6 +177,11 @@ impl ProcessOptions {
         {
             out.push(format!("--allow-group={group}"));
         }
+        if let Some(threads) = config.worker_threads
+            && !self.has_flag("worker-threads")
+        {
+            out.push(format!("--worker-threads={threads}"));
+        }
         out.push(format!("--connect-to-parent={hub}"));
         out
     }
@@ -433,8 +438,24 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
     // to the child has closed: the child is gone or going.
     let mut unreachable = false;
     let mut stopping = false;
+    // Set once messages for the child go to it straight from their senders.
+    let mut redirected = false;
     let mut kill_at: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let status = loop {
+        // Once the child has connected and nothing held here is still to be
+        // passed on, this proxy leaves the path: senders write to the link
+        // themselves, which saves a wake-up and a hop per message. It stays
+        // for the lifecycle (`Stop`, the exit), and gets back what the link
+        // refuses once it has closed.
+        if !redirected
+            && !unreachable
+            && let Some(to) = &main
+        {
+            redirected = cx.redirect_user_messages(to);
+            if redirected {
+                tracing::debug!(role = %name, "Messages now go straight to the child process");
+            }
+        }
         let grace_over = async {
             match kill_at.as_mut() {
                 Some(sleep) => sleep.as_mut().await,
@@ -883,6 +904,7 @@ mod tests {
             debug_level: Some(crate::log::DebugLevel::CONSOLE),
             connect_to_directory: Some(HostPort::new("127.0.0.1", 7)),
             allow_group: Some("layer-cake".into()),
+            worker_threads: Some(1),
             ..ProcessConfig::default()
         };
         let args = options.arguments(&config, &HostPort::new("127.0.0.1", 9));
@@ -897,6 +919,7 @@ mod tests {
                 "--debug-level=CONSOLE",
                 "--connect-to-directory=127.0.0.1:7",
                 "--allow-group=layer-cake",
+                "--worker-threads=1",
                 "--connect-to-parent=127.0.0.1:9",
             ]
         );

@@ -95,6 +95,13 @@ pub struct ProcessConfig {
     /// [`LinkOptions::allow_group`](crate::net::LinkOptions::allow_group).
     /// Passed on to child processes. An unknown name is a usage error.
     pub allow_group: Option<String>,
+    /// `--worker-threads=N`: how many threads run this process's actors.
+    /// One runs them all on the thread that started the process, so a
+    /// message between two of them never wakes another thread: the
+    /// cheapest setting for a worker process that shares a few cores with
+    /// many others. Default: one per core. From 1 to 1024; passed on to
+    /// child processes.
+    pub worker_threads: Option<usize>,
     /// `--origin=ORIGIN`: where this process sits in the chain of processes.
     pub origin: Origin,
     /// `--keep-logs`: keep rolling log files even in the foreground.
@@ -188,6 +195,11 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         text: "also admit local peers (and daemons) of this group, besides this user and root",
     },
     FlagHelp {
+        name: "worker-threads",
+        value: "N",
+        text: "threads that run this process's actors, 1 to 1024 (default: one per core)",
+    },
+    FlagHelp {
         name: "origin",
         value: "ORIGIN",
         text: "position in the process chain: SHELL (default), RUN, RUN_CHILD, START, START_CHILD",
@@ -229,6 +241,9 @@ impl ProcessConfig {
             .transpose()
     }
 }
+
+/// The most threads `--worker-threads` may ask for.
+pub(crate) const MAX_WORKER_THREADS: usize = 1024;
 
 static CONFIG: OnceLock<ProcessConfig> = OnceLock::new();
 

@@ -103,7 +103,7 @@ where
     let program = program_name(args.first().map_or("", |a| a.as_ref()));
     let rest = args.get(1..).unwrap_or_default();
     let (config, arguments) = match parse::<A, S>(&program, rest) {
-        Ok(Parsed::Run(config, arguments)) => (config, arguments),
+        Ok(Parsed::Run(config, arguments)) => (*config, arguments),
         Ok(Parsed::Checked) => return 0,
         Ok(Parsed::Help(text)) => {
             return match stdout
@@ -181,10 +181,16 @@ where
         _ => None,
     };
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match config.worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             let _ = writeln!(stderr, "{program}: cannot start the runtime: {e}");
@@ -307,7 +313,7 @@ fn output(
 #[derive(Debug)]
 pub(crate) enum Parsed<A> {
     /// Run the main actor with these flags and arguments.
-    Run(ProcessConfig, A),
+    Run(Box<ProcessConfig>, A),
     /// `--help` was given: print this and exit 0.
     Help(String),
     /// `--check-settings` was given and the command line is good: exit 0.
@@ -375,6 +381,14 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
     if let Err(e) = config.allowed_group() {
         return Err(usage(format!("--allow-group: {e}")));
     }
+    if let Some(n) = config.worker_threads
+        && !(1..=super::config::MAX_WORKER_THREADS).contains(&n)
+    {
+        return Err(usage(format!(
+            "--worker-threads: {n} is not from 1 to {}",
+            super::config::MAX_WORKER_THREADS
+        )));
+    }
     if config.help {
         return Ok(Parsed::Help(help_text(program, own.as_deref(), &all)));
     }
@@ -383,7 +397,7 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
     if config.check_settings {
         return Ok(Parsed::Checked);
     }
-    Ok(Parsed::Run(config, arguments))
+    Ok(Parsed::Run(Box::new(config), arguments))
 }
 
 /// The `--help` text: the main actor's own flags, then the standard ones.

@@ -26,7 +26,7 @@ struct Server {
 
 fn ok<A: serde::de::DeserializeOwned>(args: &[&str]) -> (ProcessConfig, A) {
     match parse::<A, _>("demo", args) {
-        Ok(Parsed::Run(config, a)) => (config, a),
+        Ok(Parsed::Run(config, a)) => (*config, a),
         Ok(Parsed::Help(h)) => panic!("{args:?}: unexpected help {h}"),
         Ok(Parsed::Checked) => panic!("{args:?}: unexpected check"),
         Err(e) => panic!("{args:?}: {}", e.text),
@@ -126,6 +126,25 @@ fn allow_group_is_a_standard_flag_checked_when_read() {
         allow_group: String,
     }
     assert!(err::<Clash>(&[]).text.contains("--allow-group"));
+}
+
+#[test]
+fn worker_threads_is_a_standard_flag_from_1_to_1024() {
+    let (config, ()) = ok::<()>(&["--worker-threads=1"]);
+    assert_eq!(config.worker_threads, Some(1));
+    let (config, ()) = ok::<()>(&["--worker-threads=1024"]);
+    assert_eq!(config.worker_threads, Some(1024));
+    for bad in ["0", "1025"] {
+        let e = err::<()>(&[&format!("--worker-threads={bad}")]);
+        assert_eq!(e.code, EXIT_USAGE);
+        assert_eq!(
+            e.text,
+            format!("--worker-threads: {bad} is not from 1 to 1024")
+        );
+    }
+    let e = err::<()>(&["--worker-threads=many"]);
+    assert_eq!(e.code, EXIT_USAGE);
+    assert!(e.text.contains("worker-threads"), "{}", e.text);
 }
 
 #[test]
@@ -263,6 +282,13 @@ fn run_prints_the_value_or_the_fault() {
         run_area(&["--x=2", "--y=3"]),
         (0, "6\n".into(), String::new())
     );
+    // On one thread (a current-thread runtime) and on several.
+    for threads in ["--worker-threads=1", "--worker-threads=3"] {
+        assert_eq!(
+            run_area(&["--x=2", "--y=3", threads]),
+            (0, "6\n".into(), String::new())
+        );
+    }
     let (code, out, err) = run_area(&["--x=2", "--y=3", "--full-output"]);
     assert_eq!((code, err.as_str()), (0, ""));
     assert_eq!(

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::envelope::{Envelope, Lane, Tag};
 use super::error::SendError;
-use super::mailbox::{Mailbox, PushError};
+use super::mailbox::{Mailbox, PushError, Pushed};
 use super::transport::Channel;
 use crate::message::{Message, Payload};
 
@@ -193,7 +193,14 @@ impl Address {
             Route::Null => Err((envelope, PushError::NoAddress)),
             Route::Local(m) => {
                 let lane = Lane::of(&envelope.payload, envelope.tag);
-                m.push(envelope, lane)
+                match m.push(envelope, lane)? {
+                    Pushed::Queued => Ok(()),
+                    Pushed::Redirect(envelope, to) => match to.push(envelope) {
+                        Err((envelope, PushError::Closed | PushError::NoAddress))
+                        | Err((envelope, PushError::Unreachable(_))) => m.push_here(envelope),
+                        other => other,
+                    },
+                }
             }
             Route::Remote(r) => r.channel.send(envelope, r.id),
             Route::Unreachable(u) => Err((envelope, PushError::Unreachable(u.reason.clone()))),
@@ -208,8 +215,21 @@ impl Address {
         };
         let result = match &self.0 {
             Route::Local(m) if Lane::of(&envelope.payload, envelope.tag) == Lane::User => {
-                *slot = Some(envelope);
-                std::future::poll_fn(|task| m.poll_push(slot, task)).await
+                match self.push(envelope) {
+                    Err((envelope, PushError::Full)) => match m.redirect_target() {
+                        // Wait for room where it was redirected to (rare:
+                        // boxed, as the future is recursive).
+                        Some(to) => {
+                            *slot = Some(envelope);
+                            return Box::pin(to.push_waiting(slot)).await;
+                        }
+                        None => {
+                            *slot = Some(envelope);
+                            std::future::poll_fn(|task| m.poll_push(slot, task)).await
+                        }
+                    },
+                    other => other,
+                }
             }
             // Most sends find room at once: only a full queue needs the
             // (boxed) waiting send.
@@ -238,8 +258,14 @@ impl Address {
     /// `asker` gave up waiting for the answer to request `id`, sent here:
     /// the transport that carried it stops tracking it.
     pub(crate) fn abandon_request(&self, asker: &Address, id: super::RequestId) {
-        if let Route::Remote(r) = &self.0 {
-            r.channel.abandon(asker, id.0);
+        match &self.0 {
+            Route::Remote(r) => r.channel.abandon(asker, id.0),
+            Route::Local(m) => {
+                if let Some(to) = m.redirect_target() {
+                    to.abandon_request(asker, id);
+                }
+            }
+            Route::Null | Route::Unreachable(_) => {}
         }
     }
 

@@ -791,6 +791,25 @@ impl Context {
         }
     }
 
+    /// From now on, user messages sent to this actor go straight on to
+    /// `to`, pushed by their senders, keeping their return address, request
+    /// id and `Meta`; control messages (`Stop`, timers, answers) still come
+    /// here. A message `to` refuses because it has gone comes here instead,
+    /// for this actor to deal with. A stand-in that would only pass
+    /// messages on (a process proxy) leaves their path this way.
+    ///
+    /// Refused (false, nothing changed) while any user message waits here
+    /// (queued, saved or set aside), so that none sent earlier can arrive
+    /// after one sent later; try again once they are handled.
+    pub(crate) fn redirect_user_messages(&mut self, to: &Address) -> bool {
+        if let Some(extras) = &self.core.extras
+            && !(extras.saved.is_empty() && extras.replay.is_empty() && extras.deferred.is_empty())
+        {
+            return false;
+        }
+        self.core.rx.mailbox().redirect(to.clone())
+    }
+
     /// Spawns a child actor from an async function taking its [`Context`].
     /// When the child ends, this actor receives [`Returned`] with its value.
     pub fn spawn<F, Fut>(&mut self, actor: F) -> Address

@@ -42,7 +42,18 @@ pub(crate) struct Mailbox {
     senders_waiting: AtomicBool,
     closed: AtomicBool,
     exported: AtomicBool,
+    /// Set once user messages go straight on to `Rare::redirect`.
+    redirected: AtomicBool,
     inner: Mutex<Inner>,
+}
+
+/// What a push did with an envelope it did not refuse.
+pub(crate) enum Pushed {
+    /// Queued here.
+    Queued,
+    /// Not queued: this mailbox redirects user messages to the address
+    /// given, and the sender takes it there (see [`Mailbox::redirect`]).
+    Redirect(Envelope, super::address::Address),
 }
 
 #[derive(Default)]
@@ -62,6 +73,8 @@ struct Rare {
     watchers: Vec<Watcher>,
     /// The length at which `watchers` is next cleaned of finished ones.
     clean_at: usize,
+    /// Where user messages go instead of this mailbox, once set.
+    redirect: Option<super::address::Address>,
 }
 
 /// Who is told when a mailbox closes.
@@ -94,6 +107,7 @@ impl Mailbox {
             senders_waiting: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             exported: AtomicBool::new(false),
+            redirected: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -116,8 +130,29 @@ impl Mailbox {
         self.exported.load(Ordering::Acquire)
     }
 
-    /// Queues an envelope, or hands it back with the reason.
-    pub(crate) fn push(&self, envelope: Envelope, lane: Lane) -> Result<(), (Envelope, PushError)> {
+    /// Queues an envelope, or hands it back with the reason; a user message
+    /// for a mailbox that redirects comes back as [`Pushed::Redirect`].
+    pub(crate) fn push(
+        &self,
+        envelope: Envelope,
+        lane: Lane,
+    ) -> Result<Pushed, (Envelope, PushError)> {
+        self.push_to(envelope, lane, true)
+    }
+
+    /// Queues a user message here even if this mailbox redirects: one its
+    /// redirect target refused because it has gone, for the actor itself to
+    /// deal with.
+    pub(crate) fn push_here(&self, envelope: Envelope) -> Result<(), (Envelope, PushError)> {
+        self.push_to(envelope, Lane::User, false).map(|_| ())
+    }
+
+    fn push_to(
+        &self,
+        envelope: Envelope,
+        lane: Lane,
+        follow: bool,
+    ) -> Result<Pushed, (Envelope, PushError)> {
         let waker = {
             let mut inner = self.lock();
             if self.is_closed() {
@@ -125,6 +160,12 @@ impl Mailbox {
             }
             match lane {
                 Lane::User => {
+                    if follow
+                        && self.redirected.load(Ordering::Relaxed)
+                        && let Some(to) = inner.rare.as_ref().and_then(|r| r.redirect.clone())
+                    {
+                        return Ok(Pushed::Redirect(envelope, to));
+                    }
                     if self.pending.load(Ordering::SeqCst) >= self.capacity {
                         return Err((envelope, PushError::Full));
                     }
@@ -141,7 +182,37 @@ impl Mailbox {
         if let Some(waker) = waker {
             waker.wake();
         }
-        Ok(())
+        Ok(Pushed::Queued)
+    }
+
+    /// From now on, user messages sent here go straight on to `to`, pushed
+    /// by their sender; control messages (`Stop`, timers, answers) still
+    /// come here. A stand-in actor (a process proxy) uses this to leave the
+    /// path of the messages it would only pass on.
+    ///
+    /// Done only while no user message waits here, so that none sent
+    /// earlier can arrive after one sent later: false (nothing changed) if
+    /// one does, or if the mailbox has closed or already redirects. Once
+    /// set, it holds until the mailbox closes.
+    pub(crate) fn redirect(&self, to: super::address::Address) -> bool {
+        let mut inner = self.lock();
+        if self.is_closed()
+            || self.redirected.load(Ordering::Relaxed)
+            || self.pending.load(Ordering::SeqCst) != 0
+        {
+            return false;
+        }
+        inner.rare.get_or_insert_with(Default::default).redirect = Some(to);
+        self.redirected.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Where user messages are redirected, if they are.
+    pub(crate) fn redirect_target(&self) -> Option<super::address::Address> {
+        if !self.redirected.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.lock().rare.as_ref().and_then(|r| r.redirect.clone())
     }
 
     /// Queues a user message, waiting for room; `slot` holds the envelope
@@ -378,5 +449,116 @@ pub(crate) fn tell_watchers(watchers: Vec<Watcher>, ended: &super::address::Addr
             }
             Watcher::Token(token) => token.cancel(),
         }
+    }
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use std::time::Duration;
+
+    use crate::runtime::{self, Address, Context};
+    use crate::{Stop, on};
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// Answers every `i64` with itself plus `add`.
+    async fn adder(mut cx: Context, add: i64) {
+        loop {
+            let message = cx.input().await;
+            on!(message, {
+                i64 as n => { let _ = cx.reply(n + add); },
+                Stop as _ => return,
+                _other => {},
+            })
+        }
+    }
+
+    /// A stand-in: redirects its user messages to `target` at once, and
+    /// tells `observer` that it did, that it was stopped, and of every
+    /// `i64` it still receives (answering a question with -1).
+    async fn stand_in(mut cx: Context, target: Address, observer: Address) {
+        let mut redirected = false;
+        loop {
+            if !redirected {
+                redirected = cx.redirect_user_messages(&target);
+                let _ = observer.send(redirected);
+            }
+            let message = cx.input().await;
+            on!(message, {
+                Stop as _ => { let _ = observer.send(String::from("stop")); return; },
+                i64 as n => {
+                    let _ = observer.send(format!("held {n}"));
+                    if cx.request_id().is_some() {
+                        let _ = cx.reply(-1_i64);
+                    }
+                },
+                _other => {},
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn user_messages_go_straight_to_the_target_and_control_ones_stay() {
+        let mut observer = Context::detached("observer");
+        let target = runtime::spawn(|cx| adder(cx, 100));
+        let (t, o) = (target.address().clone(), observer.address().clone());
+        let proxy = runtime::spawn(move |cx| stand_in(cx, t, o));
+        let redirected = tokio::time::timeout(WAIT, observer.input()).await.unwrap();
+        assert_eq!(redirected.downcast::<bool>().ok(), Some(true));
+
+        // A question to the stand-in is answered by the target, as the
+        // target: the return address and request id went with it.
+        let answer: i64 = runtime::ask(1_i64, proxy.address(), WAIT).await.unwrap();
+        assert_eq!(answer, 101);
+        let mut cx = Context::detached("asker");
+        for n in 0..100_i64 {
+            assert_eq!(
+                cx.ask::<i64, _>(n, proxy.address(), WAIT).await.unwrap(),
+                n + 100
+            );
+        }
+
+        // `Stop` is a control message: it still reaches the stand-in.
+        proxy.address().send(Stop).unwrap();
+        let stopped = tokio::time::timeout(WAIT, observer.input()).await.unwrap();
+        assert_eq!(stopped.downcast::<String>().ok().as_deref(), Some("stop"));
+        target.address().send(Stop).unwrap();
+    }
+
+    #[tokio::test]
+    async fn what_the_target_refuses_because_it_has_gone_comes_back_here() {
+        let mut observer = Context::detached("observer");
+        let target = runtime::spawn(|cx| adder(cx, 100));
+        let (t, o) = (target.address().clone(), observer.address().clone());
+        let proxy = runtime::spawn(move |cx| stand_in(cx, t, o));
+        let redirected = tokio::time::timeout(WAIT, observer.input()).await.unwrap();
+        assert_eq!(redirected.downcast::<bool>().ok(), Some(true));
+
+        target.address().send(Stop).unwrap();
+        let _ = target.join().await;
+        let answer: i64 = runtime::ask(7_i64, proxy.address(), WAIT).await.unwrap();
+        assert_eq!(answer, -1, "the stand-in answers what it was handed back");
+        let held = tokio::time::timeout(WAIT, observer.input()).await.unwrap();
+        assert_eq!(held.downcast::<String>().ok().as_deref(), Some("held 7"));
+        proxy.address().send(Stop).unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_redirect_while_a_user_message_waits() {
+        let mailbox = super::Mailbox::new(super::super::next_id(), "waiting".into(), 8);
+        let target = runtime::spawn(|cx| adder(cx, 1));
+        let envelope = super::Envelope {
+            from: Address::NULL,
+            payload: crate::Payload::new(1_i64),
+            tag: super::super::envelope::Tag::None,
+            meta: None,
+        };
+        assert!(matches!(
+            mailbox.push(envelope, super::Lane::User),
+            Ok(super::Pushed::Queued)
+        ));
+        assert!(!mailbox.redirect(target.address().clone()));
+        assert!(mailbox.redirect_target().is_none());
+        target.address().send(Stop).unwrap();
     }
 }
