@@ -5,19 +5,22 @@
 #
 #   cargo build --release -p layer-cake-demos
 #   demos/benches/per_request.sh test_server_4 [port]
-#   demos/benches/per_request.sh test_server_8 [port]
+#   demos/benches/per_request.sh test_server_8 [port] [flag...]
+#
+# Flags after the port go to the server, e.g. --worker-threads=1.
 #
 # Needs wrk, perf and curl. Only 127.0.0.1 is used; the server and its
 # children are stopped when the script ends, however it ends.
 set -euo pipefail
-name=${1:?usage: per_request.sh SERVER [PORT]}
+name=${1:?usage: per_request.sh SERVER [PORT] [FLAG...]}
 port=${2:-5081}
+shift $(( $# < 2 ? $# : 2 ))
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin="$root/target/release/$name"
 [ -x "$bin" ] || { echo "per_request.sh: $bin is not built (cargo build --release -p layer-cake-demos)" >&2; exit 2; }
 url="http://127.0.0.1:$port/Xy?x=2&y=2"
 work=$(mktemp -d)
-PATH="$root/target/release:$PATH" "$bin" --server-address="127.0.0.1:$port" >"$work/server.log" 2>&1 &
+PATH="$root/target/release:$PATH" "$bin" --server-address="127.0.0.1:$port" "$@" >"$work/server.log" 2>&1 &
 server=$!
 stop() {
     kill -INT "$server" 2>/dev/null || true
@@ -39,9 +42,10 @@ perf stat -x, -e context-switches,task-clock,raw_syscalls:sys_enter -p "$pids" \
 perf=$!
 wrk -t2 -c8 -d5s "$url" >"$work/wrk.txt"
 wait "$perf"
-python3 - "$name" "$work/wrk.txt" "$work/perf.csv" <<'PY'
+python3 - "$name" "$work/wrk.txt" "$work/perf.csv" "$*" <<'PY'
 import sys
-name, wrk, perf = sys.argv[1:]
+name, wrk, perf, flags = sys.argv[1:]
+flags = f" {flags}" if flags else ""
 rate = next(float(l.split()[1]) for l in open(wrk) if l.startswith("Requests/sec"))
 counts = {}
 for line in open(perf):
@@ -49,7 +53,7 @@ for line in open(perf):
     if len(fields) > 2 and fields[0] not in ("", "<not counted>", "<not supported>"):
         counts[fields[2]] = float(fields[0])
 n = rate * 5
-print(f"{name}: {rate:.0f} req/s; per request: "
+print(f"{name}{flags}: {rate:.0f} req/s; per request: "
       f"{counts.get('context-switches', 0) / n:.2f} context switches, "
       f"{counts.get('raw_syscalls:sys_enter', 0) / n:.1f} system calls, "
       f"{counts.get('task-clock', 0) * 1000 / n:.1f} us of CPU "

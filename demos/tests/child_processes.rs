@@ -569,12 +569,30 @@ fn test_server_8_spools_over_eight_worker_processes() {
 /// to another), and each dead worker is replaced by a new process.
 #[test]
 fn test_server_8_answers_every_request_while_worker_processes_are_killed() {
+    every_request_answered_while_workers_are_killed(&[], 8);
+}
+
+/// The same with pipelining: two workers, each sent up to four requests at
+/// once, so a worker killed holds several; each is retried on the other
+/// and answered exactly once.
+#[test]
+fn pipelined_requests_of_a_killed_worker_process_are_answered_once() {
+    every_request_answered_while_workers_are_killed(
+        &["--processes=2", "--worker-capacity=4", "--stand-down=0.2"],
+        2,
+    );
+}
+
+/// Loads `test_server_8 args` (with `workers` worker processes) from six
+/// clients while two of its workers are killed: every request gets its
+/// table, and both dead workers are replaced.
+fn every_request_answered_while_workers_are_killed(args: &[&str], workers: usize) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let server = start(env!("CARGO_BIN_EXE_test_server_8"));
+    let server = Server::start(env!("CARGO_BIN_EXE_test_server_8"), args);
     let port = server.port;
-    let first = wait_children(server.pid(), "test_worker_7", 8);
+    let first = wait_children(server.pid(), "test_worker_7", workers);
     let mut guards: Vec<KillOnDrop> = first.iter().map(|&pid| KillOnDrop(pid)).collect();
 
     const CLIENTS: usize = 6;
@@ -608,8 +626,8 @@ fn test_server_8_answers_every_request_while_worker_processes_are_killed() {
             .expect("every request answered with its table");
     }
     assert_eq!(done.load(Ordering::SeqCst), CLIENTS * EACH);
-    // Both dead workers were replaced (after the 2 s stand-down).
-    let now = wait_children(server.pid(), "test_worker_7", 8);
+    // Both dead workers were replaced (after the stand-down).
+    let now = wait_children(server.pid(), "test_worker_7", workers);
     let replaced: Vec<&i32> = now.iter().filter(|pid| !first.contains(pid)).collect();
     assert_eq!(replaced.len(), 2, "{first:?} → {now:?}");
     guards.extend(now.iter().map(|&pid| KillOnDrop(pid)));

@@ -29,7 +29,9 @@
 //! ```
 //!
 //! `--server-address` (default 127.0.0.1:5050) says where to listen;
-//! `--connect-to-directory=HOST:PORT` names another directory.
+//! `--connect-to-directory=HOST:PORT` names another directory;
+//! `--worker-capacity=N` lets the spool send each worker up to N requests
+//! at once (1), which they answer in turn: pipelining over the link.
 
 use layer_cake::directory::{Available, Dropped, NotSubscribed, Scope, Subscribed};
 use layer_cake::net::{HttpServer, ListenOptions, Listening, NotListening};
@@ -47,12 +49,14 @@ layer_cake::register!(Vec<Vec<f64>>);
 
 /// The arguments: where to listen (`--server-address`, 127.0.0.1:5050 by
 /// default) and the scope to subscribe at (`--scope=LAN` to reach workers on
-/// other hosts; HOST by default).
+/// other hosts; HOST by default), and how many requests one worker may
+/// hold (`--worker-capacity`, 1).
 #[derive(Debug, serde::Deserialize)]
 #[serde(default)]
 struct Args {
     server_address: layer_cake::HostPort,
     scope: Scope,
+    worker_capacity: u32,
 }
 
 impl Default for Args {
@@ -60,12 +64,14 @@ impl Default for Args {
         Args {
             server_address: ServerArgs::default().server_address,
             scope: Scope::Host,
+            worker_capacity: 1,
         }
     }
 }
 
 async fn test_server_10(mut cx: Context, args: Args) -> Result<(), Faulted> {
-    let spool = cx.spawn_spool(Workers::external(), SpoolOptions::new())?;
+    let options = SpoolOptions::new().worker_capacity(args.worker_capacity);
+    let spool = cx.spawn_spool(Workers::external(), options)?;
     let front = HttpServer::new().accept::<Xy>();
     cx.listen(args.server_address, ListenOptions::http(front));
     cx.subscribe(SERVICES, args.scope);

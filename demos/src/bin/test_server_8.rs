@@ -16,7 +16,9 @@
 //! ```
 //!
 //! `--processes=N` changes the count (8), `--stand-down=SECONDS` the delay
-//! before a dead worker is started again (2).
+//! before a dead worker is started again (2), `--worker-capacity=N` how many
+//! requests the spool may send one worker at once (1; more pipelines them
+//! over the worker's link, and the worker answers them in turn).
 
 use std::time::Duration;
 
@@ -39,6 +41,7 @@ struct Args {
     server_address: layer_cake::HostPort,
     processes: usize,
     stand_down: f64,
+    worker_capacity: u32,
 }
 
 impl Default for Args {
@@ -47,6 +50,7 @@ impl Default for Args {
             server_address: demo::ServerArgs::default().server_address,
             processes: 8,
             stand_down: 2.0,
+            worker_capacity: 1,
         }
     }
 }
@@ -58,7 +62,10 @@ async fn test_server_8(mut cx: Context, args: Args) -> Result<(), Faulted> {
         args.processes,
         ProcessOptions::new("test_worker_7").role_name("spool"),
     );
-    let spool = cx.spawn_spool(workers, SpoolOptions::new().stand_down(Some(stand_down)))?;
+    let options = SpoolOptions::new()
+        .stand_down(Some(stand_down))
+        .worker_capacity(args.worker_capacity);
+    let spool = cx.spawn_spool(workers, options)?;
     let front = HttpServer::new().accept::<Xy>();
     cx.listen(args.server_address, ListenOptions::http(front));
     loop {

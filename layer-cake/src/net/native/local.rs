@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{UnixListener, UnixStream};
 
-use super::stream::Halves;
 use crate::net::HostPort;
 
 use crate::net::Transport;
@@ -70,16 +69,6 @@ pub(crate) async fn connect(at: &HostPort) -> io::Result<UnixStream> {
     use std::os::linux::net::SocketAddrExt;
     let address = std::os::unix::net::SocketAddr::from_abstract_name(socket_name(at))?;
     UnixStream::connect_addr(&address.into()).await
-}
-
-impl From<UnixStream> for Halves {
-    fn from(stream: UnixStream) -> Self {
-        let (read, write) = stream.into_split();
-        Halves {
-            read: Box::new(read),
-            write: Box::new(write),
-        }
-    }
 }
 
 /// Who is at the other end of a local link, as the kernel attests.

@@ -10,6 +10,7 @@
 pub(crate) mod book;
 mod link;
 pub(crate) mod local;
+mod quiet;
 #[doc(hidden)]
 pub mod raw;
 mod reach;
@@ -130,7 +131,8 @@ pub(crate) fn admit_unix(
 ) -> Result<stream::Halves, NotAdmitted> {
     let peer = local::unix_peer(&stream)?;
     local::Admission::new(options.allowed_group).check(peer, "SO_PEERCRED")?;
-    Ok(stream.into())
+    quiet::halves(stream)
+        .map_err(|e| NotAdmitted::Failed(format!("cannot register the Unix socket: {e}")))
 }
 
 /// Accepts native connections on `listener` (and, for a loopback listener,
