@@ -85,8 +85,16 @@ impl AsyncRead for Reading {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
+            let room = unfilled.len();
             match guard.try_io(|fd| (&**fd.get_ref()).read(unfilled)) {
                 Ok(Ok(n)) => {
+                    if 0 < n && n < room {
+                        // Less than asked for: the socket is drained, so
+                        // the next read waits for an edge instead of
+                        // making a system call to learn that (as tokio's
+                        // own streams do).
+                        guard.clear_ready();
+                    }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
