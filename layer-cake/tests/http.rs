@@ -64,6 +64,14 @@ struct Later {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Message)]
 struct Early;
 
+/// Answered through the ingress at once, and replied to as well, `ms` later
+/// (a reply that comes after the response has gone).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Message)]
+#[serde(default)]
+struct EarlyThenLate {
+    ms: u64,
+}
+
 // What the client mode receives must be decodable by signature.
 layer_cake::register!(Vec<Vec<f64>>, Vec<String>);
 
@@ -106,6 +114,15 @@ async fn server(mut cx: Context, front: HttpServer, ready: oneshot::Sender<HostP
                 let ingress = cx.meta().and_then(|m| m.ingress.clone()).expect("an ingress");
                 let _ = ingress.send("early".to_string());
             },
+            EarlyThenLate as e => {
+                let ingress = cx.meta().and_then(|m| m.ingress.clone()).expect("an ingress");
+                let _ = ingress.send("early".to_string());
+                let answer = cx.return_path();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(e.ms)).await;
+                    let _ = answer.reply("late".to_string());
+                });
+            },
             Stop as _ => return,
             _other => {},
         })
@@ -122,6 +139,7 @@ fn accepting() -> HttpServer {
         .accept::<Traced>()
         .accept::<Later>()
         .accept::<Early>()
+        .accept::<EarlyThenLate>()
         .accept::<Vec<i64>>()
 }
 
@@ -436,6 +454,28 @@ async fn answers_later_and_early_through_the_ingress() {
     let r = get(&at, "/Early").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"value": ["unicode", "early", []]}));
+}
+
+#[tokio::test]
+async fn a_reply_after_the_ingress_answered_does_not_answer_the_next_request() {
+    let (at, _server) = start(accepting()).await;
+    // One connection: its requests are asked from the same place, where
+    // the late replies land.
+    let mut c = Raw::connect(&at).await;
+    for n in 0..3 {
+        let r = c.get("/EarlyThenLate?ms=20").await;
+        assert_eq!(r.json(), json!({"value": ["unicode", "early", []]}));
+        // Whether or not the late reply has landed by now, the next
+        // request gets its own answer.
+        if n > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = c.get(&format!("/Later?ms=1&tag=next{n}")).await;
+        assert_eq!(
+            r.json(),
+            json!({"value": ["unicode", format!("next{n}"), []]})
+        );
+    }
 }
 
 #[tokio::test]

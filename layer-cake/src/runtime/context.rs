@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -603,12 +604,21 @@ impl Context {
         // One timer for the whole wait.
         let expiry = tokio::time::sleep_until(deadline);
         tokio::pin!(expiry);
+        self.next_answer_until(pending, expiry).await
+    }
+
+    /// [`next_answer`](Context::next_answer) until `expiry` elapses.
+    async fn next_answer_until(
+        &mut self,
+        pending: impl Fn(RequestId, &Address) -> bool,
+        mut expiry: Pin<&mut tokio::time::Sleep>,
+    ) -> Option<(RequestId, Payload)> {
         loop {
             let rx = &mut self.core.rx;
             let envelope = tokio::select! {
                 biased;
                 envelope = poll_fn(|task| rx.poll_recv(task)) => envelope,
-                () = &mut expiry => return None,
+                () = expiry.as_mut() => return None,
             };
             if let Tag::Response(id) = envelope.tag
                 && pending(id, &envelope.from)
@@ -687,6 +697,22 @@ impl Context {
         to: &Address,
         timeout: Duration,
     ) -> Result<Payload, AskError<Payload>> {
+        // One timer for the whole ask, registered only if it has to wait.
+        let expiry = tokio::time::sleep(timeout);
+        tokio::pin!(expiry);
+        self.ask_payload_until(message, to, expiry).await
+    }
+
+    /// [`ask_payload`](Context::ask_payload) until `expiry` elapses, with a
+    /// timer the caller keeps: one that asks again and again (the HTTP front,
+    /// once per request of a connection) moves one timer forward instead of
+    /// registering and removing a new one for each ask.
+    pub(crate) async fn ask_payload_until(
+        &mut self,
+        message: Payload,
+        to: &Address,
+        mut expiry: Pin<&mut tokio::time::Sleep>,
+    ) -> Result<Payload, AskError<Payload>> {
         if *to == self.core.me {
             tracing::warn!(
                 actor = self.id().0,
@@ -703,16 +729,15 @@ impl Context {
             tag: Tag::Request(id),
             meta: self.core.current.meta.clone(),
         });
-        let deadline = tokio::time::Instant::now() + timeout;
         let pushed = match slot.take().map(|envelope| to.push(envelope)) {
             Some(Err((envelope, PushError::Full))) => {
                 // Wait for room in the receiver's mailbox within the same
-                // deadline (a timer only on this slow path).
+                // deadline.
                 slot = Some(envelope);
                 tokio::select! {
                     biased;
                     pushed = to.push_waiting(&mut slot) => pushed,
-                    () = tokio::time::sleep_until(deadline) => Err(PushError::Full),
+                    () = expiry.as_mut() => Err(PushError::Full),
                 }
             }
             Some(Err((envelope, why))) => {
@@ -725,9 +750,9 @@ impl Context {
             return Err(AskError::Send(refused(slot, why)));
         }
         match self
-            .next_answer(
+            .next_answer_until(
                 |answered, from| answered == id && may_answer(to, from),
-                deadline,
+                expiry,
             )
             .await
         {
@@ -902,16 +927,24 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        let extras = self.core.extras.take().map(|b| *b).unwrap_or_default();
-        for slot in extras.timers.values() {
-            slot.task.abort();
-        }
-        for child in extras.children.values() {
-            let _ = child.post(Stop, self.core.me.clone(), Tag::None, None);
-        }
-        let mut untaken: VecDeque<Envelope> = extras.replay;
-        untaken.extend(extras.saved);
-        untaken.extend(extras.deferred);
+        // Most contexts (a short-lived detached one above all) never needed
+        // their extras: nothing to build and walk then.
+        let untaken: VecDeque<Envelope> = match self.core.extras.take() {
+            Some(extras) => {
+                let extras = *extras;
+                for slot in extras.timers.values() {
+                    slot.task.abort();
+                }
+                for child in extras.children.values() {
+                    let _ = child.post(Stop, self.core.me.clone(), Tag::None, None);
+                }
+                let mut untaken = extras.replay;
+                untaken.extend(extras.saved);
+                untaken.extend(extras.deferred);
+                untaken
+            }
+            None => VecDeque::new(),
+        };
         if self.core.supervised {
             self.core.rx.requeue(untaken);
             return;

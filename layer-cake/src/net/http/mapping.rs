@@ -238,6 +238,10 @@ pub(crate) fn parse_fields(text: &[u8]) -> Result<Fields, HttpError> {
 
 /// `+` is a space, `%xx` a byte; the result must be UTF-8.
 fn unescape(text: &[u8]) -> Option<String> {
+    // Most names and values have nothing to unescape: one copy, no buffers.
+    if !text.iter().any(|b| matches!(b, b'+' | b'%')) {
+        return std::str::from_utf8(text).ok().map(str::to_owned);
+    }
     let spaced: Vec<u8> = text
         .iter()
         .map(|b| if *b == b'+' { b' ' } else { *b })

@@ -2,17 +2,20 @@
 //! request asked of the listening actor.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, SERVER};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::mapping::{HttpError, decode_request};
@@ -58,17 +61,22 @@ pub(crate) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let owner = owner.clone();
-        let front = front.clone();
+        // What every request of this connection needs, behind one pointer
+        // of the connection's own: a request clones that (not the listen's
+        // shared ones, whose counts every connection would contend for).
+        let shared = Arc::new(Shared {
+            owner: owner.clone(),
+            front: front.clone(),
+            asker: Mutex::new(None),
+        });
         tokio::spawn(async move {
-            let timeout = front.header_read_timeout;
+            let timeout = shared.front.header_read_timeout;
             let service = service_fn(move |request| {
-                let owner = owner.clone();
-                let front = front.clone();
-                async move { Ok::<_, Infallible>(handle(request, &owner, &front).await) }
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(request, &shared).await) }
             });
             let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
+                .timer(ConnectionTimer::new())
                 .header_read_timeout(timeout)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
@@ -79,8 +87,96 @@ pub(crate) async fn serve(
     }
 }
 
+/// What the requests of one connection share.
+struct Shared {
+    owner: Address,
+    front: Arc<HttpServer>,
+    /// The asker of the connection's last request, for the next one (an
+    /// HTTP/1 connection has one request in flight at a time).
+    asker: Mutex<Option<Asker>>,
+}
+
+/// Where the requests of one connection are asked from: a detached context
+/// and the timer of its asks, kept from one request to the next instead of
+/// made (and the timer registered) anew for each.
+struct Asker {
+    cx: Context,
+    expiry: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Asker {
+    fn new() -> Self {
+        Asker {
+            cx: Context::detached("http-request"),
+            expiry: Box::pin(tokio::time::sleep(FAR)),
+        }
+    }
+
+    /// Whether nothing is left from earlier requests: no late answer (to a
+    /// request the ingress answered first) waits in the mailbox. Answers to
+    /// requests that timed out are discarded by the context itself.
+    fn is_clean(&mut self) -> bool {
+        self.cx.input().now_or_never().is_none()
+    }
+}
+
+/// The deadline of a timer not yet in use.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// hyper's header-read timer for one connection: one tokio timer for all
+/// its requests, moved forward for each (cheap, as each deadline is later
+/// than the last), where `TokioTimer` registers a new timer for each
+/// request and removes it once the request's head has arrived.
+#[derive(Clone)]
+struct ConnectionTimer {
+    sleep: Arc<Mutex<Pin<Box<tokio::time::Sleep>>>>,
+}
+
+impl ConnectionTimer {
+    fn new() -> Self {
+        ConnectionTimer {
+            sleep: Arc::new(Mutex::new(Box::pin(tokio::time::sleep(FAR)))),
+        }
+    }
+}
+
+impl hyper::rt::Timer for ConnectionTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        let now = std::time::Instant::now();
+        self.sleep_until(now.checked_add(duration).unwrap_or(now + FAR))
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(ConnectionSleep {
+            deadline: deadline.into(),
+            sleep: self.sleep.clone(),
+        })
+    }
+}
+
+/// One deadline on a connection's timer.
+struct ConnectionSleep {
+    deadline: tokio::time::Instant,
+    sleep: Arc<Mutex<Pin<Box<tokio::time::Sleep>>>>,
+}
+
+impl Future for ConnectionSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut sleep = self.sleep.lock().unwrap_or_else(|e| e.into_inner());
+        if sleep.deadline() != self.deadline {
+            sleep.as_mut().reset(self.deadline);
+        }
+        sleep.as_mut().poll(task)
+    }
+}
+
+impl hyper::rt::Sleep for ConnectionSleep {}
+
 /// Answers one request: exactly one response, whatever happens.
-async fn handle(request: Request<Incoming>, owner: &Address, front: &HttpServer) -> Response<Body> {
+async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let front = &*shared.front;
     let trace = request
         .headers()
         .get(TRACEPARENT)
@@ -89,15 +185,32 @@ async fn handle(request: Request<Incoming>, owner: &Address, front: &HttpServer)
         .map(|parent| parent.child())
         .unwrap_or_else(TraceContext::new_root);
     let mut response = match read_message(request, front).await {
-        Ok(message) => ask(message, owner, front, trace).await,
+        Ok(message) => ask(message, shared, trace).await,
         Err(error) => response::error_response(&error),
     };
     let headers = response.headers_mut();
     headers.insert(SERVER, SERVER_NAME);
-    if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
-        headers.insert(TRACEPARENT, value);
-    }
+    headers.insert(TRACEPARENT, traceparent(&trace));
     response
+}
+
+/// The `traceparent` header for `trace`, as `TraceContext`'s `Display`
+/// writes it (`00-<32 hex>-<16 hex>-<2 hex>`), without the formatting
+/// machinery: one of these goes out with every response.
+fn traceparent(trace: &TraceContext) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    fn hex(out: &mut [u8], value: u128) {
+        let mut value = value;
+        for byte in out.iter_mut().rev() {
+            *byte = HEX[(value & 0xf) as usize];
+            value >>= 4;
+        }
+    }
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex(&mut text[3..35], trace.trace_id);
+    hex(&mut text[36..52], u128::from(trace.span_id));
+    hex(&mut text[53..55], u128::from(trace.flags));
+    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// Reads the body (bounded) and maps the request to a message.
@@ -152,27 +265,45 @@ async fn read_message(
 
 /// Asks the owner and turns its answer (or the lack of one) into a response.
 ///
-/// The request goes out from a detached context of its own; a second one is
-/// the *ingress* named in the request's [`Meta`]: any actor down a pipeline
-/// may send the final answer there directly (with a plain `send`), and
-/// whichever of the two answers first is the response.
-async fn ask(
-    message: Payload,
-    owner: &Address,
-    front: &HttpServer,
-    trace: TraceContext,
-) -> Response<Body> {
-    let mut asker = Context::detached("http-request");
+/// The request goes out from the connection's asker (see [`Asker`]); a
+/// detached context of its own is the *ingress* named in the request's
+/// [`Meta`]: any actor down a pipeline may send the final answer there
+/// directly (with a plain `send`), and whichever of the two answers first is
+/// the response.
+async fn ask(message: Payload, shared: &Shared, trace: TraceContext) -> Response<Body> {
+    let front = &*shared.front;
+    let kept = shared
+        .asker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    // An asker with something left from earlier requests is dropped (with
+    // what is left) and replaced, as a per-request one would have been.
+    let mut asker = match kept {
+        Some(mut asker) => {
+            if asker.is_clean() {
+                asker
+            } else {
+                Asker::new()
+            }
+        }
+        None => Asker::new(),
+    };
     let mut ingress = Context::detached("http-ingress");
-    asker.set_meta(Meta {
+    asker.cx.set_meta(Meta {
         trace: Some(trace),
         caller: None,
         ingress: Some(ingress.address().clone()),
     });
+    let deadline = tokio::time::Instant::now() + front.answer_within;
+    asker.expiry.as_mut().reset(deadline);
     let answered = tokio::select! {
-        answer = asker.ask_payload(message, owner, front.answer_within) => answer,
+        answer = asker.cx.ask_payload_until(message, &shared.owner, asker.expiry.as_mut()) => answer,
         answer = ingress.input() => Ok(answer),
     };
+    // If this future is dropped before here (the client went away), the
+    // asker goes with it and the next request makes a new one.
+    *shared.asker.lock().unwrap_or_else(|e| e.into_inner()) = Some(asker);
     match answered {
         Ok(answer) => response::from_answer(answer),
         Err(AskError::TimedOut) => response::fault_response(Faulted::timed_out(format!(
@@ -194,5 +325,29 @@ async fn ask(
                 .with_explanation(other.to_string())
                 .with_error_code(500),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_traceparent_header_is_the_display_form() {
+        let parsed: TraceContext = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap();
+        for trace in [
+            parsed,
+            parsed.child(),
+            TraceContext::new_root(),
+            TraceContext {
+                trace_id: u128::MAX,
+                span_id: 1,
+                flags: 0xfe,
+            },
+        ] {
+            assert_eq!(traceparent(&trace).to_str().unwrap(), trace.to_string());
+        }
     }
 }
