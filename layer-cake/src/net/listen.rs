@@ -153,6 +153,12 @@ async fn listen_and_serve(id: ListenId, at: HostPort, reporter: Address, options
         Ok(a) => host_port(a),
         Err(_) => at.clone(),
     };
+    // Whatever a peer may connect to is bound before the listen is
+    // reported.
+    let unix = match options.http {
+        Some(_) => Vec::new(),
+        None => super::native::bind_beside(&listener, &listening, &options.link),
+    };
     tracing::debug!(target: "layer_cake::object", tag = "(", "Listening on \"{listening}\", requested \"{at}\"");
     let _ = reporter.send(Listening {
         requested: at,
@@ -161,6 +167,6 @@ async fn listen_and_serve(id: ListenId, at: HostPort, reporter: Address, options
     });
     match options.http {
         Some(front) => super::http::serve(listener, reporter, listening, front).await,
-        None => super::native::serve(listener, reporter, listening, options.link).await,
+        None => super::native::serve(listener, unix, reporter, listening, options.link).await,
     }
 }

@@ -135,16 +135,17 @@ pub(crate) fn admit_unix(
         .map_err(|e| NotAdmitted::Failed(format!("cannot register the Unix socket: {e}")))
 }
 
-/// Accepts native connections on `listener` (and, for a loopback listener,
-/// on the abstract Unix sockets beside it) for `owner`, until aborted.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    owner: Address,
-    listening: HostPort,
-    options: LinkOptions,
-) {
-    let refusals = Arc::new(local::RefusalLog::default());
-    let mut unix = Vec::new();
+/// Binds the abstract Unix sockets beside the TCP `listener` (for a
+/// loopback or unspecified address, unless `options` say not to), before
+/// the listen is reported: a peer that connects as soon as it hears of the
+/// listen must find them. One that cannot be bound is logged, and local
+/// peers use TCP there.
+pub(crate) fn bind_beside(
+    listener: &TcpListener,
+    listening: &HostPort,
+    options: &LinkOptions,
+) -> Vec<(UnixListener, HostPort)> {
+    let mut bound = Vec::new();
     if options.unix_socket
         && !options.secure_loopback
         && let Ok(at) = listener.local_addr()
@@ -156,14 +157,7 @@ pub(crate) async fn serve(
                         "Listening on \"\\0{}\" beside \"{listening}\"",
                         local::socket_name(&name)
                     );
-                    unix.push(serve_unix(
-                        l,
-                        name,
-                        owner.clone(),
-                        listening.clone(),
-                        options.clone(),
-                        refusals.clone(),
-                    ));
+                    bound.push((l, name));
                 }
                 Err(e) => tracing::warn!(
                     "cannot listen on the abstract socket {:?} beside \"{listening}\" (local peers use TCP): {e}",
@@ -172,6 +166,33 @@ pub(crate) async fn serve(
             }
         }
     }
+    bound
+}
+
+/// Accepts native connections on `listener` and on the abstract Unix
+/// sockets [`bind_beside`] bound for it (`unix`), for `owner`, until
+/// aborted.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    unix: Vec<(UnixListener, HostPort)>,
+    owner: Address,
+    listening: HostPort,
+    options: LinkOptions,
+) {
+    let refusals = Arc::new(local::RefusalLog::default());
+    let unix: Vec<_> = unix
+        .into_iter()
+        .map(|(l, name)| {
+            serve_unix(
+                l,
+                name,
+                owner.clone(),
+                listening.clone(),
+                options.clone(),
+                refusals.clone(),
+            )
+        })
+        .collect();
     let tcp = serve_tcp(listener, owner, listening, options, refusals);
     futures_util::future::join(tcp, futures_util::future::join_all(unix)).await;
 }
