@@ -127,6 +127,10 @@ const FAR: Duration = Duration::from_secs(86_400 * 365);
 /// its requests, moved forward for each (cheap, as each deadline is later
 /// than the last), where `TokioTimer` registers a new timer for each
 /// request and removes it once the request's head has arrived.
+///
+/// One deadline at a time: hyper's HTTP/1 server asks its timer only for
+/// the header-read timeout, and one request head is read at a time on a
+/// connection. Two sleeps alive at once would move each other's deadline.
 #[derive(Clone)]
 struct ConnectionTimer {
     sleep: Arc<Mutex<Pin<Box<tokio::time::Sleep>>>>,
