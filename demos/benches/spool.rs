@@ -47,6 +47,7 @@
 //! $ cargo bench -p layer-cake-demos --bench spool              # 10 s per case
 //! $ cargo bench -p layer-cake-demos --bench spool -- --quick   # 3 s per case
 //! $ cargo bench -p layer-cake-demos --bench spool -- overload  # cases whose name has "overload"
+//! $ cargo bench -p layer-cake-demos --bench spool -- --threads=1  # every process (and bare) on one thread
 //! ```
 //!
 //! Run without `--bench` (as `cargo test --benches` does) it is a smoke test:
@@ -157,6 +158,9 @@ struct Bench {
     bin_dir: PathBuf,
     /// host-cake, built on first use.
     host_cake: OnceLock<PathBuf>,
+    /// Flags for every layer-cake process the bench starts
+    /// (`--worker-threads=N` with `--threads=N`).
+    flags: Vec<String>,
 }
 
 impl Bench {
@@ -312,6 +316,7 @@ fn test_server_4(bench: &Bench, flags: &[String]) -> Server {
         .expect("test_server_4 is built");
     let mut args = vec!["--server-address=127.0.0.1:0".to_string()];
     args.extend_from_slice(flags);
+    args.extend_from_slice(&bench.flags);
     let server = Proc::start(&program, &args);
     let port = server.port();
     wait_answering(port);
@@ -327,26 +332,27 @@ fn spool_local(bench: &Bench) -> Option<Server> {
 }
 
 fn spool_hostcake(bench: &Bench) -> Option<Server> {
+    let with = |args: &[String]| [args, &bench.flags].concat();
     let host = Proc::start(
         bench.host_cake(),
-        &[
+        &with(&[
             "--directory-at-host=127.0.0.1:0".into(),
             "--no-lan-autoconnect".into(),
-        ],
+        ]),
     );
     let directory = format!("--connect-to-directory=127.0.0.1:{}", host.port());
     let server = Proc::start(
         &bench
             .binary("test_server_10")
             .expect("test_server_10 is built"),
-        &["--server-address=127.0.0.1:0".into(), directory.clone()],
+        &with(&["--server-address=127.0.0.1:0".into(), directory.clone()]),
     );
     let port = server.port();
     let worker = bench
         .binary("test_worker_10")
         .expect("test_worker_10 is built");
     let workers: Vec<Proc> = (0..8)
-        .map(|_| Proc::start(&worker, std::slice::from_ref(&directory)))
+        .map(|_| Proc::start(&worker, &with(std::slice::from_ref(&directory))))
         .collect();
     server.line_with("(8 in all)");
     wait_answering(port);
@@ -368,7 +374,13 @@ fn spool_processes(bench: &Bench) -> Option<Server> {
         );
         return None;
     };
-    let server = Proc::start(&program, &["--server-address=127.0.0.1:0".into()]);
+    // Its children inherit --worker-threads.
+    let args = [
+        &["--server-address=127.0.0.1:0".to_string()][..],
+        &bench.flags,
+    ]
+    .concat();
+    let server = Proc::start(&program, &args);
     let port = server.port();
     wait_answering(port);
     // One worker answering is not all eight: wait (a while) for the eight
@@ -977,15 +989,30 @@ fn main() {
         println!("spool bench: wrk not found, nothing measured (apt-get install -y wrk)");
         return;
     }
+    // --threads=N: every process on N threads (--worker-threads=N), and the
+    // bare server too, so that the ratio compares like with like.
+    let threads: Option<usize> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--threads="))
+        .map(|n| n.parse().expect("--threads=N takes a number from 1"))
+        .filter(|&n| n >= 1);
     let bench = Bench {
         bin_dir: Path::new(env!("CARGO_BIN_EXE_test_server_4"))
             .parent()
             .expect("a directory")
             .to_path_buf(),
         host_cake: OnceLock::new(),
+        flags: threads
+            .map(|n| vec![format!("--worker-threads={n}")])
+            .unwrap_or_default(),
     };
+    if let Some(n) = threads {
+        println!(
+            "every process on {n} thread(s): --worker-threads={n}, and the bare server's runtime"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads.unwrap_or(2))
         .enable_all()
         .build()
         .expect("a runtime");
