@@ -215,20 +215,27 @@ impl Address {
         };
         let result = match &self.0 {
             Route::Local(m) if Lane::of(&envelope.payload, envelope.tag) == Lane::User => {
-                match self.push(envelope) {
-                    Err((envelope, PushError::Full)) => match m.redirect_target() {
-                        // Wait for room where it was redirected to (rare:
-                        // boxed, as the future is recursive).
-                        Some(to) => {
-                            *slot = Some(envelope);
-                            return Box::pin(to.push_waiting(slot)).await;
-                        }
-                        None => {
-                            *slot = Some(envelope);
-                            std::future::poll_fn(|task| m.poll_push(slot, task)).await
-                        }
-                    },
-                    other => other,
+                *slot = Some(envelope);
+                match std::future::poll_fn(|task| m.poll_push(slot, task)).await {
+                    Ok(Pushed::Queued) => Ok(()),
+                    Ok(Pushed::Redirect(envelope, to)) => {
+                        *slot = Some(envelope);
+                        // Rare, and recursive: boxed.
+                        return match Box::pin(to.push_waiting(slot)).await {
+                            Err(PushError::Closed | PushError::NoAddress)
+                            | Err(PushError::Unreachable(_)) => match slot.take() {
+                                Some(envelope) => {
+                                    m.push_here(envelope).map_err(|(envelope, why)| {
+                                        *slot = Some(envelope);
+                                        why
+                                    })
+                                }
+                                None => Ok(()),
+                            },
+                            other => other,
+                        };
+                    }
+                    Err(refused) => Err(refused),
                 }
             }
             // Most sends find room at once: only a full queue needs the

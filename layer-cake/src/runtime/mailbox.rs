@@ -216,19 +216,25 @@ impl Mailbox {
     }
 
     /// Queues a user message, waiting for room; `slot` holds the envelope
-    /// until it is queued.
+    /// until it is queued. A mailbox that redirects hands it back as
+    /// [`Pushed::Redirect`].
     pub(crate) fn poll_push(
         &self,
         slot: &mut Option<Envelope>,
         cx: &mut TaskContext<'_>,
-    ) -> Poll<Result<(), (Envelope, PushError)>> {
+    ) -> Poll<Result<Pushed, (Envelope, PushError)>> {
         let Some(envelope) = slot.take() else {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Ok(Pushed::Queued));
         };
         let waker = {
             let mut inner = self.lock();
             if self.is_closed() {
                 return Poll::Ready(Err((envelope, PushError::Closed)));
+            }
+            if self.redirected.load(Ordering::Relaxed)
+                && let Some(to) = inner.rare.as_ref().and_then(|r| r.redirect.clone())
+            {
+                return Poll::Ready(Ok(Pushed::Redirect(envelope, to)));
             }
             if self.pending.load(Ordering::SeqCst) >= self.capacity {
                 inner
@@ -251,7 +257,7 @@ impl Mailbox {
         if let Some(waker) = waker {
             waker.wake();
         }
-        Poll::Ready(Ok(()))
+        Poll::Ready(Ok(Pushed::Queued))
     }
 
     /// Adds a watcher, told with [`Ended`](crate::runtime::Ended) when this
@@ -517,6 +523,12 @@ mod redirect_tests {
                 n + 100
             );
         }
+
+        // A send that would wait for room goes the same way: the target
+        // answers the sender.
+        cx.send_wait(5_i64, proxy.address()).await.unwrap();
+        let answer = tokio::time::timeout(WAIT, cx.input()).await.unwrap();
+        assert_eq!(answer.downcast::<i64>().ok(), Some(105));
 
         // `Stop` is a control message: it still reaches the stand-in.
         proxy.address().send(Stop).unwrap();
