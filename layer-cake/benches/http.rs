@@ -20,6 +20,7 @@
 //! $ cargo bench -p layer-cake --bench http              # 10 s per server
 //! $ cargo bench -p layer-cake --bench http -- --quick   # 3 s per server
 //! $ cargo bench -p layer-cake --bench http -- --serve   # only serve, for perf
+//! $ cargo bench -p layer-cake --bench http -- --threads=1 # both servers on one thread
 //! ```
 
 use std::convert::Infallible;
@@ -285,8 +286,15 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let seconds = if quick { 3 } else { 10 };
     let wrk = Command::new("wrk").arg("--version").output().is_ok();
+    // --threads=N: the runtime both servers share (2 by default).
+    let threads = std::env::args()
+        .find_map(|a| a.strip_prefix("--threads=").map(str::to_owned))
+        .map(|n| n.parse::<usize>().expect("--threads=N takes a number"))
+        .filter(|&n| n >= 1)
+        .unwrap_or(2);
+    println!("both servers on a tokio runtime with {threads} worker thread(s)");
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .enable_all()
         .build()
         .unwrap();
