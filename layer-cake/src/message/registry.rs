@@ -120,7 +120,7 @@ impl Entry {
     }
 
     /// Decodes the value from text fields: command-line flags or the fields of
-    /// a URL query (see [`text`](crate::message::text)).
+    /// a URL query (see [`text`]).
     pub fn decode_text(
         &self,
         fields: &[(String, Option<String>)],

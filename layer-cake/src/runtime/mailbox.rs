@@ -10,6 +10,11 @@
 //! need two lanes with one waker. The receiver swaps the whole shared queue
 //! into a private buffer in one lock, so under load a lock is taken once per
 //! batch, not once per message.
+//!
+//! A mailbox can also *redirect* its user lane to another address (see
+//! [`Mailbox::redirect`]): a stand-in actor that would only pass messages on
+//! (a process proxy) leaves their path, and each sender delivers to the
+//! target itself.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
