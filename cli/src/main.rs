@@ -299,6 +299,11 @@ struct Directory {
     /// Seconds each node gets to answer before it is shown as "(no answer)".
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_DEADLINE.as_secs_f64())]
     answer_within: f64,
+    /// Also trust a directory daemon of this host that runs as a user of
+    /// this group (a name or a gid): a host-cake installed as a service
+    /// under its own user, started with the same `--allow-group`.
+    #[arg(long, value_name = "GROUP")]
+    allow_group: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -350,7 +355,13 @@ impl Directory {
     /// the tree below it.
     async fn walk(&self, cx: &mut Context) -> Result<(Address, network::NodeView), String> {
         let deadline = self.deadline()?;
-        let root = network::connect(cx, &self.directory_at, deadline).await?;
+        let group = self
+            .allow_group
+            .as_deref()
+            .map(layer_cake::net::group_id)
+            .transpose()
+            .map_err(|e| format!("--allow-group: {e}"))?;
+        let root = network::connect(cx, &self.directory_at, deadline, group).await?;
         let tree = network::walk(cx, root.clone(), deadline).await;
         if tree.listing.is_none() {
             return Err(format!(

@@ -60,12 +60,14 @@ impl NodeView {
 }
 
 /// Connects to the directory node listening at `at`; the answer is the
-/// address of that node (the connection's proxy). Fails with a sentence
-/// saying why.
+/// address of that node (the connection's proxy). A node on this host is
+/// trusted when it runs as this user or root, or as a member of
+/// `allowed_group`. Fails with a sentence saying why.
 pub async fn connect(
     cx: &mut Context,
     at: &HostPort,
     deadline: Duration,
+    allowed_group: Option<u32>,
 ) -> Result<Address, String> {
     // A directory on another host needs the LAN key (from
     // $LAYER_CAKE_LAN_KEY or the default place).
@@ -75,7 +77,8 @@ pub async fn connect(
             None
         }),
         ..LinkOptions::default()
-    };
+    }
+    .allow_group(allowed_group);
     cx.connect(
         at.clone(),
         ConnectOptions::native().link(link).timeout(deadline),

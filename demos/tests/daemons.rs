@@ -328,3 +328,62 @@ fn a_process_trusts_a_daemon_of_another_user_only_with_allow_group() {
     });
     assert_eq!(stop(&mut daemon, Signal::SIGINT), 0);
 }
+
+/// `layer-cake network` is a client of host-cake too: it trusts a daemon of
+/// another user only when told the daemon's group.
+#[test]
+fn the_cli_trusts_a_daemon_of_another_user_only_with_allow_group() {
+    if let Some(why) = cannot_switch_users() {
+        println!("SKIPPED: {why}");
+        return;
+    }
+    const DAEMON: u32 = 64_111;
+    const USER: u32 = 64_112;
+    let group = format!("--allow-group={DAEMON}");
+    // Built before switching users.
+    let host_cake = workspace_binary("host-cake", "host-cake");
+    let cli = workspace_binary("layer-cake-cli", "layer-cake");
+    let mut command = as_user(DAEMON, DAEMON, &[]);
+    command.arg(host_cake);
+    let (mut daemon, at) = start_with(
+        command,
+        "host-cake",
+        &[
+            "--directory-at-host=127.0.0.1:0",
+            "--no-lan-autoconnect",
+            &group,
+        ],
+    );
+    let network = |flags: &[&str]| {
+        as_user(USER, USER, &[DAEMON])
+            .arg(&cli)
+            .args([
+                "network",
+                &format!("--directory-at={at}"),
+                "--answer-within=5",
+            ])
+            .args(flags)
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv runs the CLI")
+    };
+    let refused = network(&[]);
+    let refused_err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "the CLI trusted a daemon of another user without --allow-group"
+    );
+    assert!(
+        refused_err.contains("cannot reach the directory"),
+        "{refused_err}"
+    );
+    let trusted = network(&[&group]);
+    let out = String::from_utf8_lossy(&trusted.stdout);
+    assert!(
+        trusted.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(out.contains("host-cake"), "{out}");
+    assert_eq!(stop(&mut daemon, Signal::SIGINT), 0);
+}
