@@ -432,7 +432,9 @@ async fn faults_map_to_statuses() {
     for (code, status) in [(404, 404), (422, 422), (503, 503), (200, 500), (42, 500)] {
         let r = c.get(&format!("/Coded?code={code}")).await;
         assert_eq!(r.status, status, "code {code}");
-        assert_eq!(r.header("retry-after"), None);
+        // Every 503 says when to come back; nothing else does.
+        let retry = (status == 503).then_some("1");
+        assert_eq!(r.header("retry-after"), retry, "code {code}");
     }
 }
 
@@ -910,4 +912,41 @@ fn decode_request_never_panics() {
     }
     // Guided by the fragments, some inputs are valid requests.
     assert!(ok > 0);
+}
+
+#[tokio::test]
+async fn head_is_answered_like_get_without_a_body() {
+    let (at, _server) = start(accepting()).await;
+    let mut c = Raw::connect(&at).await;
+    c.write(b"HEAD /Xy?x=2&y=2 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
+    // The head only: status line and headers, up to the empty line.
+    let mut head = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let mut line = String::new();
+            assert!(c.stream.read_line(&mut line).await.unwrap() > 0, "closed");
+            if line.trim_end().is_empty() {
+                break;
+            }
+            head.push(line.trim_end().to_string());
+        }
+    })
+    .await
+    .expect("the head in time");
+    assert!(head[0].starts_with("HTTP/1.1 200"), "{head:?}");
+    assert!(
+        head.iter()
+            .any(|h| h.eq_ignore_ascii_case("content-type: application/json")),
+        "{head:?}"
+    );
+    // No body followed: the next response on the connection is read whole
+    // from its first byte.
+    let r = c.get("/Xy?x=1&y=1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["value"][1], json!([[0.5]]));
+    // A method the front does not take is still 405, naming the ones it does.
+    let r = c.request("OPTIONS /Xy HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(r.status, 405);
+    assert!(String::from_utf8_lossy(&r.body).contains("GET, HEAD, POST"));
 }

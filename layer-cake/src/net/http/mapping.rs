@@ -81,12 +81,13 @@ pub(crate) fn condition_of(status: u16) -> &'static str {
 }
 
 /// The methods the front takes.
-pub(crate) const METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
+pub(crate) const METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 
 /// Turns one HTTP request into the message it names.
 ///
 /// - `accepted`: the signatures the front accepts (`HttpServer::accepted`);
-/// - `method`: `GET`, `POST`, `PUT`, `PATCH` or `DELETE` (others: 405);
+/// - `method`: `GET`, `HEAD` (taken as `GET`; the response goes without
+///   its body), `POST`, `PUT`, `PATCH` or `DELETE` (others: 405);
 /// - `target`: the request target, path and optional query
 ///   (`/any/prefix/Xy?x=2&y=2`);
 /// - `content_type`: the `Content-Type` header, if any;
@@ -126,7 +127,7 @@ pub fn decode_request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Payload, HttpError> {
-    if !matches!(method, "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
+    if !matches!(method, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE") {
         return Err(HttpError::new(
             405,
             format!("method {method:?} is not taken here (use one of {METHODS})"),

@@ -26,7 +26,7 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// |---|---|
 /// | `Busy`, `Overloaded` | 503 with `Retry-After` |
 /// | `TimedOut` | 504 |
-/// | `TemporarilyUnavailable`, `OutOfService` | 503 |
+/// | `TemporarilyUnavailable`, `OutOfService` | 503 with `Retry-After` |
 /// | any other with an `error_code` in 400..=599 | that code |
 /// | anything else | 500 |
 ///
@@ -35,6 +35,7 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// use layer_cake::net::http::status_of;
 ///
 /// assert_eq!(status_of(&Faulted::busy("slow")), (503, true));
+/// assert_eq!(status_of(&Faulted::temporarily_unavailable("no worker")), (503, true));
 /// assert_eq!(status_of(&Faulted::timed_out("late")), (504, false));
 /// assert_eq!(status_of(&Faulted::new("no such customer").with_error_code(404)), (404, false));
 /// assert_eq!(status_of(&Faulted::new("oops")), (500, false));
@@ -44,7 +45,7 @@ pub fn status_of(fault: &Faulted) -> (u16, bool) {
     match fault.kind {
         FaultKind::Busy | FaultKind::Overloaded => (503, true),
         FaultKind::TimedOut => (504, false),
-        FaultKind::TemporarilyUnavailable | FaultKind::OutOfService => (503, false),
+        FaultKind::TemporarilyUnavailable | FaultKind::OutOfService => (503, true),
         FaultKind::Lost => (502, false),
         FaultKind::Faulted | FaultKind::Aborted => match fault.error_code {
             Some(code @ 400..=599) => (code as u16, false),
@@ -98,7 +99,9 @@ fn json_response(status: u16, retry: bool, text: String) -> Response<Body> {
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, JSON);
-    if retry {
+    // Every 503 the front writes asks the client to come back later, also
+    // one from an `error_code` of 503.
+    if retry || status == 503 {
         headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     }
     response
