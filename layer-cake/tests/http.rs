@@ -950,3 +950,27 @@ async fn head_is_answered_like_get_without_a_body() {
     assert_eq!(r.status, 405);
     assert!(String::from_utf8_lossy(&r.body).contains("GET, HEAD, POST"));
 }
+
+#[tokio::test]
+async fn a_request_head_over_the_limit_is_431() {
+    let (at, _server) = start(accepting().max_header_bytes(16 * 1024)).await;
+    // Just under the limit: served.
+    let mut c = Raw::connect(&at).await;
+    let filler = "a".repeat(12 * 1024);
+    let r = c
+        .request(&format!(
+            "GET /Xy?x=1&y=1 HTTP/1.1\r\nHost: t\r\nX-Filler: {filler}\r\n\r\n"
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    // A 100 KB header: refused, and the connection closed.
+    let mut c = Raw::connect(&at).await;
+    let filler = "a".repeat(100 * 1024);
+    c.write(
+        format!("GET /Xy?x=1&y=1 HTTP/1.1\r\nHost: t\r\nX-Filler: {filler}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    let r = c.read().await.expect("an answer before the close");
+    assert_eq!(r.status, 431);
+    assert!(c.read().await.is_none(), "the connection is closed");
+}

@@ -189,7 +189,12 @@ pub struct HttpServer {
     pub(crate) max_body: usize,
     pub(crate) answer_within: Duration,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) max_header_bytes: usize,
 }
+
+/// The least [`HttpServer::max_header_bytes`] takes: hyper reads at least
+/// this much at once.
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
 
 impl Default for HttpServer {
     fn default() -> Self {
@@ -198,6 +203,7 @@ impl Default for HttpServer {
             max_body: 256 * 1024,
             answer_within: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -241,6 +247,14 @@ impl HttpServer {
     /// cut off). Default 10 s.
     pub fn header_read_timeout(mut self, deadline: Duration) -> Self {
         self.header_read_timeout = deadline;
+        self
+    }
+
+    /// The most bytes a request's line and headers may take; a request
+    /// with more is answered 431 and its connection closed. Default 16 KiB;
+    /// at least [`MIN_HEADER_BYTES`] (a smaller value is taken as that).
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes.max(MIN_HEADER_BYTES);
         self
     }
 }

@@ -71,6 +71,9 @@ pub(crate) async fn serve(
         });
         tokio::spawn(async move {
             let timeout = shared.front.header_read_timeout;
+            // hyper's read buffer bounds the request head (past it: 431);
+            // a body streams through it in pieces, bounded by `max_body`.
+            let head_limit = shared.front.max_header_bytes;
             let service = service_fn(move |request| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(request, &shared).await) }
@@ -78,6 +81,7 @@ pub(crate) async fn serve(
             let connection = http1::Builder::new()
                 .timer(ConnectionTimer::new())
                 .header_read_timeout(timeout)
+                .max_buf_size(head_limit)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = connection.await {
