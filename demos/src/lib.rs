@@ -51,6 +51,46 @@ pub fn texture(x: i64, y: i64) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The largest table side the demos compute: at most 1 000 × 1 000 cells
+/// (about 8 MB of floats, 7 MB of JSON). Without a bound, one request for
+/// `/Xy?x=100000&y=100000` would make a server compute an 80 GB table.
+pub const MAX_SIDE: i64 = 1_000;
+
+impl Xy {
+    /// The table this request asks for ([`texture`]), or — when a side is
+    /// over [`MAX_SIDE`] — a fault with error code 400 (an HTTP front
+    /// answers 400) naming the limit.
+    ///
+    /// ```
+    /// use layer_cake_demos::{MAX_SIDE, Xy};
+    ///
+    /// assert_eq!(Xy { x: 3, y: 2 }.table().unwrap().len(), 2);
+    /// let fault = Xy { x: 100_000, y: 2 }.table().unwrap_err();
+    /// assert_eq!(fault.error_code, Some(400));
+    /// assert!(fault.to_string().contains("1000"));
+    /// ```
+    pub fn table(&self) -> Result<Vec<Vec<f64>>, layer_cake::Faulted> {
+        if self.x > MAX_SIDE || self.y > MAX_SIDE {
+            return Err(layer_cake::Faulted::new("table too large")
+                .with_explanation(format!(
+                    "{}×{} asked; the demos compute at most {MAX_SIDE}×{MAX_SIDE}",
+                    self.x, self.y
+                ))
+                .with_error_code(400));
+        }
+        Ok(texture(self.x, self.y))
+    }
+}
+
+/// Answers the request being handled with `xy`'s table, or with the fault
+/// that refuses it (see [`Xy::table`]).
+pub fn answer_table(cx: &layer_cake::Context, xy: Xy) {
+    let _ = match xy.table() {
+        Ok(table) => cx.reply(table).map_err(|_| ()),
+        Err(fault) => cx.reply(fault).map_err(|_| ()),
+    };
+}
+
 /// The arguments of the HTTP server demos: where to listen
 /// (`--server-address=127.0.0.1:5050`, the default; port 0 for any free
 /// port).

@@ -561,6 +561,13 @@ fn test_server_8_spools_over_eight_worker_processes() {
     for n in 1..=4 {
         check_table(server.port, n, 2);
     }
+    // A worker process refuses a table over the limit; the 400 crosses
+    // back, and the worker serves on.
+    let (status, body) = support::http_get(server.port, "/Xy?x=100000&y=100000");
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("at most 1000×1000"), "{text}");
+    check_table(server.port, 2, 2);
     interrupt(server);
 }
 

@@ -59,6 +59,13 @@ fn serves_tables(program: &str) {
     assert!(String::from_utf8_lossy(&body).contains("x: invalid value"));
     // A bare GET gets the defaults: a 1×1 table.
     check_table(server.port, 1, 1);
+    // A table over the demos' limit is refused at once, naming the limit.
+    let (status, body) = get(server.port, "/Xy?x=100000&y=100000");
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("table too large"), "{text}");
+    assert!(text.contains("at most 1000×1000"), "{text}");
+    check_table(server.port, 2, 2);
     interrupt(server);
 }
 

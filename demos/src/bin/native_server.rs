@@ -25,7 +25,7 @@ use layer_cake::net::{
     Listening, NotConnected, NotListening,
 };
 use layer_cake::{Address, Context, Faulted, Stop, on};
-use layer_cake_demos::{Xy, texture};
+use layer_cake_demos::Xy;
 use serde::Deserialize;
 
 /// The arguments.
@@ -91,7 +91,7 @@ async fn native_server(mut cx: Context, args: Args) -> Result<(), Faulted> {
                 (None, Some(far)) => {
                     let _ = cx.reply(Faulted::temporarily_unavailable(format!("no connection to {far}")));
                 },
-                (None, None) => { let _ = cx.reply(texture(xy.x, xy.y)); },
+                (None, None) => layer_cake_demos::answer_table(&cx, xy),
             },
             Stop as _ => return Err(Faulted::aborted()),
             other => tracing::warn!("native_server ignores {}", other.signature()),

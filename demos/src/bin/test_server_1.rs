@@ -24,7 +24,7 @@ async fn test_server_1(mut cx: Context, args: ServerArgs) -> Result<(), Faulted>
         on!(message, {
             Listening as l => demo::announce("test_server_1", &l),
             NotListening as n => return Err(n.into_fault()),
-            Xy as xy => { let _ = cx.reply(demo::texture(xy.x, xy.y)); },
+            Xy as xy => demo::answer_table(&cx, xy),
             Stop as _ => return Err(Faulted::aborted()),
             other => tracing::warn!("test_server_1 ignores {}", other.signature()),
         })

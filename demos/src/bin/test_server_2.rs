@@ -29,7 +29,7 @@ async fn test_server_2(mut cx: Context, args: ServerArgs) -> Result<(), Faulted>
             Listening as l => demo::announce("test_server_2", &l),
             NotListening as n => return Err(n.into_fault()),
             Xy as xy => {
-                let child = cx.spawn(move |_cx: Context| async move { demo::texture(xy.x, xy.y) });
+                let child = cx.spawn(move |_cx: Context| async move { xy.table() });
                 if let Some(id) = child.id() {
                     waiting.insert(id, cx.return_path());
                 }

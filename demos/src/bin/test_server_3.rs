@@ -28,7 +28,7 @@ async fn worker(mut cx: Context) -> Result<(), Faulted> {
     loop {
         let message = cx.input().await;
         on!(message, {
-            Xy as xy => { let _ = cx.reply(demo::texture(xy.x, xy.y)); },
+            Xy as xy => demo::answer_table(&cx, xy),
             Stop as _ => return Err(Faulted::aborted()),
             other => tracing::warn!("worker ignores {}", other.signature()),
         })

@@ -28,7 +28,7 @@ use layer_cake_demos::{self as demo, Xy};
 async fn worker(mut cx: Context) -> Result<(), Faulted> {
     loop {
         on!(cx.input().await, {
-            Xy as xy => { let _ = cx.reply(demo::texture(xy.x, xy.y)); },
+            Xy as xy => demo::answer_table(&cx, xy),
             Stop as _ => return Err(Faulted::aborted()),
             other => tracing::warn!("worker ignores {}", other.signature()),
         })

@@ -45,7 +45,7 @@ async fn test_worker_10(mut cx: Context, args: Args) -> Result<(), Faulted> {
             },
             Delivered as d => tracing::info!("a subscriber for {}: {}", d.name, d.subscriber),
             Dropped as d => tracing::info!("a session of {} ended: {}", d.name, d.reason),
-            Xy as xy => { let _ = cx.reply(demo::texture(xy.x, xy.y)); },
+            Xy as xy => demo::answer_table(&cx, xy),
             Stop as _ => return Err(Faulted::aborted()),
             other => tracing::warn!("test_worker_10 ignores {}", other.signature()),
         })

@@ -27,7 +27,7 @@ async fn test_worker_7(mut cx: Context, _: ()) -> Result<(), Faulted> {
         on!(message, {
             Xy as xy => {
                 tracing::info!(x = xy.x, y = xy.y, "Computing a texture");
-                let _ = cx.reply(demo::texture(xy.x, xy.y));
+                demo::answer_table(&cx, xy);
             },
             Stop as _ => return Err(Faulted::aborted()),
             other => tracing::warn!("test_worker_7 ignores {}", other.signature()),
