@@ -268,6 +268,24 @@ async fn published(at: &str, gid: u32) -> Vec<String> {
         .collect()
 }
 
+/// host-cake run as `daemon` (uid and primary group) with `allow_group`
+/// among its flags, on an ephemeral port; the binary is built before the
+/// switch of users.
+fn host_cake_as(daemon: u32, allow_group: &str) -> (Daemon, String) {
+    let host_cake = workspace_binary("host-cake", "host-cake");
+    let mut command = as_user(daemon, daemon, &[]);
+    command.arg(host_cake);
+    start_with(
+        command,
+        "host-cake",
+        &[
+            "--directory-at-host=127.0.0.1:0",
+            "--no-lan-autoconnect",
+            allow_group,
+        ],
+    )
+}
+
 /// A host-cake run as a dedicated user (as `install-service --user` does)
 /// with `--allow-group` naming its group, and two processes of another user
 /// in that group: host-cake admits both, but only the process that names
@@ -284,19 +302,7 @@ fn a_process_trusts_a_daemon_of_another_user_only_with_allow_group() {
     const DAEMON: u32 = 64_101;
     const USER: u32 = 64_102;
     let group = format!("--allow-group={DAEMON}");
-    // Built before switching users.
-    let host_cake = workspace_binary("host-cake", "host-cake");
-    let mut command = as_user(DAEMON, DAEMON, &[]);
-    command.arg(host_cake);
-    let (mut daemon, at) = start_with(
-        command,
-        "host-cake",
-        &[
-            "--directory-at-host=127.0.0.1:0",
-            "--no-lan-autoconnect",
-            &group,
-        ],
-    );
+    let (mut daemon, at) = host_cake_as(DAEMON, &group);
     let tag = format!("{:08x}", rand::random::<u32>());
     let (without, with) = (format!("without-{tag}"), format!("with-{tag}"));
     // The one that does not trust the daemon starts first: it has had at
@@ -341,19 +347,8 @@ fn the_cli_trusts_a_daemon_of_another_user_only_with_allow_group() {
     const USER: u32 = 64_112;
     let group = format!("--allow-group={DAEMON}");
     // Built before switching users.
-    let host_cake = workspace_binary("host-cake", "host-cake");
     let cli = workspace_binary("layer-cake-cli", "layer-cake");
-    let mut command = as_user(DAEMON, DAEMON, &[]);
-    command.arg(host_cake);
-    let (mut daemon, at) = start_with(
-        command,
-        "host-cake",
-        &[
-            "--directory-at-host=127.0.0.1:0",
-            "--no-lan-autoconnect",
-            &group,
-        ],
-    );
+    let (mut daemon, at) = host_cake_as(DAEMON, &group);
     let network = |flags: &[&str]| {
         as_user(USER, USER, &[DAEMON])
             .arg(&cli)

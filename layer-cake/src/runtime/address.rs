@@ -196,8 +196,7 @@ impl Address {
                 match m.push(envelope, lane)? {
                     Pushed::Queued => Ok(()),
                     Pushed::Redirect(envelope, to) => match to.push(envelope) {
-                        Err((envelope, PushError::Closed | PushError::NoAddress))
-                        | Err((envelope, PushError::Unreachable(_))) => m.push_here(envelope),
+                        Err((envelope, why)) if why.means_gone() => m.push_here(envelope),
                         other => other,
                     },
                 }
@@ -222,8 +221,7 @@ impl Address {
                         *slot = Some(envelope);
                         // Rare, and recursive: boxed.
                         return match Box::pin(to.push_waiting(slot)).await {
-                            Err(PushError::Closed | PushError::NoAddress)
-                            | Err(PushError::Unreachable(_)) => match slot.take() {
+                            Err(why) if why.means_gone() => match slot.take() {
                                 Some(envelope) => {
                                     m.push_here(envelope).map_err(|(envelope, why)| {
                                         *slot = Some(envelope);

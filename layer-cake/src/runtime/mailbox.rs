@@ -37,6 +37,18 @@ pub(crate) enum PushError {
     Unreachable(Box<str>),
 }
 
+impl PushError {
+    /// Whether the receiver is gone for good (ended, or never reachable),
+    /// rather than busy or unable to take this message: what a redirected
+    /// message falls back to the redirecting mailbox on.
+    pub(crate) fn means_gone(&self) -> bool {
+        matches!(
+            self,
+            PushError::Closed | PushError::NoAddress | PushError::Unreachable(_)
+        )
+    }
+}
+
 pub(crate) struct Mailbox {
     pub(crate) id: ActorId,
     pub(crate) name: Cow<'static, str>,
@@ -508,14 +520,22 @@ mod redirect_tests {
         }
     }
 
-    #[tokio::test]
-    async fn user_messages_go_straight_to_the_target_and_control_ones_stay() {
+    /// An observer, a target adding 100, and a stand-in for it that has
+    /// redirected its user messages there.
+    async fn redirected_stand_in() -> (Context, runtime::ActorHandle<()>, runtime::ActorHandle<()>)
+    {
         let mut observer = Context::detached("observer");
         let target = runtime::spawn(|cx| adder(cx, 100));
         let (t, o) = (target.address().clone(), observer.address().clone());
         let proxy = runtime::spawn(move |cx| stand_in(cx, t, o));
         let redirected = tokio::time::timeout(WAIT, observer.input()).await.unwrap();
         assert_eq!(redirected.downcast::<bool>().ok(), Some(true));
+        (observer, target, proxy)
+    }
+
+    #[tokio::test]
+    async fn user_messages_go_straight_to_the_target_and_control_ones_stay() {
+        let (mut observer, target, proxy) = redirected_stand_in().await;
 
         // A question to the stand-in is answered by the target, as the
         // target: the return address and request id went with it.
@@ -544,12 +564,7 @@ mod redirect_tests {
 
     #[tokio::test]
     async fn what_the_target_refuses_because_it_has_gone_comes_back_here() {
-        let mut observer = Context::detached("observer");
-        let target = runtime::spawn(|cx| adder(cx, 100));
-        let (t, o) = (target.address().clone(), observer.address().clone());
-        let proxy = runtime::spawn(move |cx| stand_in(cx, t, o));
-        let redirected = tokio::time::timeout(WAIT, observer.input()).await.unwrap();
-        assert_eq!(redirected.downcast::<bool>().ok(), Some(true));
+        let (mut observer, target, proxy) = redirected_stand_in().await;
 
         target.address().send(Stop).unwrap();
         let _ = target.join().await;
