@@ -101,7 +101,8 @@ async fn server(mut cx: Context, front: HttpServer, ready: oneshot::Sender<HostP
             Traced as _ => {
                 let meta = cx.meta().cloned().unwrap_or_default();
                 let trace = meta.trace.map(|t| t.to_string()).unwrap_or_default();
-                let _ = cx.reply(vec![trace, meta.ingress.is_some().to_string()]);
+                let state = meta.trace_state.map(|s| s.to_string()).unwrap_or_default();
+                let _ = cx.reply(vec![trace, meta.ingress.is_some().to_string(), state]);
             },
             Later as later => {
                 let answer = cx.return_path();
@@ -668,10 +669,11 @@ async fn the_client_mode_asks_through_a_front() {
             other.err().map(|e| e.to_string())
         ),
     }
-    // The trace of the asker continues over HTTP.
+    // The trace of the asker, with its trace state, continues over HTTP.
     let trace = layer_cake::runtime::TraceContext::new_root();
     cx.set_meta(layer_cake::runtime::Meta {
         trace: Some(trace),
+        trace_state: Some("vendor=opaque,other@x=1".parse().unwrap()),
         ..Default::default()
     });
     let seen: Vec<String> = cx.ask(Traced, &proxy, PATIENCE).await.unwrap();
@@ -679,6 +681,7 @@ async fn the_client_mode_asks_through_a_front() {
         seen[0].contains(&format!("{:032x}", trace.trace_id)),
         "{seen:?}"
     );
+    assert_eq!(seen[2], "vendor=opaque,other@x=1", "{seen:?}");
     // Close: the owner hears Closed(OnRequest).
     cx.send(Close::default(), &proxy).unwrap();
     let closed = tokio::time::timeout(PATIENCE, cx.input()).await.unwrap();

@@ -146,6 +146,48 @@ impl NotConnected {
     }
 }
 
+/// A complete HTTP request, sent as it is by an HTTP client session (the
+/// `proxy` of a [`Connected`] from `ConnectOptions::http`): any method, path
+/// and body, for servers that do not speak layer-cake's JSON messages. The
+/// answer is the [`HttpResponse`] as it came, whatever its content type.
+/// The session adds `Host`, `User-Agent` and, when the sender has a trace,
+/// `traceparent` (a new span) and `tracestate` — unless the request names
+/// them itself.
+///
+/// ```
+/// use layer_cake::net::HttpRequest;
+///
+/// let call = HttpRequest::post_json("/api/rpc", &serde_json::json!({"jsonrpc": "2.0", "method": "ping", "id": 1}));
+/// assert_eq!(call.method, "POST");
+/// assert_eq!(call.content_type.as_deref(), Some("application/json"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+pub struct HttpRequest {
+    /// The method: `GET`, `POST` …
+    pub method: String,
+    /// The request target: path and query (`/api/rpc`, `/x?y=1`).
+    pub path: String,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// A POST of a JSON body to `path`.
+    pub fn post_json(path: impl Into<String>, body: &serde_json::Value) -> Self {
+        HttpRequest {
+            method: "POST".into(),
+            path: path.into(),
+            headers: Vec::new(),
+            content_type: Some("application/json".into()),
+            body: body.to_string().into_bytes(),
+        }
+    }
+}
+
 /// A complete HTTP response, passed through as it is by the HTTP front
 /// (replied by an actor) and delivered by the HTTP client when a response is
 /// not a layer-cake JSON message.

@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::address::Address;
+use super::trace_state::TraceState;
 #[cfg(doc)]
 use crate::message::Message;
 use crate::message::Payload;
@@ -76,6 +77,9 @@ impl fmt::Debug for Envelope {
 pub struct Meta {
     /// The W3C trace context of the request.
     pub trace: Option<TraceContext>,
+    /// The W3C `tracestate` that came with the trace context, passed on
+    /// unchanged wherever the trace goes.
+    pub trace_state: Option<TraceState>,
     /// Who the gateway authenticated, if anyone.
     pub caller: Option<String>,
     /// The HTTP session that must get the final answer, so that any stage of a
@@ -141,25 +145,100 @@ pub struct TraceParseError(pub String);
 impl std::str::FromStr for TraceContext {
     type Err = TraceParseError;
 
+    /// Parses a `traceparent` value by the W3C rules: blanks around it are
+    /// ignored; the hex is lowercase; version `ff`, an all-zero trace id or
+    /// span id are invalid; version `00` is exactly 55 characters, and a
+    /// later version may add fields after a `-` (they are ignored: what goes
+    /// out again is version `00`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || TraceParseError(s.to_string());
-        let parts: Vec<&str> = s.trim().split('-').collect();
-        let [version, trace, span, flags] = parts.as_slice() else {
-            return Err(bad());
-        };
-        let hex = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_hexdigit());
-        if *version != "00" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
+        let text = s.trim_matches([' ', '\t']);
+        let b = text.as_bytes();
+        if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
             return Err(bad());
         }
-        let trace_id = u128::from_str_radix(trace, 16).map_err(|_| bad())?;
-        let span_id = u64::from_str_radix(span, 16).map_err(|_| bad())?;
+        let hex = |field: &[u8]| -> Option<u128> {
+            field
+                .iter()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+                .then(|| {
+                    field
+                        .iter()
+                        .fold(0_u128, |n, c| (n << 4) | u128::from(hex_value(*c)))
+                })
+        };
+        let version = hex(&b[0..2]).ok_or_else(bad)?;
+        let future_ok = b.len() == 55 || (version != 0 && b[55] == b'-');
+        if version == 0xff || !future_ok {
+            return Err(bad());
+        }
+        let trace_id = hex(&b[3..35]).ok_or_else(bad)?;
+        let span_id = hex(&b[36..52]).ok_or_else(bad)?;
+        let flags = hex(&b[53..55]).ok_or_else(bad)?;
         if trace_id == 0 || span_id == 0 {
             return Err(bad());
         }
         Ok(TraceContext {
             trace_id,
-            span_id,
-            flags: u8::from_str_radix(flags, 16).map_err(|_| bad())?,
+            span_id: span_id as u64,
+            flags: flags as u8,
         })
+    }
+}
+
+/// The value of one lowercase hex digit (checked by the caller).
+fn hex_value(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        _ => c - b'a' + 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceContext;
+
+    const ID: u128 = 0x1234_5678_9012_3456_7890_1234_5678_9012;
+
+    fn trace_id(text: &str) -> Option<u128> {
+        text.parse::<TraceContext>().ok().map(|t| t.trace_id)
+    }
+
+    #[test]
+    fn traceparent_follows_the_w3c_rules() {
+        for valid in [
+            "00-12345678901234567890123456789012-1234567890123456-01",
+            " \t00-12345678901234567890123456789012-1234567890123456-01\t ",
+            "cc-12345678901234567890123456789012-1234567890123456-01",
+            "cc-12345678901234567890123456789012-1234567890123456-01-what-the-future-will-be-like",
+        ] {
+            assert_eq!(trace_id(valid), Some(ID), "{valid:?}");
+        }
+        for invalid in [
+            "00-12345678901234567890123456789012-1234567890123456-01.",
+            "00-12345678901234567890123456789012-1234567890123456-01-what-the-future-will-be-like",
+            "cc-12345678901234567890123456789012-1234567890123456-01.what-the-future-will-be-like",
+            "ff-12345678901234567890123456789012-1234567890123456-01",
+            ".0-12345678901234567890123456789012-1234567890123456-01",
+            "0.-12345678901234567890123456789012-1234567890123456-01",
+            "000-12345678901234567890123456789012-1234567890123456-01",
+            "0-12345678901234567890123456789012-1234567890123456-01",
+            "00-00000000000000000000000000000000-1234567890123456-01",
+            "00-.2345678901234567890123456789012-1234567890123456-01",
+            "00-1234567890123456789012345678901.-1234567890123456-01",
+            "00-123456789012345678901234567890123-1234567890123456-01",
+            "00-1234567890123456789012345678901-1234567890123456-01",
+            "00-12345678901234567890123456789012-0000000000000000-01",
+            "00-12345678901234567890123456789012-.234567890123456-01",
+            "00-12345678901234567890123456789012-12345678901234567-01",
+            "00-12345678901234567890123456789012-123456789012345-01",
+            "00-12345678901234567890123456789012-1234567890123456-.0",
+            "00-12345678901234567890123456789012-1234567890123456-001",
+            "00-12345678901234567890123456789012-1234567890123456-1",
+            "00-ABCDEF78901234567890123456789012-1234567890123456-01",
+            "00-1234567890123456789012345678901é-1234567890123456-01",
+        ] {
+            assert_eq!(trace_id(invalid), None, "{invalid:?}");
+        }
     }
 }

@@ -17,6 +17,7 @@ mod mailbox;
 mod spawn;
 mod supervise;
 mod timer;
+mod trace_state;
 pub(crate) mod transport;
 
 pub use address::{ActorId, Address};
@@ -29,6 +30,7 @@ pub use spawn::{
     spawn_with,
 };
 pub use supervise::RetryPolicy;
+pub use trace_state::{TraceState, TraceStateError};
 pub use transport::incarnation;
 
 /// An actor this one [`watch`](Context::watch)es has ended.

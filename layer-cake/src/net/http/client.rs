@@ -17,15 +17,15 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::server::TRACEPARENT;
+use super::server::{TRACEPARENT, TRACESTATE, traceparent};
 use crate::message::codec::{CodecError, json};
 use crate::message::{Faulted, Payload, Stop};
 use crate::net::listen::host_port;
 use crate::net::{
-    Close, Closed, Connected, EndOfTransport, HostPort, HttpClient, HttpResponse, NotConnected,
-    Transport,
+    Close, Closed, Connected, EndOfTransport, HostPort, HttpClient, HttpRequest, HttpResponse,
+    NotConnected, Transport,
 };
-use crate::runtime::{self, Address, Context, ReturnPath, SpawnOptions, TraceContext};
+use crate::runtime::{self, Address, Context, ReturnPath, SpawnOptions, TraceContext, TraceState};
 
 /// The largest response body the client reads (64 MiB); a larger one is a
 /// fault.
@@ -51,6 +51,7 @@ struct Job {
     message: Payload,
     answer: ReturnPath,
     trace: Option<TraceContext>,
+    trace_state: Option<TraceState>,
 }
 
 /// What the session and its driver share.
@@ -172,6 +173,7 @@ impl Session {
                 message,
                 answer: cx.return_path(),
                 trace: cx.meta().and_then(|m| m.trace),
+                trace_state: cx.meta().and_then(|m| m.trace_state.clone()),
             };
             if let Err(refused) = self.jobs.send(job) {
                 let _ = refused
@@ -223,6 +225,9 @@ async fn driver(
             },
         };
         let within = shared.answer_within;
+        // An `HttpRequest` goes as it is, and its answer is the response
+        // as it is.
+        let raw = job.message.is::<HttpRequest>();
         let request = match prepare(&job, &shared) {
             Ok(request) => request,
             Err(fault) => {
@@ -238,7 +243,7 @@ async fn driver(
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
                 break;
             }
-            answer = tokio::time::timeout(within, exchange(&mut sender, request)) => match answer {
+            answer = tokio::time::timeout(within, exchange(&mut sender, request, raw)) => match answer {
                 Ok(answer) => answer,
                 Err(_) => Payload::new(Faulted::timed_out(format!("no HTTP response within {within:?}"))),
             },
@@ -255,33 +260,69 @@ async fn driver(
     }
 }
 
-/// The POST for a job (nothing in it borrows the job across an await: a
-/// `Payload` is not `Sync`).
+/// The request for a job: an `HttpRequest` as it is, any other message
+/// POSTed as JSON. (Nothing in it borrows the job across an await: a
+/// `Payload` is not `Sync`.)
 fn prepare(job: &Job, shared: &Shared) -> Result<Request<Full<Bytes>>, Faulted> {
-    let body = json::to_class_string(&job.message, false)
-        .map_err(|e| Faulted::new("cannot encode the request").with_explanation(e.to_string()))?;
-    let signature = job.message.signature();
-    let path = format!(
-        "{}{}",
-        shared.prefix,
-        utf8_percent_encode(&signature, SEGMENT)
-    );
-    let mut request = Request::post(path)
-        .header(HOST, shared.host.clone())
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-        .header(USER_AGENT, HeaderValue::from_static("layer-cake"));
+    let cannot = |e: &dyn std::fmt::Display| {
+        Faulted::new("cannot make the request").with_explanation(e.to_string())
+    };
+    let (mut request, body) = match job.message.downcast_ref::<HttpRequest>() {
+        Some(raw) => {
+            let mut request = Request::builder()
+                .method(raw.method.as_str())
+                .uri(raw.path.as_str());
+            for (name, value) in &raw.headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            if let Some(content_type) = &raw.content_type {
+                request = request.header(CONTENT_TYPE, content_type.as_str());
+            }
+            (request, Bytes::from(raw.body.clone()))
+        }
+        None => {
+            let body = json::to_class_string(&job.message, false).map_err(|e| {
+                Faulted::new("cannot encode the request").with_explanation(e.to_string())
+            })?;
+            let signature = job.message.signature();
+            let path = format!(
+                "{}{}",
+                shared.prefix,
+                utf8_percent_encode(&signature, SEGMENT)
+            );
+            let request = Request::post(path)
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            (request, Bytes::from(body))
+        }
+    };
+    let headers = request
+        .headers_mut()
+        .ok_or_else(|| cannot(&"invalid method, path or header"))?;
+    headers.entry(HOST).or_insert(shared.host.clone());
+    headers
+        .entry(USER_AGENT)
+        .or_insert(HeaderValue::from_static("layer-cake"));
+    // Each call is a span of its own in the sender's trace, with the trace
+    // state it came with (unless the request names its own).
     if let Some(trace) = job.trace
-        && let Ok(value) = HeaderValue::from_str(&trace.child().to_string())
+        && !headers.contains_key(TRACEPARENT)
     {
-        request = request.header(TRACEPARENT, value);
+        headers.insert(TRACEPARENT, traceparent(&trace.child()));
+        if let Some(state) = &job.trace_state
+            && let Ok(value) = HeaderValue::from_str(state.as_str())
+        {
+            headers.insert(TRACESTATE, value);
+        }
     }
-    request
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| Faulted::new("cannot make the request").with_explanation(e.to_string()))
+    request.body(Full::new(body)).map_err(|e| cannot(&e))
 }
 
 /// One request and its response, as the answer to send back.
-async fn exchange(sender: &mut SendRequest<Full<Bytes>>, request: Request<Full<Bytes>>) -> Payload {
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+    raw: bool,
+) -> Payload {
     let failed = |what: &str, e: &dyn std::fmt::Display| {
         Payload::new(Faulted::new(what.to_string()).with_explanation(e.to_string()))
     };
@@ -307,7 +348,10 @@ async fn exchange(sender: &mut SendRequest<Full<Bytes>>, request: Request<Full<B
             .next()
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
     });
-    if is_json && let Ok(text) = std::str::from_utf8(&body) {
+    if is_json
+        && !raw
+        && let Ok(text) = std::str::from_utf8(&body)
+    {
         match json::from_typed_str(text) {
             Ok(message) => return message,
             // A typed envelope of a type this process has not registered.

@@ -22,10 +22,13 @@ use super::mapping::{HttpError, decode_request};
 use super::response::{self, Body};
 use crate::message::{Faulted, Payload};
 use crate::net::{HostPort, HttpServer};
-use crate::runtime::{Address, AskError, Context, Meta, SendError, TraceContext};
+use crate::runtime::{Address, AskError, Context, Meta, SendError, TraceContext, TraceState};
 
 /// The `traceparent` header (W3C trace context).
 pub(crate) const TRACEPARENT: &str = "traceparent";
+
+/// The `tracestate` header (W3C trace context).
+pub(crate) const TRACESTATE: &str = "tracestate";
 
 const SERVER_NAME: HeaderValue = HeaderValue::from_static("layer-cake");
 
@@ -185,15 +188,9 @@ impl hyper::rt::Sleep for ConnectionSleep {}
 /// Answers one request: exactly one response, whatever happens.
 async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let front = &*shared.front;
-    let trace = request
-        .headers()
-        .get(TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<TraceContext>().ok())
-        .map(|parent| parent.child())
-        .unwrap_or_else(TraceContext::new_root);
+    let (trace, trace_state) = trace_of(request.headers());
     let mut response = match read_message(request, front).await {
-        Ok(message) => ask(message, shared, trace).await,
+        Ok(message) => ask(message, shared, trace, trace_state).await,
         Err(error) => response::error_response(&error),
     };
     let headers = response.headers_mut();
@@ -202,10 +199,35 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     response
 }
 
+/// The trace context a request continues, by the W3C rules: a child of its
+/// one valid `traceparent` header, with the list of its `tracestate` headers
+/// when that list is valid; otherwise a new trace (and no trace state: a
+/// state belongs to the trace it came with).
+fn trace_of(headers: &http::HeaderMap) -> (TraceContext, Option<TraceState>) {
+    let mut parents = headers.get_all(TRACEPARENT).iter();
+    let parent = match (parents.next(), parents.next()) {
+        (Some(only), None) => only
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<TraceContext>().ok()),
+        // None, or two (which the spec makes invalid).
+        _ => None,
+    };
+    let Some(parent) = parent else {
+        return (TraceContext::new_root(), None);
+    };
+    let states = headers.get_all(TRACESTATE).iter().map(|v| v.to_str());
+    let state = states
+        .collect::<Result<Vec<&str>, _>>()
+        .ok()
+        .and_then(|values| TraceState::from_headers(values).ok().flatten());
+    (parent.child(), state)
+}
+
 /// The `traceparent` header for `trace`, as `TraceContext`'s `Display`
 /// writes it (`00-<32 hex>-<16 hex>-<2 hex>`), without the formatting
 /// machinery: one of these goes out with every response.
-fn traceparent(trace: &TraceContext) -> HeaderValue {
+pub(super) fn traceparent(trace: &TraceContext) -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     fn hex(out: &mut [u8], value: u128) {
         let mut value = value;
@@ -278,7 +300,12 @@ async fn read_message(
 /// [`Meta`]: any actor down a pipeline may send the final answer there
 /// directly (with a plain `send`), and whichever of the two answers first is
 /// the response.
-async fn ask(message: Payload, shared: &Shared, trace: TraceContext) -> Response<Body> {
+async fn ask(
+    message: Payload,
+    shared: &Shared,
+    trace: TraceContext,
+    trace_state: Option<TraceState>,
+) -> Response<Body> {
     let front = &*shared.front;
     let kept = shared
         .asker
@@ -300,6 +327,7 @@ async fn ask(message: Payload, shared: &Shared, trace: TraceContext) -> Response
     let mut ingress = Context::detached("http-ingress");
     asker.cx.set_meta(Meta {
         trace: Some(trace),
+        trace_state,
         caller: None,
         ingress: Some(ingress.address().clone()),
     });

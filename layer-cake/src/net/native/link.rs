@@ -37,7 +37,9 @@ use super::wire::{self, Header, Kind, MessageHeader, VERSION, WireAddr};
 use crate::message::{Faulted, Payload};
 use crate::net::{Close, Closed, EndOfTransport, HostPort, LinkOptions};
 use crate::runtime::transport::{Channel, Sending};
-use crate::runtime::{Address, Envelope, Meta, PushError, RequestId, Tag, TraceContext};
+use crate::runtime::{
+    Address, Envelope, Meta, PushError, RequestId, Tag, TraceContext, TraceState,
+};
 
 /// Whole frames waiting for the writer, in order, in chunks of at most
 /// about [`CHUNK`] bytes: the queue's memory follows what it holds (a
@@ -693,6 +695,9 @@ impl Link {
                     .map(|t| t.child())
                     .map(|t| (t.trace_id, t.span_id, t.flags)),
                 caller: meta.and_then(|m| m.caller.as_deref()),
+                trace_state: meta
+                    .and_then(|m| m.trace_state.as_ref())
+                    .map(TraceState::as_str),
                 ingress: match meta.and_then(|m| m.ingress.as_ref()) {
                     Some(ingress) => self.wire_of(ingress)?,
                     None => WireAddr::Null,
@@ -1015,18 +1020,28 @@ impl Link {
             }
         };
         let ingress = self.address_of(header.ingress).map_err(bad)?;
-        let meta =
-            (header.trace.is_some() || header.caller.is_some() || !ingress.is_null()).then(|| {
-                Arc::new(Meta {
-                    trace: header.trace.map(|(trace_id, span_id, flags)| TraceContext {
-                        trace_id,
-                        span_id,
-                        flags,
-                    }),
-                    caller: header.caller.map(String::from),
-                    ingress: (!ingress.is_null()).then_some(ingress),
-                })
-            });
+        // A trace state must be a valid W3C list (and so bounded), as the
+        // HTTP front would have accepted it.
+        let trace_state = match header.trace_state {
+            Some(text) => Some(text.parse::<TraceState>().map_err(|e| bad(e.to_string()))?),
+            None => None,
+        };
+        let meta = (header.trace.is_some()
+            || header.caller.is_some()
+            || trace_state.is_some()
+            || !ingress.is_null())
+        .then(|| {
+            Arc::new(Meta {
+                trace: header.trace.map(|(trace_id, span_id, flags)| TraceContext {
+                    trace_id,
+                    span_id,
+                    flags,
+                }),
+                trace_state,
+                caller: header.caller.map(String::from),
+                ingress: (!ingress.is_null()).then_some(ingress),
+            })
+        });
         let envelope = Envelope {
             from,
             payload,

@@ -41,6 +41,7 @@ pub fn request<M: Message>(
             request,
             trace: None,
             caller: None,
+            trace_state: None,
             ingress: WireAddr::Null,
             book: Vec::new(),
         }),

@@ -135,6 +135,32 @@ async fn an_undecodable_header_closes_the_connection() {
     still_serving(&at, &mut cx).await;
 }
 
+/// A trace state that is not a valid W3C list (here: a key given twice)
+/// is a broken frame, as an undecodable header is: the link closes, naming
+/// it, and the listener serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_trace_state_closes_the_connection() {
+    let (mut cx, at) = listener(ListenOptions::native()).await;
+    let mut stream = raw(&at).await;
+    stream.write_all(&hello()).await.unwrap();
+    expect::<Accepted>(&mut cx).await;
+    let to = their_controller(&mut stream).await;
+    let mut body = Vec::new();
+    Payload::new(7_i64).encode_binary(&mut body).unwrap();
+    let header = MessageHeader {
+        trace_state: Some("foo=1,foo=2"),
+        ..request(to, Payload::new(7_i64).static_signature(), 1)
+    };
+    stream
+        .write_all(&frame(Kind::Message(header), &body))
+        .await
+        .unwrap();
+    let closed = expect::<Closed>(&mut cx).await;
+    assert_eq!(closed.reason, EndOfTransport::InboundStreaming);
+    assert!(closed.note.contains("tracestate"), "{}", closed.note);
+    still_serving(&at, &mut cx).await;
+}
+
 /// Reads one frame from a raw socket: its header and body. (The frame is
 /// leaked, so that the header, which borrows from it, outlives the read:
 /// a few frames per test.)
@@ -163,6 +189,7 @@ fn request(to: u64, signature: &str, id: u64) -> MessageHeader<'_> {
         request: id,
         trace: None,
         caller: None,
+        trace_state: None,
         ingress: WireAddr::Null,
         book: vec![],
     }
@@ -599,6 +626,7 @@ async fn the_link_reader_never_panics() {
                         request: rng.random(),
                         trace: None,
                         caller: None,
+                        trace_state: None,
                         ingress: WireAddr::Null,
                         book: (0..rng.random_range(0..3))
                             .map(|_| WireAddr::Mine(rng.random_range(0..4)))
@@ -644,6 +672,7 @@ fn message(to: u64, body: Payload, tag: u8, request: u64) -> Vec<u8> {
         request,
         trace: None,
         caller: None,
+        trace_state: None,
         ingress: WireAddr::Null,
         book: vec![],
     };
@@ -880,6 +909,7 @@ fn an_address_of_mine(to: u64, id: u64) -> Vec<u8> {
         request: 0,
         trace: None,
         caller: None,
+        trace_state: None,
         ingress: WireAddr::Null,
         book: vec![WireAddr::Mine(id)],
     };

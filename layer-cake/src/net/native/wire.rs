@@ -14,7 +14,7 @@
 //! decoder. The tests check the bytes against bincode's own.
 
 /// The protocol version in every header; a peer speaking another is refused.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// An address as written on one link, relative to that link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,6 +68,8 @@ pub(crate) struct MessageHeader<'a> {
     pub(crate) request: u64,
     pub(crate) trace: Option<WireTrace>,
     pub(crate) caller: Option<&'a str>,
+    /// The W3C `tracestate` text (checked by the receiver).
+    pub(crate) trace_state: Option<&'a str>,
     pub(crate) ingress: WireAddr,
     /// The addresses the body refers to, by index.
     pub(crate) book: Vec<WireAddr>,
@@ -187,6 +189,13 @@ pub(crate) fn write_header(out: &mut Vec<u8>, header: &Header<'_>) {
                 Some(caller) => {
                     out.push(1);
                     write_str(out, caller);
+                }
+            }
+            match m.trace_state {
+                None => out.push(0),
+                Some(state) => {
+                    out.push(1);
+                    write_str(out, state);
                 }
             }
             write_addr(out, m.ingress);
@@ -334,6 +343,11 @@ impl<'a> Reader<'a> {
         } else {
             None
         };
+        let trace_state = if self.flag("trace state")? {
+            Some(self.str("trace state")?)
+        } else {
+            None
+        };
         let ingress = self.addr("ingress")?;
         // Each entry takes at least one byte: a count past the bytes left
         // is refused before anything is allocated.
@@ -350,6 +364,7 @@ impl<'a> Reader<'a> {
             request,
             trace,
             caller,
+            trace_state,
             ingress,
             book,
         })
@@ -385,6 +400,7 @@ mod tests {
                 request: 9,
                 trace: Some((1, 2, 1)),
                 caller: None,
+                trace_state: Some("foo=1,bar=2"),
                 ingress: WireAddr::Null,
                 book: vec![WireAddr::Mine(4)],
             }),
@@ -419,6 +435,7 @@ mod tests {
             request: 0,
             trace: None,
             caller: None,
+            trace_state: None,
             ingress: WireAddr::Null,
             book: vec![],
         };
@@ -493,6 +510,7 @@ mod tests {
                 request: *edge,
                 trace: (i % 2 == 1).then_some((u128::MAX >> i, *edge, i as u8)),
                 caller: (i % 3 == 0).then_some("user-42"),
+                trace_state: None,
                 ingress: addr(i + 2),
                 book: (0..i * 40).map(addr).collect(),
             }));
@@ -526,6 +544,7 @@ mod tests {
                 request: 70_000,
                 trace: Some((u128::MAX, 5, 1)),
                 caller: Some("me"),
+                trace_state: None,
                 ingress: WireAddr::Mine(1),
                 book: vec![WireAddr::Mine(2), WireAddr::Null],
             }),
@@ -553,7 +572,9 @@ mod tests {
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         refused(&bytes, "a length of");
         // A book of a billion entries in a few bytes.
-        let mut bytes = vec![VERSION, 1, 0, 0, 2, b'X', b'y', 0, 0, 0, 0, 0, U32_MARKER];
+        let mut bytes = vec![
+            VERSION, 1, 0, 0, 2, b'X', b'y', 0, 0, 0, 0, 0, 0, U32_MARKER,
+        ];
         bytes.extend_from_slice(&1_000_000_000u32.to_le_bytes());
         refused(&bytes, "book");
         // A 128-bit request id, an unknown kind, address and option tag, bad UTF-8.
