@@ -1,8 +1,10 @@
 //! How to listen and how to connect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::message::{Message, registry};
+use crate::net::http::UriForm;
 
 /// Settings of a native (layer-cake to layer-cake) connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +192,7 @@ pub struct HttpServer {
     pub(crate) answer_within: Duration,
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_header_bytes: usize,
+    pub(crate) uri_form: Option<Arc<UriForm>>,
 }
 
 /// The least [`HttpServer::max_header_bytes`] takes: hyper reads at least
@@ -204,6 +207,7 @@ impl Default for HttpServer {
             answer_within: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
+            uri_form: None,
         }
     }
 }
@@ -255,6 +259,16 @@ impl HttpServer {
     /// at least [`MIN_HEADER_BYTES`] (a smaller value is taken as that).
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
         self.max_header_bytes = bytes.max(MIN_HEADER_BYTES);
+        self
+    }
+
+    /// REST mode: a request whose path matches `form` becomes a
+    /// [`FormRequest`](crate::net::http::FormRequest) (method, the form's
+    /// entries, headers, body), answered with
+    /// [`Resources`](crate::net::http::Resources); other paths are mapped
+    /// to accepted messages as usual.
+    pub fn uri_form(mut self, form: UriForm) -> Self {
+        self.uri_form = Some(Arc::new(form));
         self
     }
 }

@@ -22,6 +22,7 @@
 mod client;
 mod mapping;
 mod response;
+mod rest;
 mod server;
 
 pub(crate) use client::client;
@@ -29,3 +30,4 @@ pub(crate) use server::serve;
 
 pub use mapping::{HttpError, decode_request};
 pub use response::status_of;
+pub use rest::{FormRequest, HandlerResult, Resources, UriForm, UriFormError, json_response};

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 use super::mapping::{HttpError, decode_request};
 use super::response::{self, Body};
+use super::rest;
 use crate::message::{Faulted, Payload};
 use crate::net::{HostPort, HttpServer};
 use crate::runtime::{Address, AskError, Context, Meta, SendError, TraceContext, TraceState};
@@ -275,6 +276,21 @@ async fn read_message(
             Err(_) => return Err(HttpError::new(408, "the body took too long to arrive")),
         }
     };
+    if let Some(form) = &front.uri_form {
+        if let Some(entries) = form.matches(parts.uri.path()) {
+            return Ok(Payload::new(rest::form_request(
+                &parts,
+                entries,
+                body.to_vec(),
+            )));
+        }
+        if front.accepted.is_empty() {
+            return Err(HttpError::new(
+                404,
+                format!("{:?} does not match {}", parts.uri.path(), form.template()),
+            ));
+        }
+    }
     let target = parts
         .uri
         .path_and_query()
