@@ -165,8 +165,8 @@ impl NotConnected {
 pub struct HttpRequest {
     /// The method: `GET`, `POST` …
     pub method: String,
-    /// The request target: path and query (`/api/rpc`, `/x?y=1`).
-    pub path: String,
+    /// The request target: the path and the query (`/api/rpc`, `/x?y=1`).
+    pub target: String,
     /// Header names and values, in order.
     pub headers: Vec<(String, String)>,
     /// The `Content-Type`, if any.
@@ -176,11 +176,11 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
-    /// A POST of a JSON body to `path`.
-    pub fn post_json(path: impl Into<String>, body: &serde_json::Value) -> Self {
+    /// A POST of a JSON body to `target`.
+    pub fn post_json(target: impl Into<String>, body: &serde_json::Value) -> Self {
         HttpRequest {
             method: "POST".into(),
-            path: path.into(),
+            target: target.into(),
             headers: Vec::new(),
             content_type: Some("application/json".into()),
             body: body.to_string().into_bytes(),

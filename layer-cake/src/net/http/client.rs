@@ -271,7 +271,7 @@ fn prepare(job: &Job, shared: &Shared) -> Result<Request<Full<Bytes>>, Faulted> 
         Some(raw) => {
             let mut request = Request::builder()
                 .method(raw.method.as_str())
-                .uri(raw.path.as_str());
+                .uri(raw.target.as_str());
             for (name, value) in &raw.headers {
                 request = request.header(name.as_str(), value.as_str());
             }
