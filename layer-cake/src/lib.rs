@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod directory;
+pub mod gateway;
 pub mod home;
 pub mod log;
 pub mod message;

@@ -20,12 +20,15 @@
 //! envelope, an `HttpResponse` otherwise.
 
 mod client;
+pub mod jsonrpc;
 mod mapping;
 mod response;
+mod rpc;
 mod server;
 
 pub(crate) use client::client;
-pub(crate) use server::serve;
+pub(crate) use server::{TRACEPARENT, serve};
 
 pub use mapping::{HttpError, decode_request};
 pub use response::status_of;
+pub use rpc::{REQUEST_LOG_TARGET, call_log_fields, request_uuid};

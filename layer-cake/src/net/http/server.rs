@@ -192,9 +192,14 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
         .and_then(|v| v.parse::<TraceContext>().ok())
         .map(|parent| parent.child())
         .unwrap_or_else(TraceContext::new_root);
-    let mut response = match read_message(request, front).await {
-        Ok(message) => ask(message, shared, trace).await,
-        Err(error) => response::error_response(&error),
+    let mut response = match front.rpc.as_ref() {
+        Some(rpc) if request.uri().path() == rpc.path => {
+            super::rpc::answer(request, &shared.owner, front, rpc, trace).await
+        }
+        _ => match read_message(request, front).await {
+            Ok(message) => ask(message, shared, trace).await,
+            Err(error) => response::error_response(&error),
+        },
     };
     let headers = response.headers_mut();
     headers.insert(SERVER, SERVER_NAME);
@@ -226,13 +231,38 @@ async fn read_message(
     request: Request<Incoming>,
     front: &HttpServer,
 ) -> Result<Payload, HttpError> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts, body, front).await?;
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    decode_request(
+        &front.accepted,
+        parts.method.as_str(),
+        target,
+        content_type,
+        &body,
+    )
+}
+
+/// Reads a request's body, bounded by `max_body` and `answer_within`.
+pub(crate) async fn read_body(
+    parts: &http::request::Parts,
+    body: Incoming,
+    front: &HttpServer,
+) -> Result<Bytes, HttpError> {
     let too_large = || {
         HttpError::new(
             413,
             format!("the body is larger than {} bytes", front.max_body),
         )
     };
-    let (parts, body) = request.into_parts();
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
@@ -253,22 +283,7 @@ async fn read_message(
             Err(_) => return Err(HttpError::new(408, "the body took too long to arrive")),
         }
     };
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let content_type = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or("(not text)"));
-    decode_request(
-        &front.accepted,
-        parts.method.as_str(),
-        target,
-        content_type,
-        &body,
-    )
+    Ok(body)
 }
 
 /// Asks the owner and turns its answer (or the lack of one) into a response.
