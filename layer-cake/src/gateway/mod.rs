@@ -95,6 +95,7 @@ pub fn caller(cx: &Context) -> Option<&str> {
 pub struct GatewayOptions {
     name: String,
     scope: Scope,
+    directory: Option<Address>,
     listen: Option<(HostPort, HttpServer)>,
     local: Option<Address>,
     foreign: Vec<(String, ForeignUrl)>,
@@ -109,6 +110,7 @@ impl GatewayOptions {
         GatewayOptions {
             name: name.into(),
             scope: Scope::Host,
+            directory: None,
             listen: None,
             local: None,
             foreign: Vec::new(),
@@ -120,6 +122,13 @@ impl GatewayOptions {
     /// Where services are looked for (default HOST).
     pub fn scope(mut self, scope: Scope) -> Self {
         self.scope = scope;
+        self
+    }
+
+    /// Subscribes through this directory node rather than the process's
+    /// own (tests run a node of their own).
+    pub fn directory(mut self, node: Address) -> Self {
+        self.directory = Some(node);
         self
     }
 
@@ -212,7 +221,10 @@ async fn run(mut cx: Context, options: GatewayOptions) -> Result<(), Faulted> {
     if let Some((at, front)) = options.listen.clone() {
         cx.listen(at, ListenOptions::http(front));
     }
-    cx.subscribe(PATTERN, options.scope);
+    match &options.directory {
+        Some(node) => cx.subscribe_at(node, PATTERN, options.scope),
+        None => cx.subscribe(PATTERN, options.scope),
+    }
     let mut services: HashMap<String, Address> = HashMap::new();
     for (service, url) in &options.foreign {
         let worker = foreign::spawn(&mut cx, service, url.clone(), options.foreign_timeout);
