@@ -342,6 +342,89 @@ pub fn fault_error(fault: &Faulted, req_uuid: &str) -> RpcError {
     }))
 }
 
+/// Every example of the JSON-RPC 2.0 specification's section 7: a request
+/// body and the response expected (`None`: no response, HTTP 204), for
+/// conformance tests of a handler that implements the examples' methods
+/// (`subtract`, `sum`, `get_data`, `update`, `notify_hello`, `notify_sum`).
+/// Error objects are shown without `data`, which a server may add.
+pub const SPEC_EXAMPLES: &[(&str, Option<&str>)] = &[
+    (
+        r#"{"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1}"#,
+        Some(r#"{"jsonrpc":"2.0","result":19,"id":1}"#),
+    ),
+    (
+        r#"{"jsonrpc":"2.0","method":"subtract","params":[23,42],"id":2}"#,
+        Some(r#"{"jsonrpc":"2.0","result":-19,"id":2}"#),
+    ),
+    (
+        r#"{"jsonrpc":"2.0","method":"subtract","params":{"subtrahend":23,"minuend":42},"id":3}"#,
+        Some(r#"{"jsonrpc":"2.0","result":19,"id":3}"#),
+    ),
+    (
+        r#"{"jsonrpc":"2.0","method":"subtract","params":{"minuend":42,"subtrahend":23},"id":4}"#,
+        Some(r#"{"jsonrpc":"2.0","result":19,"id":4}"#),
+    ),
+    (
+        r#"{"jsonrpc":"2.0","method":"update","params":[1,2,3,4,5]}"#,
+        None,
+    ),
+    (r#"{"jsonrpc":"2.0","method":"foobar"}"#, None),
+    (
+        r#"{"jsonrpc":"2.0","method":"foobar","id":"1"}"#,
+        Some(r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":"1"}"#),
+    ),
+    (
+        r#"{"jsonrpc":"2.0","method":"foobar, "params":"bar","baz]"#,
+        Some(r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#),
+    ),
+    (
+        r#"{"jsonrpc":"2.0","method":1,"params":"bar"}"#,
+        Some(r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}"#),
+    ),
+    (
+        r#"[{"jsonrpc":"2.0","method":"sum","params":[1,2,4],"id":"1"},{"jsonrpc":"2.0","method"]"#,
+        Some(r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#),
+    ),
+    (
+        "[]",
+        Some(r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}"#),
+    ),
+    (
+        "[1]",
+        Some(
+            r#"[{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}]"#,
+        ),
+    ),
+    (
+        "[1,2,3]",
+        Some(
+            r#"[{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},
+                {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},
+                {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}]"#,
+        ),
+    ),
+    (
+        r#"[{"jsonrpc":"2.0","method":"sum","params":[1,2,4],"id":"1"},
+            {"jsonrpc":"2.0","method":"notify_hello","params":[7]},
+            {"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":"2"},
+            {"foo":"boo"},
+            {"jsonrpc":"2.0","method":"foo.get","params":{"name":"myself"},"id":"5"},
+            {"jsonrpc":"2.0","method":"get_data","id":"9"}]"#,
+        Some(
+            r#"[{"jsonrpc":"2.0","result":7,"id":"1"},
+                {"jsonrpc":"2.0","result":19,"id":"2"},
+                {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},
+                {"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":"5"},
+                {"jsonrpc":"2.0","result":["hello",5],"id":"9"}]"#,
+        ),
+    ),
+    (
+        r#"[{"jsonrpc":"2.0","method":"notify_sum","params":[1,2,4]},
+            {"jsonrpc":"2.0","method":"notify_hello","params":[7]}]"#,
+        None,
+    ),
+];
+
 /// `serde_json::Value` as JSON text, so that it crosses the binary codec.
 mod json_text {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
@@ -445,95 +528,10 @@ mod tests {
 
     #[test]
     fn the_specs_section_7_examples() {
-        for (request, expected) in SECTION_7 {
+        for (request, expected) in SPEC_EXAMPLES {
             check(request, *expected);
         }
     }
-
-    /// The JSON-RPC 2.0 specification, section 7, every example.
-    pub(crate) const SECTION_7: &[(&str, Option<&str>)] = &[
-        (
-            r#"{"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1}"#,
-            Some(r#"{"jsonrpc":"2.0","result":19,"id":1}"#),
-        ),
-        (
-            r#"{"jsonrpc":"2.0","method":"subtract","params":[23,42],"id":2}"#,
-            Some(r#"{"jsonrpc":"2.0","result":-19,"id":2}"#),
-        ),
-        (
-            r#"{"jsonrpc":"2.0","method":"subtract","params":{"subtrahend":23,"minuend":42},"id":3}"#,
-            Some(r#"{"jsonrpc":"2.0","result":19,"id":3}"#),
-        ),
-        (
-            r#"{"jsonrpc":"2.0","method":"subtract","params":{"minuend":42,"subtrahend":23},"id":4}"#,
-            Some(r#"{"jsonrpc":"2.0","result":19,"id":4}"#),
-        ),
-        (
-            r#"{"jsonrpc":"2.0","method":"update","params":[1,2,3,4,5]}"#,
-            None,
-        ),
-        (r#"{"jsonrpc":"2.0","method":"foobar"}"#, None),
-        (
-            r#"{"jsonrpc":"2.0","method":"foobar","id":"1"}"#,
-            Some(
-                r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":"1"}"#,
-            ),
-        ),
-        (
-            r#"{"jsonrpc":"2.0","method":"foobar, "params":"bar","baz]"#,
-            Some(r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#),
-        ),
-        (
-            r#"{"jsonrpc":"2.0","method":1,"params":"bar"}"#,
-            Some(
-                r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}"#,
-            ),
-        ),
-        (
-            r#"[{"jsonrpc":"2.0","method":"sum","params":[1,2,4],"id":"1"},{"jsonrpc":"2.0","method"]"#,
-            Some(r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#),
-        ),
-        (
-            "[]",
-            Some(
-                r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}"#,
-            ),
-        ),
-        (
-            "[1]",
-            Some(
-                r#"[{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}]"#,
-            ),
-        ),
-        (
-            "[1,2,3]",
-            Some(
-                r#"[{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},
-                    {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},
-                    {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}]"#,
-            ),
-        ),
-        (
-            r#"[{"jsonrpc":"2.0","method":"sum","params":[1,2,4],"id":"1"},
-                {"jsonrpc":"2.0","method":"notify_hello","params":[7]},
-                {"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":"2"},
-                {"foo":"boo"},
-                {"jsonrpc":"2.0","method":"foo.get","params":{"name":"myself"},"id":"5"},
-                {"jsonrpc":"2.0","method":"get_data","id":"9"}]"#,
-            Some(
-                r#"[{"jsonrpc":"2.0","result":7,"id":"1"},
-                    {"jsonrpc":"2.0","result":19,"id":"2"},
-                    {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},
-                    {"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":"5"},
-                    {"jsonrpc":"2.0","result":["hello",5],"id":"9"}]"#,
-            ),
-        ),
-        (
-            r#"[{"jsonrpc":"2.0","method":"notify_sum","params":[1,2,4]},
-                {"jsonrpc":"2.0","method":"notify_hello","params":[7]}]"#,
-            None,
-        ),
-    ];
 
     #[test]
     fn a_batch_over_the_limit_is_refused_whole() {

@@ -29,6 +29,9 @@ mod server;
 pub(crate) use client::client;
 pub(crate) use server::{TRACEPARENT, serve};
 
+/// The request headers a caller check reads (see
+/// [`HttpServer::caller`](crate::net::HttpServer::caller)).
+pub use http::HeaderMap;
 pub use mapping::{HttpError, decode_request};
 pub use response::status_of;
 pub use rpc::{REQUEST_LOG_TARGET, call_log_fields, request_uuid};
