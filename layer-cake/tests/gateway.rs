@@ -16,7 +16,7 @@ use std::time::Duration;
 use layer_cake::directory::{NodeOptions, Scope, spawn_node};
 use layer_cake::gateway::{self, GatewayOptions};
 use layer_cake::log::{DebugLevel, LogCapture, LogLayer};
-use layer_cake::net::http::jsonrpc::{RpcCall, RpcError, RpcResult, SPEC_EXAMPLES};
+use layer_cake::net::http::jsonrpc::{self, RpcCall, RpcError, RpcResult};
 use layer_cake::net::http::{REQUEST_LOG_TARGET, request_uuid};
 use layer_cake::net::{HttpServer, ListenOptions, Listening};
 use layer_cake::runtime::{self, TraceContext};
@@ -167,23 +167,10 @@ async fn rpc_value(port: u16, body: &str) -> Option<Value> {
     }
 }
 
-/// Error objects without `data` (the spec's vectors show none).
-fn without_data(mut v: Value) -> Value {
-    if let Value::Array(items) = v {
-        return Value::Array(items.into_iter().map(without_data).collect());
-    }
-    if let Some(e) = v.get_mut("error").and_then(Value::as_object_mut) {
-        e.remove("data");
-    }
-    v
-}
-
 /// Every section 7 vector, with `prefix` before each method name.
 async fn check_section_7(port: u16, prefix: &str) {
-    for (request, expected) in SPEC_EXAMPLES {
-        let request = request.replace("\"method\":\"", &format!("\"method\":\"{prefix}"));
-        let got = rpc_value(port, &request).await.map(without_data);
-        let expected = expected.map(|e| serde_json::from_str::<Value>(e).unwrap());
+    for (request, expected) in jsonrpc::spec_examples(prefix) {
+        let got = rpc_value(port, &request).await.map(jsonrpc::without_data);
         assert_eq!(got, expected, "for {request}");
     }
 }

@@ -425,6 +425,37 @@ pub const SPEC_EXAMPLES: &[(&str, Option<&str>)] = &[
     ),
 ];
 
+/// [`SPEC_EXAMPLES`] with `prefix` put before every method name (`calc/`
+/// for a worker behind a gateway), each expected response parsed.
+///
+/// ```
+/// let examples = layer_cake::net::http::jsonrpc::spec_examples("calc/");
+/// assert!(examples[0].0.contains(r#""method":"calc/subtract""#));
+/// assert_eq!(examples[0].1.as_ref().unwrap()["result"], 19);
+/// ```
+pub fn spec_examples(prefix: &str) -> Vec<(String, Option<Value>)> {
+    SPEC_EXAMPLES
+        .iter()
+        .map(|(request, expected)| {
+            let request = request.replace("\"method\":\"", &format!("\"method\":\"{prefix}"));
+            let expected = expected.map(|e| serde_json::from_str(e).unwrap_or(Value::Null));
+            (request, expected)
+        })
+        .collect()
+}
+
+/// A response (a member or a batch of them) without the `data` of its
+/// error objects, to compare with [`SPEC_EXAMPLES`], which show none.
+pub fn without_data(mut response: Value) -> Value {
+    if let Value::Array(members) = response {
+        return Value::Array(members.into_iter().map(without_data).collect());
+    }
+    if let Some(error) = response.get_mut("error").and_then(Value::as_object_mut) {
+        error.remove("data");
+    }
+    response
+}
+
 /// `serde_json::Value` as JSON text, so that it crosses the binary codec.
 mod json_text {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
@@ -504,32 +535,14 @@ mod tests {
         body(parsed.batch, members)
     }
 
-    /// Drops `data` from error objects: the spec's vectors show none.
-    fn without_data(mut v: Value) -> Value {
-        match &mut v {
-            Value::Array(items) => {
-                return Value::Array(items.drain(..).map(without_data).collect());
-            }
-            Value::Object(o) => {
-                if let Some(Value::Object(e)) = o.get_mut("error") {
-                    e.remove("data");
-                }
-            }
-            _ => {}
-        }
-        v
-    }
-
-    fn check(request: &str, expected: Option<&str>) {
-        let got = answer(request).map(without_data);
-        let expected = expected.map(|e| serde_json::from_str::<Value>(e).unwrap());
-        assert_eq!(got, expected, "for {request}");
-    }
-
     #[test]
     fn the_specs_section_7_examples() {
-        for (request, expected) in SPEC_EXAMPLES {
-            check(request, *expected);
+        for (request, expected) in spec_examples("") {
+            assert_eq!(
+                answer(&request).map(without_data),
+                expected,
+                "for {request}"
+            );
         }
     }
 
