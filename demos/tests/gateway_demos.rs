@@ -76,7 +76,10 @@ fn the_gateway_routes_to_workers_found_through_the_directory() {
         &["--server-address=127.0.0.1:0".into(), directory.clone()],
     );
     let port = gateway.port();
-    let llm = Proc::start(env!("CARGO_BIN_EXE_llm_worker"), &[directory.clone()]);
+    let llm = Proc::start(
+        env!("CARGO_BIN_EXE_llm_worker"),
+        std::slice::from_ref(&directory),
+    );
     llm.line_with("published rpc:llm-worker:");
     let calc = Proc::start(env!("CARGO_BIN_EXE_calc_worker"), &[directory]);
     calc.line_with("published rpc:calc:");

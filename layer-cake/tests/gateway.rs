@@ -334,11 +334,11 @@ async fn hostile_requests_are_bounded() {
     let (_front, port) = local_front().await;
     // More calls than max_batch (10): refused whole.
     let call = r#"{"jsonrpc":"2.0","method":"sum","params":[1],"id":1}"#;
-    let batch = format!("[{}]", vec![call; 11].join(","));
+    let batch = format!("[{}]", [call; 11].join(","));
     let answer = rpc_value(port, &batch).await.unwrap();
     assert_eq!(answer["error"]["code"], -32600, "{answer}");
     // Ten are fine.
-    let batch = format!("[{}]", vec![call; 10].join(","));
+    let batch = format!("[{}]", [call; 10].join(","));
     assert_eq!(
         rpc_value(port, &batch)
             .await
