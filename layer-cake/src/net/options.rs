@@ -303,22 +303,30 @@ impl HttpServer {
     /// the response (`204` when only notifications came). Other paths are
     /// mapped to messages as before. See `docs/gateway.md`.
     pub fn json_rpc(mut self, path: impl Into<String>) -> Self {
-        let rpc = self.rpc.get_or_insert_with(|| JsonRpc {
-            path: String::new(),
-            max_batch: DEFAULT_MAX_BATCH,
-            caller: None,
-        });
-        rpc.path = path.into();
+        let path = path.into();
+        self.rpc_mut().path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
         self
     }
 
+    /// The JSON-RPC settings, made on first use; without a path (set by
+    /// [`json_rpc`](HttpServer::json_rpc)) they answer no request.
+    fn rpc_mut(&mut self) -> &mut JsonRpc {
+        self.rpc.get_or_insert_with(|| JsonRpc {
+            path: String::new(),
+            max_batch: DEFAULT_MAX_BATCH,
+            caller: None,
+        })
+    }
+
     /// The most calls one JSON-RPC batch may hold (more: the whole batch is
-    /// refused with `-32600`). Default [`DEFAULT_MAX_BATCH`]. Takes effect
-    /// with [`json_rpc`](HttpServer::json_rpc).
+    /// refused with `-32600`). Default [`DEFAULT_MAX_BATCH`]. For the path
+    /// set with [`json_rpc`](HttpServer::json_rpc), before or after.
     pub fn max_batch(mut self, calls: usize) -> Self {
-        if let Some(rpc) = &mut self.rpc {
-            rpc.max_batch = calls.max(1);
-        }
+        self.rpc_mut().max_batch = calls.max(1);
         self
     }
 
@@ -326,15 +334,13 @@ impl HttpServer {
     /// request's headers and gives the authenticated caller, or `None`.
     /// The caller travels with every call in its request context
     /// ([`Meta::caller`](crate::runtime::Meta)), across processes, so a
-    /// worker can refuse calls without one. Takes effect with
-    /// [`json_rpc`](HttpServer::json_rpc).
+    /// worker can refuse calls without one. For the path set with
+    /// [`json_rpc`](HttpServer::json_rpc), before or after.
     pub fn caller(
         mut self,
         check: impl Fn(&http::HeaderMap) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        if let Some(rpc) = &mut self.rpc {
-            rpc.caller = Some(CallerCheck(std::sync::Arc::new(check)));
-        }
+        self.rpc_mut().caller = Some(CallerCheck(std::sync::Arc::new(check)));
         self
     }
 }

@@ -193,7 +193,7 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
         .map(|parent| parent.child())
         .unwrap_or_else(TraceContext::new_root);
     let mut response = match front.rpc.as_ref() {
-        Some(rpc) if request.uri().path() == rpc.path => {
+        Some(rpc) if !rpc.path.is_empty() && request.uri().path() == rpc.path => {
             super::rpc::answer(request, &shared.owner, front, rpc, trace).await
         }
         _ => match read_message(request, front).await {
