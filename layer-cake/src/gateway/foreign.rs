@@ -136,7 +136,24 @@ fn postauth(call: &RpcCall, meta: Option<&Meta>) -> HeaderValue {
         "user_id": meta.and_then(|m| m.caller.as_deref()),
         "rpc_chain": call.chain,
     });
-    HeaderValue::from_str(&context.to_string()).unwrap_or(HeaderValue::from_static("{}"))
+    HeaderValue::from_str(&ascii_json(&context)).unwrap_or(HeaderValue::from_static("{}"))
+}
+
+/// JSON text with every non-ASCII character written `\uXXXX`, as a header
+/// value must be visible ASCII.
+fn ascii_json(value: &Value) -> String {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0_u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// POSTs one call and makes an answer of the response.
@@ -247,6 +264,18 @@ mod tests {
         );
         assert!(answer_of(b"<html>").is_err());
         assert!(answer_of(br#"{"error":{"code":"x"}}"#).is_err());
+    }
+
+    #[test]
+    fn the_caller_context_is_an_ascii_header() {
+        let call = RpcCall::new("x", Value::Null, None);
+        let meta = Meta {
+            caller: Some("zoë 😀".into()),
+            ..Meta::default()
+        };
+        let header = postauth(&call, Some(&meta));
+        let back: Value = serde_json::from_slice(header.as_bytes()).unwrap();
+        assert_eq!(back["user_id"], "zoë 😀");
     }
 
     #[test]
