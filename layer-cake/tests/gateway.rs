@@ -392,23 +392,9 @@ async fn each_request_writes_one_json_log_line() {
         call,
     )
     .await;
-    let uuid = reply.uuid();
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let line = loop {
-        let contents = capture.contents();
-        if let Some(line) = contents.lines().find(|l| l.contains(&uuid)) {
-            break line.to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no log line for {uuid}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let logged = log_line(capture, &reply.uuid()).await;
     assert_eq!(REQUEST_LOG_TARGET, "layer_cake::request");
-    let json_text = &line[line.find(" - {").expect(line.as_str()) + 3..];
-    let logged: Value = serde_json::from_str(json_text).unwrap();
-    assert_eq!(logged["uuid"], uuid.as_str());
+    assert_eq!(logged["uuid"], reply.uuid());
     assert_eq!(logged["rpc_id"], "l-1");
     assert_eq!(logged["rpc_method"], "calc/subtract");
     assert_eq!(logged["rpc_chain"], json!([]));
@@ -420,6 +406,50 @@ async fn each_request_writes_one_json_log_line() {
         let text = logged[stamp].as_str().unwrap();
         assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok(), "{text}");
     }
+}
+
+/// The request log line of the request `uuid`, parsed.
+async fn log_line(capture: &LogCapture, uuid: &str) -> Value {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let contents = capture.contents();
+        if let Some(line) = contents.lines().find(|l| l.contains(uuid)) {
+            let json_text = &line[line.find(" - {").expect(line) + 3..];
+            return serde_json::from_str(json_text).unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line for {uuid}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_paths_of_the_front_are_logged_too() {
+    let capture = request_log();
+    let (_front, port) = local_front().await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream
+        .write_all(b"GET /Nope?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    assert!(raw.starts_with("HTTP/1.1 404"), "{raw}");
+    let trace = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("traceparent: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let logged = log_line(capture, &request_uuid(&trace)).await;
+    assert_eq!(logged["http_method"], "GET");
+    assert_eq!(logged["http_path"], "/Nope");
+    assert_eq!(
+        (&logged["rpc_method"], &logged["rpc_id"]),
+        (&Value::Null, &Value::Null)
+    );
 }
 
 /// Whether the Python modules are there; under CI their absence fails.

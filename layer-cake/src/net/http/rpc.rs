@@ -23,8 +23,9 @@ use crate::net::HttpServer;
 use crate::net::options::JsonRpc;
 use crate::runtime::{Address, Context, Meta, TraceContext};
 
-/// The `tracing` target of the request log: one `info` event per JSON-RPC
-/// request, whose message is a JSON object (`uuid`, `rpc_chain`, `rpc_id`,
+/// The `tracing` target of the request log: one `info` event per request
+/// to an HTTP front (`rpc_` values null when it is not JSON-RPC), whose
+/// message is a JSON object (`uuid`, `rpc_chain`, `rpc_id`,
 /// `rpc_method`, `duration_ms`, `http_method`, `http_path`, `time_in`,
 /// `timestamp`, and `user_id` when a caller was authenticated). Shown with
 /// `--debug-level=CONSOLE` (or finer), or picked out by any `tracing`
@@ -45,24 +46,12 @@ pub(crate) async fn answer(
     rpc: &JsonRpc,
     trace: TraceContext,
 ) -> Response<Body> {
-    let time_in = Utc::now();
-    let started = Instant::now();
-    let uuid = request_uuid(&trace);
-    let http_method = request.method().to_string();
-    let http_path = request.uri().path().to_string();
     let caller = rpc
         .caller
         .as_ref()
         .and_then(|check| (check.0)(request.headers()));
-    let mut log = LogLine {
-        uuid: &uuid,
-        caller: caller.as_deref(),
-        http_method: &http_method,
-        http_path: &http_path,
-        time_in,
-        started,
-        calls: Vec::new(),
-    };
+    let mut log = LogLine::start(&request, &trace, caller.clone());
+    let uuid = log.uuid.clone();
     let response = match read_calls(request, front, rpc).await {
         Err(error) => {
             let mut response = response::error_response(&error);
@@ -169,19 +158,52 @@ fn json_body(body: Option<Value>) -> Response<Body> {
     response
 }
 
+/// Answers a request that is not JSON-RPC with `answer`, writing its log
+/// line too (without `rpc_` values) when the request log is on.
+pub(crate) async fn logged<F, Fut>(
+    request: Request<Incoming>,
+    trace: &TraceContext,
+    answer: F,
+) -> Response<Body>
+where
+    F: FnOnce(Request<Incoming>) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    if !tracing::enabled!(target: REQUEST_LOG_TARGET, tracing::Level::INFO) {
+        return answer(request).await;
+    }
+    let log = LogLine::start(&request, trace, None);
+    let response = answer(request).await;
+    log.write();
+    response
+}
+
 /// The request log line of one request.
-struct LogLine<'a> {
-    uuid: &'a str,
-    caller: Option<&'a str>,
-    http_method: &'a str,
-    http_path: &'a str,
+struct LogLine {
+    uuid: String,
+    caller: Option<String>,
+    http_method: String,
+    http_path: String,
     time_in: DateTime<Utc>,
     started: Instant,
     /// Method and id of each call (for a batch, in order).
     calls: Vec<(String, Option<Value>)>,
 }
 
-impl LogLine<'_> {
+impl LogLine {
+    /// The line of `request`, as it arrives.
+    fn start(request: &Request<Incoming>, trace: &TraceContext, caller: Option<String>) -> Self {
+        LogLine {
+            uuid: request_uuid(trace),
+            caller,
+            http_method: request.method().to_string(),
+            http_path: request.uri().path().to_string(),
+            time_in: Utc::now(),
+            started: Instant::now(),
+            calls: Vec::new(),
+        }
+    }
+
     /// Writes the line, if anyone listens on [`REQUEST_LOG_TARGET`].
     fn write(&self) {
         if !tracing::enabled!(target: REQUEST_LOG_TARGET, tracing::Level::INFO) {
@@ -215,7 +237,7 @@ impl LogLine<'_> {
             "time_in": self.time_in.to_rfc3339_opts(SecondsFormat::Micros, true),
             "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
         });
-        if let Some(user) = self.caller {
+        if let Some(user) = &self.caller {
             line["user_id"] = json!(user);
         }
         line

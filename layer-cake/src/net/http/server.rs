@@ -196,10 +196,15 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
         Some(rpc) if !rpc.path.is_empty() && request.uri().path() == rpc.path => {
             super::rpc::answer(request, &shared.owner, front, rpc, trace).await
         }
-        _ => match read_message(request, front).await {
-            Ok(message) => ask(message, shared, trace).await,
-            Err(error) => response::error_response(&error),
-        },
+        _ => {
+            super::rpc::logged(request, &trace, |request| async move {
+                match read_message(request, front).await {
+                    Ok(message) => ask(message, shared, trace).await,
+                    Err(error) => response::error_response(&error),
+                }
+            })
+            .await
+        }
     };
     let headers = response.headers_mut();
     headers.insert(SERVER, SERVER_NAME);
