@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod directory;
+pub mod gateway;
 pub mod home;
 pub mod log;
 pub mod message;
@@ -58,6 +59,8 @@ mod guides {
     struct Lan;
     #[doc = include_str!("../../docs/spool.md")]
     struct Spool;
+    #[doc = include_str!("../../docs/gateway.md")]
+    struct Gateway;
     #[doc = include_str!("../../docs/home.md")]
     struct HomeGuide;
     #[doc = include_str!("../../docs/cli.md")]

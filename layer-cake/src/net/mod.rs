@@ -26,8 +26,8 @@ pub use events::{
 };
 pub use key::{LanKey, LanKeyError};
 pub use options::{
-    ConnectOptions, HttpClient, HttpServer, LinkOptions, ListenOptions, MIN_HEADER_BYTES,
-    UnknownGroup, group_id,
+    CallerCheck, ConnectOptions, DEFAULT_MAX_BATCH, HttpClient, HttpServer, LinkOptions,
+    ListenOptions, MIN_HEADER_BYTES, UnknownGroup, group_id,
 };
 
 use std::fmt;

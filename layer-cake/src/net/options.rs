@@ -193,7 +193,45 @@ pub struct HttpServer {
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) uri_form: Option<Arc<UriForm>>,
+    pub(crate) rpc: Option<JsonRpc>,
 }
+
+/// The JSON-RPC 2.0 endpoint of an HTTP front (see [`HttpServer::json_rpc`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JsonRpc {
+    /// The path it answers at (`/api/rpc`).
+    pub(crate) path: String,
+    /// The most calls one batch may hold.
+    pub(crate) max_batch: usize,
+    /// Who the caller is, from the request's headers.
+    pub(crate) caller: Option<CallerCheck>,
+}
+
+/// How an HTTP front learns who is calling: a function of the request's
+/// headers giving the authenticated caller (a user id), or `None` for an
+/// anonymous request. See [`HttpServer::caller`].
+#[derive(Clone)]
+pub struct CallerCheck(pub(crate) CallerFn);
+
+type CallerFn = std::sync::Arc<dyn Fn(&http::HeaderMap) -> Option<String> + Send + Sync>;
+
+impl std::fmt::Debug for CallerCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallerCheck(..)")
+    }
+}
+
+/// Two checks are the same when they are the same function.
+impl PartialEq for CallerCheck {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CallerCheck {}
+
+/// The most calls a JSON-RPC batch may hold by default.
+pub const DEFAULT_MAX_BATCH: usize = 100;
 
 /// The least [`HttpServer::max_header_bytes`] takes: hyper reads at least
 /// this much at once.
@@ -208,6 +246,7 @@ impl Default for HttpServer {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             uri_form: None,
+            rpc: None,
         }
     }
 }
@@ -269,6 +308,53 @@ impl HttpServer {
     /// to accepted messages as usual.
     pub fn uri_form(mut self, form: UriForm) -> Self {
         self.uri_form = Some(Arc::new(form));
+        self
+    }
+
+    /// Answers JSON-RPC 2.0 at `path` (`/api/rpc`): a `POST` there is parsed
+    /// as a call or a batch, each call is asked of the listening actor as an
+    /// [`RpcCall`](crate::net::http::jsonrpc::RpcCall), and the answers make
+    /// the response (`204` when only notifications came). Other paths are
+    /// mapped to messages as before. See `docs/gateway.md`.
+    pub fn json_rpc(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.rpc_mut().path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        self
+    }
+
+    /// The JSON-RPC settings, made on first use; without a path (set by
+    /// [`json_rpc`](HttpServer::json_rpc)) they answer no request.
+    fn rpc_mut(&mut self) -> &mut JsonRpc {
+        self.rpc.get_or_insert_with(|| JsonRpc {
+            path: String::new(),
+            max_batch: DEFAULT_MAX_BATCH,
+            caller: None,
+        })
+    }
+
+    /// The most calls one JSON-RPC batch may hold (more: the whole batch is
+    /// refused with `-32600`). Default [`DEFAULT_MAX_BATCH`]. For the path
+    /// set with [`json_rpc`](HttpServer::json_rpc), before or after.
+    pub fn max_batch(mut self, calls: usize) -> Self {
+        self.rpc_mut().max_batch = calls.max(1);
+        self
+    }
+
+    /// How the JSON-RPC endpoint learns who calls: `check` gets the
+    /// request's headers and gives the authenticated caller, or `None`.
+    /// The caller travels with every call in its request context
+    /// ([`Meta::caller`](crate::runtime::Meta)), across processes, so a
+    /// worker can refuse calls without one. For the path set with
+    /// [`json_rpc`](HttpServer::json_rpc), before or after.
+    pub fn caller(
+        mut self,
+        check: impl Fn(&http::HeaderMap) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.rpc_mut().caller = Some(CallerCheck(std::sync::Arc::new(check)));
         self
     }
 }

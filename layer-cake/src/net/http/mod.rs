@@ -20,14 +20,20 @@
 //! envelope, an `HttpResponse` otherwise.
 
 mod client;
+pub mod jsonrpc;
 mod mapping;
 mod response;
 mod rest;
+mod rpc;
 mod server;
 
 pub(crate) use client::client;
-pub(crate) use server::serve;
+pub(crate) use server::{TRACEPARENT, TRACESTATE, serve};
 
+/// The request headers a caller check reads (see
+/// [`HttpServer::caller`](crate::net::HttpServer::caller)).
+pub use http::HeaderMap;
 pub use mapping::{HttpError, decode_request};
 pub use response::status_of;
 pub use rest::{FormRequest, HandlerResult, Resources, UriForm, UriFormError, json_response};
+pub use rpc::{REQUEST_LOG_TARGET, call_log_fields, request_uuid};

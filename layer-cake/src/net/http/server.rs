@@ -190,9 +190,19 @@ impl hyper::rt::Sleep for ConnectionSleep {}
 async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let front = &*shared.front;
     let (trace, trace_state) = trace_of(request.headers());
-    let mut response = match read_message(request, front).await {
-        Ok(message) => ask(message, shared, trace, trace_state).await,
-        Err(error) => response::error_response(&error),
+    let mut response = match front.rpc.as_ref() {
+        Some(rpc) if !rpc.path.is_empty() && request.uri().path() == rpc.path => {
+            super::rpc::answer(request, &shared.owner, front, rpc, trace, trace_state).await
+        }
+        _ => {
+            super::rpc::logged(request, &trace, |request| async move {
+                match read_message(request, front).await {
+                    Ok(message) => ask(message, shared, trace, trace_state).await,
+                    Err(error) => response::error_response(&error),
+                }
+            })
+            .await
+        }
     };
     let headers = response.headers_mut();
     headers.insert(SERVER, SERVER_NAME);
@@ -249,33 +259,8 @@ async fn read_message(
     request: Request<Incoming>,
     front: &HttpServer,
 ) -> Result<Payload, HttpError> {
-    let too_large = || {
-        HttpError::new(
-            413,
-            format!("the body is larger than {} bytes", front.max_body),
-        )
-    };
     let (parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > front.max_body as u64) {
-        return Err(too_large());
-    }
-    // A GET without a body needs no reading (nor a timer for it).
-    let body: Bytes = if declared == Some(0) || hyper::body::Body::is_end_stream(&body) {
-        Bytes::new()
-    } else {
-        let reading = Limited::new(body, front.max_body).collect();
-        match tokio::time::timeout(front.answer_within, reading).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-            Ok(Err(e)) => return Err(HttpError::new(400, format!("cannot read the body: {e}"))),
-            Err(_) => return Err(HttpError::new(408, "the body took too long to arrive")),
-        }
-    };
+    let body = read_body(&parts, body, front).await?;
     if let Some(form) = &front.uri_form {
         if let Some(entries) = form.matches(parts.uri.path()) {
             return Ok(Payload::new(rest::form_request(
@@ -307,6 +292,41 @@ async fn read_message(
         content_type,
         &body,
     )
+}
+
+/// Reads a request's body, bounded by `max_body` and `answer_within`.
+pub(crate) async fn read_body(
+    parts: &http::request::Parts,
+    body: Incoming,
+    front: &HttpServer,
+) -> Result<Bytes, HttpError> {
+    let too_large = || {
+        HttpError::new(
+            413,
+            format!("the body is larger than {} bytes", front.max_body),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > front.max_body as u64) {
+        return Err(too_large());
+    }
+    // A GET without a body needs no reading (nor a timer for it).
+    let body: Bytes = if declared == Some(0) || hyper::body::Body::is_end_stream(&body) {
+        Bytes::new()
+    } else {
+        let reading = Limited::new(body, front.max_body).collect();
+        match tokio::time::timeout(front.answer_within, reading).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+            Ok(Err(e)) => return Err(HttpError::new(400, format!("cannot read the body: {e}"))),
+            Err(_) => return Err(HttpError::new(408, "the body took too long to arrive")),
+        }
+    };
+    Ok(body)
 }
 
 /// Asks the owner and turns its answer (or the lack of one) into a response.
