@@ -146,6 +146,25 @@ impl NotConnected {
     }
 }
 
+/// An HTTP request as it came, for a front that takes requests whole: a
+/// front that accepts `HttpRequest` (`HttpServer::new().accept::<HttpRequest>()`)
+/// delivers every request that names none of its other messages as one of
+/// these, whatever its method, path or body — so that the actor (or a
+/// pipeline stage further on) decides what is a bad request. The limits of
+/// the front (body size, head size, timeouts) still apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+pub struct HttpRequest {
+    /// The method, as sent (`GET`, `POST` …).
+    pub method: String,
+    /// The request target: the path and the query, as sent
+    /// (`/is_prime?possible_prime=7`).
+    pub target: String,
+    /// The `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
 /// A complete HTTP response, passed through as it is by the HTTP front
 /// (replied by an actor) and delivered by the HTTP client when a response is
 /// not a layer-cake JSON message.

@@ -21,7 +21,7 @@ pub mod native;
 mod options;
 
 pub use events::{
-    Accepted, Close, Closed, Connected, EndOfTransport, HttpResponse, ListenId, Listening,
+    Accepted, Close, Closed, Connected, EndOfTransport, HttpRequest, HttpResponse, ListenId, Listening,
     NotConnected, NotListening, Transport,
 };
 pub use key::{LanKey, LanKeyError};

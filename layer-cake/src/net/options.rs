@@ -190,6 +190,7 @@ pub struct HttpServer {
     pub(crate) answer_within: Duration,
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_header_bytes: usize,
+    pub(crate) health_check: Option<(String, String)>,
 }
 
 /// The least [`HttpServer::max_header_bytes`] takes: hyper reads at least
@@ -204,6 +205,7 @@ impl Default for HttpServer {
             answer_within: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
+            health_check: None,
         }
     }
 }
@@ -255,6 +257,21 @@ impl HttpServer {
     /// at least [`MIN_HEADER_BYTES`] (a smaller value is taken as that).
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
         self.max_header_bytes = bytes.max(MIN_HEADER_BYTES);
+        self
+    }
+
+    /// Answers a request for `path` (any method, any query) at once with
+    /// `200 OK` and `body` as `text/plain`, from the front itself: it never
+    /// reaches the listening actor, so it is answered even while every
+    /// worker behind it is busy or the queue is full — a load balancer's
+    /// liveness probe. None by default.
+    ///
+    /// ```
+    /// use layer_cake::net::HttpServer;
+    /// let front = HttpServer::new().health_check("/health_check", "OK");
+    /// ```
+    pub fn health_check(mut self, path: impl Into<String>, body: impl Into<String>) -> Self {
+        self.health_check = Some((path.into(), body.into()));
         self
     }
 }

@@ -185,6 +185,11 @@ impl hyper::rt::Sleep for ConnectionSleep {}
 /// Answers one request: exactly one response, whatever happens.
 async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let front = &*shared.front;
+    if let Some((path, body)) = &front.health_check
+        && request.uri().path() == path
+    {
+        return response::health(body);
+    }
     let trace = request
         .headers()
         .get(TRACEPARENT)
