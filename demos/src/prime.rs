@@ -147,13 +147,19 @@ pub async fn parse_worker(mut cx: Context, scope: Scope, who: &'static str) -> R
 
 /// A compute worker: publishes itself as one of [`COMPUTE`]'s workers and
 /// answers each [`PossiblePrime`] (the division runs on tokio's blocking
-/// pool, so that the process's runtime stays free for its links).
-pub async fn compute_worker(mut cx: Context, scope: Scope, who: &'static str) -> Result<(), Faulted> {
+/// pool, so that the process's runtime stays free for its links). With
+/// `--debug-level=CONSOLE` it logs `testing N` for each number.
+pub async fn compute_worker(
+    mut cx: Context,
+    scope: Scope,
+    who: &'static str,
+) -> Result<(), Faulted> {
     join(&mut cx, COMPUTE, scope);
     loop {
         on!(cx.input().await, {
             PossiblePrime as p => {
                 let n = p.n;
+                tracing::info!("testing {n}");
                 match tokio::task::spawn_blocking(move || is_prime(n)).await {
                     Ok(prime) => { let _ = cx.reply(answer(n, prime)); },
                     Err(e) => { let _ = cx.reply(Faulted::new("the division failed").with_explanation(e.to_string())); },

@@ -11,7 +11,5 @@
 use layer_cake_demos::prime::{self, WorkerArgs};
 
 fn main() {
-    layer_cake::create(|cx, args: WorkerArgs| {
-        prime::parse_worker(cx, args.scope, "prime_parse")
-    })
+    layer_cake::create(|cx, args: WorkerArgs| prime::parse_worker(cx, args.scope, "prime_parse"))
 }

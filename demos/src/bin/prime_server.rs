@@ -34,7 +34,9 @@
 use std::time::Duration;
 
 use layer_cake::directory::Scope;
-use layer_cake::net::{HttpRequest, HttpResponse, HttpServer, ListenOptions, Listening, NotListening};
+use layer_cake::net::{
+    HttpRequest, HttpResponse, HttpServer, ListenOptions, Listening, NotListening,
+};
 use layer_cake::runtime::{Meta, TraceContext};
 use layer_cake::spool::SpoolOptions;
 use layer_cake::{Address, Context, Faulted, HostPort, Returned, Stop, on};
@@ -69,7 +71,11 @@ const WINDOW: usize = 256;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 async fn prime_server(mut cx: Context, args: Args) -> Result<(), Faulted> {
-    let scope = if args.workers > 0 { Scope::Process } else { args.scope };
+    let scope = if args.workers > 0 {
+        Scope::Process
+    } else {
+        args.scope
+    };
     let parse = cx.spawn_stage(PARSE, scope, SpoolOptions::new().name("parse"))?;
     let compute = cx.spawn_stage(COMPUTE, scope, SpoolOptions::new().name("compute"))?;
     for _ in 0..args.workers {
@@ -132,7 +138,9 @@ async fn ready(parse: &Address) -> Result<(), Faulted> {
         send(&mut probe, parse, 3)?;
         let answer = tokio::time::timeout(Duration::from_secs(5), probe.input()).await;
         if let Ok(answer) = answer
-            && answer.downcast_ref::<HttpResponse>().is_some_and(|r| r.status == 200)
+            && answer
+                .downcast_ref::<HttpResponse>()
+                .is_some_and(|r| r.status == 200)
         {
             return Ok(());
         }
@@ -147,7 +155,10 @@ async fn ready(parse: &Address) -> Result<(), Faulted> {
 /// (`LO,HI`) through the stages, at most [`WINDOW`] at a time; prints how
 /// many are prime.
 async fn batch(parse: &Address, range: &str) -> Result<(), Faulted> {
-    let bad = || Faulted::new(format!("--range={range}")).with_explanation("expected LO,HI (two unsigned numbers)");
+    let bad = || {
+        Faulted::new(format!("--range={range}"))
+            .with_explanation("expected LO,HI (two unsigned numbers)")
+    };
     let (lo, hi) = range.split_once(',').ok_or_else(bad)?;
     let lo: u64 = lo.trim().parse().map_err(|_| bad())?;
     let hi: u64 = hi.trim().parse().map_err(|_| bad())?;
@@ -176,7 +187,11 @@ async fn batch(parse: &Address, range: &str) -> Result<(), Faulted> {
             }
             Ok(r) => {
                 failed += 1;
-                eprintln!("prime_server: {} {}", r.status, String::from_utf8_lossy(&r.body));
+                eprintln!(
+                    "prime_server: {} {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                );
             }
             Err(other) => {
                 failed += 1;
@@ -186,7 +201,9 @@ async fn batch(parse: &Address, range: &str) -> Result<(), Faulted> {
     }
     println!("{found} primes found");
     if failed > 0 {
-        return Err(Faulted::new(format!("{failed} numbers were not answered with a result")));
+        return Err(Faulted::new(format!(
+            "{failed} numbers were not answered with a result"
+        )));
     }
     Ok(())
 }

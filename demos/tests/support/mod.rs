@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod netns;
+pub(crate) mod procs;
 pub(crate) mod raw;
 
 use std::collections::HashSet;
@@ -64,16 +65,22 @@ pub(crate) fn workspace_binary(package: &str, name: &str) -> PathBuf {
 /// `GET target` from 127.0.0.1:`port` on a fresh connection; the status and
 /// the body.
 pub(crate) fn http_get(port: u16, target: &str) -> (u16, Vec<u8>) {
+    http_exchange(
+        port,
+        &format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// Sends `request` (a whole HTTP request, which should ask for
+/// `Connection: close`) to 127.0.0.1:`port` on a fresh connection and reads
+/// the response to its end; the status and the body.
+pub(crate) fn http_exchange(port: u16, request: &str) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("a response");
     let split = raw

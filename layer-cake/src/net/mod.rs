@@ -21,8 +21,8 @@ pub mod native;
 mod options;
 
 pub use events::{
-    Accepted, Close, Closed, Connected, EndOfTransport, HttpRequest, HttpResponse, ListenId, Listening,
-    NotConnected, NotListening, Transport,
+    Accepted, Close, Closed, Connected, EndOfTransport, HttpRequest, HttpResponse, ListenId,
+    Listening, NotConnected, NotListening, Transport,
 };
 pub use key::{LanKey, LanKeyError};
 pub use options::{

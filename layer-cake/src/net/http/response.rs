@@ -81,7 +81,9 @@ pub(crate) fn health(body: &str) -> Response<Body> {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response.headers_mut().insert(SERVER, HeaderValue::from_static("layer-cake"));
+    response
+        .headers_mut()
+        .insert(SERVER, HeaderValue::from_static("layer-cake"));
     response
 }
 
