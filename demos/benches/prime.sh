@@ -70,7 +70,7 @@ load() { # NAME PORT: warms up, then the measured ab run
     local name=$1 p=$2 out avg
     avg=$(cut -d' ' -f1 /proc/loadavg)
     ab -k -n 200 -c 8 "http://127.0.0.1:$p$path" >/dev/null 2>&1 || true
-    out=$(ab -k -n 1000 -c 8 "http://127.0.0.1:$p$path" 2>&1)
+    out=$(ab -k -n 1000 -c 8 "http://127.0.0.1:$p$path" 2>&1) || echo "prime.sh: $name: ab failed: $(tail -1 <<<"$out")" >&2
     local rps failed keep non2xx complete
     rps=$(awk '/^Requests per second/ {print $4}' <<<"$out")
     failed=$(awk '/^Failed requests/ {print $3}' <<<"$out")

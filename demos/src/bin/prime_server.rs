@@ -26,6 +26,11 @@
 //! - `--server-address` (default 127.0.0.1:8002): where to listen.
 //! - `--health-check=PATH` (default `/health_check`): answered `200 OK` by
 //!   the front itself, never queued.
+//! - `--worker-capacity=N` (default 2): requests a stage's spool hands one
+//!   worker at once. With 2, a worker's next request is already in its
+//!   mailbox when it answers one, so it does not sit idle while its answer
+//!   travels back to the spool and the next request comes out; it answers
+//!   them in turn.
 //! - `--range=LO,HI`: batch mode. Instead of listening, send every odd
 //!   number between LO and HI through the same stages and print how many
 //!   are prime: `--range=100000000000000,100000000008000` tests 4000
@@ -51,6 +56,7 @@ struct Args {
     scope: Scope,
     health_check: String,
     range: Option<String>,
+    worker_capacity: u32,
 }
 
 impl Default for Args {
@@ -61,6 +67,7 @@ impl Default for Args {
             scope: Scope::Host,
             health_check: "/health_check".into(),
             range: None,
+            worker_capacity: 2,
         }
     }
 }
@@ -76,8 +83,13 @@ async fn prime_server(mut cx: Context, args: Args) -> Result<(), Faulted> {
     } else {
         args.scope
     };
-    let parse = cx.spawn_stage(PARSE, scope, SpoolOptions::new().name("parse"))?;
-    let compute = cx.spawn_stage(COMPUTE, scope, SpoolOptions::new().name("compute"))?;
+    let options = |name: &str| {
+        SpoolOptions::new()
+            .name(name)
+            .worker_capacity(args.worker_capacity)
+    };
+    let parse = cx.spawn_stage(PARSE, scope, options("parse"))?;
+    let compute = cx.spawn_stage(COMPUTE, scope, options("compute"))?;
     for _ in 0..args.workers {
         cx.spawn(move |cx| prime::parse_worker(cx, scope, "prime_server"));
         cx.spawn(move |cx| prime::compute_worker(cx, scope, "prime_server"));
