@@ -61,7 +61,7 @@ pub fn is_prime(n: u64) -> bool {
     }
     let mut divisor = 2;
     while divisor <= n / divisor {
-        if n % divisor == 0 {
+        if n.is_multiple_of(divisor) {
             return false;
         }
         divisor += 1;

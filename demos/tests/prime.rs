@@ -46,7 +46,10 @@ fn pipeline(workers: usize) -> Pipeline {
         .collect();
     let parse: Vec<Proc> = (0..workers)
         .map(|_| {
-            let p = Proc::start(env!("CARGO_BIN_EXE_prime_parse"), &[directory.clone()]);
+            let p = Proc::start(
+                env!("CARGO_BIN_EXE_prime_parse"),
+                std::slice::from_ref(&directory),
+            );
             p.line_with("next stage prime:compute available");
             p
         })
