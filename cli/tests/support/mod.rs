@@ -49,6 +49,8 @@ pub(crate) fn build_executables() {
             ])
             .args(["--bin", "test_server_10", "--bin", "test_worker_10"])
             .args(["--bin", "test_function_5"])
+            .args(["--bin", "prime_server", "--bin", "prime_parse"])
+            .args(["--bin", "prime_compute"])
             .arg("--target-dir")
             .arg(dir.parent().expect("a target directory"))
             .current_dir(env!("CARGO_MANIFEST_DIR"));
