@@ -192,6 +192,24 @@ pub(crate) fn seed_home(dir: &Path, host_at: &str, port: u16) {
     ok(dir, &["add", "test_worker_10", "worker", "--role-count=8"]);
 }
 
+/// Sends `request` on a fresh connection: the status and the body (0 and
+/// nothing when the server is not there yet).
+pub(crate) fn exchange(port: u16, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut raw = Vec::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_end(&mut raw).is_err() {
+        return (0, String::new());
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
 /// A port free right now.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
