@@ -17,28 +17,16 @@ use nix::unistd::Pid;
 mod support;
 
 use support::{
-    HomeGuard, PATIENCE, Proc, bin_dir, cli, free_port, host_cake, ok, running, seed_home,
+    HomeGuard, PATIENCE, Proc, bin_dir, cli, exchange, free_port, host_cake, ok, running, seed_home,
 };
 
 /// GET /Xy?x=..&y=..: the status and whether the body is an x×y table.
 fn get_table(port: u16, x: usize, y: usize) -> (u16, bool) {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, false);
-    };
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let _ = write!(
-        stream,
-        "GET /Xy?x={x}&y={y} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    let (status, body) = exchange(
+        port,
+        &format!("GET /Xy?x={x}&y={y} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
     );
-    let mut raw = Vec::new();
-    if stream.read_to_end(&mut raw).is_err() {
-        return (0, false);
-    }
-    let text = String::from_utf8_lossy(&raw);
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let ok = serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| {
+    let ok = serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| {
         v["value"][1].as_array().is_some_and(|rows| {
             rows.len() == y
                 && rows

@@ -18,11 +18,9 @@ use serde_json::Value;
 
 mod support;
 
-use support::{Proc, host_cake, workspace_binary};
-
-const PATIENCE: Duration = Duration::from_secs(20);
-
 use support::http_get as get;
+use support::procs::{PATIENCE, Proc, host_cake};
+use support::workspace_binary;
 
 /// Asks for an x×y table and checks its shape.
 fn check_table(port: u16, x: usize, y: usize) {

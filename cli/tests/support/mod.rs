@@ -49,6 +49,8 @@ pub(crate) fn build_executables() {
             ])
             .args(["--bin", "test_server_10", "--bin", "test_worker_10"])
             .args(["--bin", "test_function_5"])
+            .args(["--bin", "prime_server", "--bin", "prime_parse"])
+            .args(["--bin", "prime_compute"])
             .arg("--target-dir")
             .arg(dir.parent().expect("a target directory"))
             .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -188,6 +190,24 @@ pub(crate) fn seed_home(dir: &Path, host_at: &str, port: u16) {
     let server_address = format!("--server-address=127.0.0.1:{port}");
     ok(dir, &["add", "test_server_10", "server", &server_address]);
     ok(dir, &["add", "test_worker_10", "worker", "--role-count=8"]);
+}
+
+/// Sends `request` on a fresh connection: the status and the body (0 and
+/// nothing when the server is not there yet).
+pub(crate) fn exchange(port: u16, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut raw = Vec::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_end(&mut raw).is_err() {
+        return (0, String::new());
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
 }
 
 /// A port free right now.

@@ -4,7 +4,10 @@
 #![allow(dead_code)]
 
 pub(crate) mod netns;
+pub(crate) mod procs;
 pub(crate) mod raw;
+
+pub(crate) use procs::{Proc, host_cake};
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -67,16 +70,22 @@ pub(crate) fn workspace_binary(package: &str, name: &str) -> PathBuf {
 /// `GET target` from 127.0.0.1:`port` on a fresh connection; the status and
 /// the body.
 pub(crate) fn http_get(port: u16, target: &str) -> (u16, Vec<u8>) {
+    http_exchange(
+        port,
+        &format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// Sends `request` (a whole HTTP request, which should ask for
+/// `Connection: close`) to 127.0.0.1:`port` on a fresh connection and reads
+/// the response to its end; the status and the body.
+pub(crate) fn http_exchange(port: u16, request: &str) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("a response");
     let split = raw
@@ -142,91 +151,4 @@ impl Server {
     pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
-}
-
-/// How long a test waits for a line from a process.
-const PROC_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// A running child process whose stderr lines are read as they come; killed
-/// (SIGKILL) on drop if still running.
-pub(crate) struct Proc {
-    name: String,
-    pub(crate) child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    pub(crate) fn start(program: impl Into<PathBuf>, args: &[String]) -> Proc {
-        let program = program.into();
-        let name = program
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut child = Command::new(&program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Proc { name, child, lines }
-    }
-
-    /// The first line from now on that contains `wanted`; panics past the
-    /// deadline.
-    pub(crate) fn line_with(&self, wanted: &str) -> String {
-        let deadline = Instant::now() + PROC_PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(wanted) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("{}: no line with {wanted:?} in time", self.name),
-            }
-        }
-    }
-
-    /// The port of its `listening on HOST:PORT` line.
-    pub(crate) fn port(&self) -> u16 {
-        let line = self.line_with("listening on ");
-        line.rsplit(':').next().unwrap().trim().parse().unwrap()
-    }
-
-    /// SIGKILL, and reaped.
-    pub(crate) fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A host-cake on an ephemeral port, and the flag pointing processes at it.
-pub(crate) fn host_cake() -> (Proc, String) {
-    let host = Proc::start(
-        workspace_binary("host-cake", "host-cake"),
-        &[
-            "--directory-at-host=127.0.0.1:0".into(),
-            "--no-lan-autoconnect".into(),
-        ],
-    );
-    let port = host.port();
-    (host, format!("--connect-to-directory=127.0.0.1:{port}"))
 }

@@ -146,13 +146,20 @@ impl NotConnected {
     }
 }
 
-/// A complete HTTP request, sent as it is by an HTTP client session (the
-/// `proxy` of a [`Connected`] from `ConnectOptions::http`): any method, path
-/// and body, for servers that do not speak layer-cake's JSON messages. The
-/// answer is the [`HttpResponse`] as it came, whatever its content type.
-/// The session adds `Host`, `User-Agent` and, when the sender has a trace,
-/// `traceparent` (a new span) and `tracestate` — unless the request names
-/// them itself.
+/// A complete HTTP request, as it came or as it goes:
+///
+/// - **in**: a front that accepts `HttpRequest`
+///   (`HttpServer::new().accept::<HttpRequest>()`) delivers every request
+///   that names none of its other messages as one of these, whatever its
+///   method, path or body — so that the actor (or a pipeline stage further
+///   on) decides what is a bad request. The limits of the front (body size,
+///   head size, timeouts) still apply.
+/// - **out**: an HTTP client session (the `proxy` of a [`Connected`] from
+///   `ConnectOptions::http`) sends one as it is, for servers that do not
+///   speak layer-cake's JSON messages; the answer is the [`HttpResponse`]
+///   as it came, whatever its content type. The session adds `Host`,
+///   `User-Agent` and, when the sender has a trace, `traceparent` (a new
+///   span) and `tracestate` — unless the request names them itself.
 ///
 /// ```
 /// use layer_cake::net::HttpRequest;
@@ -163,9 +170,10 @@ impl NotConnected {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
 pub struct HttpRequest {
-    /// The method: `GET`, `POST` …
+    /// The method, as sent (`GET`, `POST` …).
     pub method: String,
-    /// The request target: the path and the query (`/api/rpc`, `/x?y=1`).
+    /// The request target: the path and the query, as sent
+    /// (`/is_prime?possible_prime=7`).
     pub target: String,
     /// Header names and values, in order.
     pub headers: Vec<(String, String)>,

@@ -194,6 +194,7 @@ pub struct HttpServer {
     pub(crate) max_header_bytes: usize,
     pub(crate) uri_form: Option<Arc<UriForm>>,
     pub(crate) rpc: Option<JsonRpc>,
+    pub(crate) health_check: Option<(String, String)>,
 }
 
 /// The JSON-RPC 2.0 endpoint of an HTTP front (see [`HttpServer::json_rpc`]).
@@ -247,6 +248,7 @@ impl Default for HttpServer {
             max_header_bytes: 16 * 1024,
             uri_form: None,
             rpc: None,
+            health_check: None,
         }
     }
 }
@@ -355,6 +357,21 @@ impl HttpServer {
         check: impl Fn(&http::HeaderMap) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.rpc_mut().caller = Some(CallerCheck(std::sync::Arc::new(check)));
+        self
+    }
+
+    /// Answers a request for `path` (any method, any query) at once with
+    /// `200 OK` and `body` as `text/plain`, from the front itself: it never
+    /// reaches the listening actor, so it is answered even while every
+    /// worker behind it is busy or the queue is full — a load balancer's
+    /// liveness probe. None by default.
+    ///
+    /// ```
+    /// use layer_cake::net::HttpServer;
+    /// let front = HttpServer::new().health_check("/health_check", "OK");
+    /// ```
+    pub fn health_check(mut self, path: impl Into<String>, body: impl Into<String>) -> Self {
+        self.health_check = Some((path.into(), body.into()));
         self
     }
 }

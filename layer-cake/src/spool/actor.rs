@@ -336,6 +336,15 @@ impl Spool {
             self.pump(cx);
             return;
         };
+        if answer.is::<super::Passed>() {
+            // Passed on to the next stage of a pipeline, which answers the
+            // caller through the request's ingress: the worker is free.
+            self.window.record(sent.sent.elapsed());
+            self.status.answered += 1;
+            self.release_if_done(cx, &worker);
+            self.pump(cx);
+            return;
+        }
         let lost = answer
             .downcast_ref::<Faulted>()
             .is_some_and(|f| f.kind == FaultKind::Lost);

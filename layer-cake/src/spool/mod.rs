@@ -74,9 +74,15 @@
 //! when the spool is stopped). An HTTP front
 //! maps those to 503, 504 and 502 (`docs/http.md`). `docs/spool.md` has the
 //! whole story.
+//!
+//! **Pipelines** ([`Context::spawn_stage`], [`NextStage`], [`pass`]): spools
+//! in a row, a worker of one stage passing an intermediate result to the
+//! next stage (answering its own spool [`Passed`]) or answering the
+//! requester at once; `docs/pipelines.md`.
 
 mod actor;
 mod load;
+mod stage;
 #[cfg(test)]
 mod tests;
 
@@ -84,6 +90,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use stage::{NextStage, Passed, pass};
 
 use crate::message::Message;
 use crate::runtime::{ActorHandle, Address, Context, IntoReturn, SpawnOptions};

@@ -365,11 +365,7 @@ async fn exchange(
     }
     Payload::new(HttpResponse {
         status: parts.status.as_u16(),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect(),
+        headers: super::mapping::header_pairs(&parts.headers),
         content_type,
         body: body.to_vec(),
     })

@@ -8,6 +8,7 @@ use percent_encoding::percent_decode;
 use crate::message::registry;
 use crate::message::text::{Source, TextError};
 use crate::message::{Faulted, Payload};
+use crate::net::HttpRequest;
 
 /// Why a request could not become a message: the HTTP status to answer with
 /// and the reason, which names the offending field when there is one.
@@ -80,6 +81,15 @@ pub(crate) fn condition_of(status: u16) -> &'static str {
     }
 }
 
+/// A request's or response's headers as name and value pairs, in order
+/// (a value that is not text is left out).
+pub(crate) fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
 /// The methods the front takes.
 pub(crate) const METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 
@@ -109,6 +119,9 @@ pub(crate) const METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 ///    (`{"x":1,"y":2}`). A struct refuses unknown keys. A type whose only
 ///    field is itself named `value` must be sent in the envelope.
 /// 5. Any other content type with a body: 415.
+/// 6. When `accepted` holds [`HttpRequest`]'s signature, a request that
+///    names none of the others (404) or has another method (405) is
+///    delivered whole, as an [`HttpRequest`].
 ///
 /// ```
 /// use layer_cake::net::http::decode_request;
@@ -121,6 +134,32 @@ pub(crate) const METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 /// assert_eq!(e.status, 404);
 /// ```
 pub fn decode_request(
+    accepted: &[&str],
+    method: &str,
+    target: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Payload, HttpError> {
+    let whole = || {
+        Ok(Payload::new(HttpRequest {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            // The front fills them in; the mapping sees none.
+            headers: Vec::new(),
+            content_type: content_type.map(str::to_owned),
+            body: body.to_vec(),
+        }))
+    };
+    let takes_whole = accepted.contains(&HttpRequest::SIGNATURE);
+    match decode_named(accepted, method, target, content_type, body) {
+        Err(e) if takes_whole && matches!(e.status, 404 | 405) => whole(),
+        Ok(named) if named.is::<HttpRequest>() => whole(),
+        other => other,
+    }
+}
+
+/// [`decode_request`] for the messages named in the path.
+fn decode_named(
     accepted: &[&str],
     method: &str,
     target: &str,
@@ -190,6 +229,35 @@ pub fn decode_request(
     match query {
         Some(query) => decode_fields(entry, &parse_fields(query.as_bytes())?),
         None => decode_fields(entry, &[]),
+    }
+}
+
+impl HttpRequest {
+    /// The signature the front recognises (`HttpRequest`).
+    pub const SIGNATURE: &'static str = "HttpRequest";
+
+    /// The path: the target without its query (`/is_prime`).
+    pub fn path(&self) -> &str {
+        self.target.split(['?', '#']).next().unwrap_or("")
+    }
+
+    /// The query's fields, percent-decoded, in order (`a=1&b=x+y&flag` is
+    /// `[("a", Some("1")), ("b", Some("x y")), ("flag", None)]`); a name or
+    /// value that is not UTF-8 once decoded is a 400 error.
+    ///
+    /// ```
+    /// use layer_cake::net::HttpRequest;
+    ///
+    /// let r = HttpRequest { method: "GET".into(), target: "/is_prime?possible_prime=7&x".into(), headers: vec![], content_type: None, body: vec![] };
+    /// assert_eq!(r.path(), "/is_prime");
+    /// assert_eq!(r.query().unwrap(), [("possible_prime".to_string(), Some("7".to_string())), ("x".to_string(), None)]);
+    /// ```
+    pub fn query(&self) -> Result<Vec<(String, Option<String>)>, HttpError> {
+        let query = self.target.split('#').next().unwrap_or("");
+        match query.split_once('?') {
+            Some((_, query)) => parse_fields(query.as_bytes()),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! response.
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, SERVER};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
@@ -72,6 +72,19 @@ pub(crate) fn from_answer(answer: Payload) -> Response<Body> {
                 .with_error_code(500),
         ),
     }
+}
+
+/// The front's own answer to its health-check path: 200, `text/plain`.
+pub(crate) fn health(body: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(SERVER, HeaderValue::from_static("layer-cake"));
+    response
 }
 
 /// The response for a fault made by the front itself.

@@ -385,11 +385,7 @@ pub(crate) fn form_request(
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
         entries,
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect(),
+        headers: super::mapping::header_pairs(&parts.headers),
         content_type: parts
             .headers
             .get(http::header::CONTENT_TYPE)

@@ -18,11 +18,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::mapping::{HttpError, decode_request};
+use super::mapping::{HttpError, decode_request, header_pairs};
 use super::response::{self, Body};
 use super::rest;
 use crate::message::{Faulted, Payload};
-use crate::net::{HostPort, HttpServer};
+use crate::net::{HostPort, HttpRequest, HttpServer};
 use crate::runtime::{Address, AskError, Context, Meta, SendError, TraceContext, TraceState};
 
 /// The `traceparent` header (W3C trace context).
@@ -189,6 +189,11 @@ impl hyper::rt::Sleep for ConnectionSleep {}
 /// Answers one request: exactly one response, whatever happens.
 async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let front = &*shared.front;
+    if let Some((path, body)) = &front.health_check
+        && request.uri().path() == path
+    {
+        return response::health(body);
+    }
     let (trace, trace_state) = trace_of(request.headers());
     let mut response = match front.rpc.as_ref() {
         Some(rpc) if !rpc.path.is_empty() && request.uri().path() == rpc.path => {
@@ -285,13 +290,21 @@ async fn read_message(
         .headers
         .get(CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
-    decode_request(
+    let message = decode_request(
         &front.accepted,
         parts.method.as_str(),
         target,
         content_type,
         &body,
-    )
+    )?;
+    // A request taken whole gets its headers too (the mapping sees none).
+    match message.downcast::<HttpRequest>() {
+        Ok(mut whole) => {
+            whole.headers = header_pairs(&parts.headers);
+            Ok(Payload::new(whole))
+        }
+        Err(message) => Ok(message),
+    }
 }
 
 /// Reads a request's body, bounded by `max_body` and `answer_within`.
