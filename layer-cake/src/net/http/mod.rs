@@ -20,6 +20,8 @@
 //! envelope, an `HttpResponse` otherwise.
 
 mod client;
+mod connection;
+pub(crate) mod drain;
 mod mapping;
 mod response;
 mod server;

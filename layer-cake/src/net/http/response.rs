@@ -93,6 +93,32 @@ pub(crate) fn error_response(error: &HttpError) -> Response<Body> {
     response
 }
 
+/// A whole HTTP/1 answer that the front writes on a socket itself, outside
+/// hyper (a connection past the cap, a request hyper could not parse): the
+/// fault's status and typed envelope, `Content-Type`, `Content-Length`,
+/// `Retry-After` where [`status_of`] asks for it, and `Connection: close`
+/// (the connection is closed after it).
+pub(crate) fn raw_answer(version: &str, fault: Faulted) -> Vec<u8> {
+    let (status, retry) = status_of(&fault);
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = json::to_typed_string(&Payload::new(fault), false)
+        .unwrap_or_else(|_| r#"{"value":["Faulted",null,[]]}"#.to_string());
+    let retry = if retry || status == 503 {
+        format!("retry-after: {RETRY_AFTER_SECONDS}\r\n")
+    } else {
+        String::new()
+    };
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
+    format!(
+        "{version} {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\nserver: layer-cake\r\ndate: {date}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 fn json_response(status: u16, retry: bool, text: String) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() =
@@ -108,7 +134,9 @@ fn json_response(status: u16, retry: bool, text: String) -> Response<Body> {
 }
 
 /// An `HttpResponse` as it is. A status that is not 100-999, or a header
-/// that is not valid HTTP, gives 500 instead (naming the problem).
+/// that is not valid HTTP, gives 500 instead (naming the problem). A body
+/// without a content type (neither `content_type` nor a `Content-Type`
+/// header) goes as `application/octet-stream`.
 fn passthrough(custom: HttpResponse) -> Response<Body> {
     let invalid = |why: String| {
         fault_response(
@@ -120,6 +148,7 @@ fn passthrough(custom: HttpResponse) -> Response<Body> {
     let Ok(status) = StatusCode::from_u16(custom.status) else {
         return invalid(format!("status {}", custom.status));
     };
+    let has_body = !custom.body.is_empty();
     let mut response = Response::new(Full::new(Bytes::from(custom.body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -141,6 +170,11 @@ fn passthrough(custom: HttpResponse) -> Response<Body> {
             }
             Err(_) => return invalid(format!("content type {content_type:?}")),
         }
+    } else if has_body && !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
     }
     response
 }
