@@ -148,6 +148,22 @@ fn worker_threads_is_a_standard_flag_from_1_to_1024() {
 }
 
 #[test]
+fn drain_seconds_is_a_standard_flag_up_to_a_day() {
+    let (config, ()) = ok::<()>(&[]);
+    assert_eq!(config.drain_time(), crate::process::DEFAULT_DRAIN);
+    let (config, ()) = ok::<()>(&["--drain-seconds=0"]);
+    assert_eq!(config.drain_time(), std::time::Duration::ZERO);
+    let (config, ()) = ok::<()>(&["--drain-seconds=86400"]);
+    assert_eq!(config.drain_seconds, Some(86_400));
+    let e = err::<()>(&["--drain-seconds=86401"]);
+    assert_eq!(e.code, EXIT_USAGE);
+    assert_eq!(e.text, "--drain-seconds: 86401 is more than 86400");
+    let e = err::<()>(&["--drain-seconds=-1"]);
+    assert_eq!(e.code, EXIT_USAGE);
+    assert!(e.text.contains("drain-seconds"), "{}", e.text);
+}
+
+#[test]
 fn short_forms_are_initials() {
     let (config, xy) = ok::<Xy>(&["-dl=DEBUG", "-fo", "-x=4"]);
     assert_eq!(config.debug_level, Some(DebugLevel::DEBUG));
