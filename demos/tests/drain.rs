@@ -1,7 +1,7 @@
 //! Draining on SIGTERM, with real server processes: the request in flight
 //! is answered while new connections are refused, the process then exits
 //! with its main actor's status; an actor stuck in a long computation
-//! does not keep the process past `--drain-seconds`, and a second signal
+//! does not keep the process past `--drain-time`, and a second signal
 //! ends it at once. Every wait has a generous deadline; a child still
 //! running when a test fails is killed.
 
@@ -123,7 +123,7 @@ fn request(port: u16, target: &str) -> std::thread::JoinHandle<std::io::Result<S
 
 #[test]
 fn sigterm_answers_the_request_in_flight_and_refuses_new_ones() {
-    let mut server = Proc::start(DRAIN_SERVER, &["--drain-seconds=25"]);
+    let mut server = Proc::start(DRAIN_SERVER, &["--drain-time=25"]);
     // An idle keep-alive connection: closed by the drain.
     let mut idle = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     idle.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -157,7 +157,7 @@ fn sigterm_answers_the_request_in_flight_and_refuses_new_ones() {
 #[test]
 fn a_process_stuck_in_a_computation_exits_when_the_drain_time_is_up() {
     // One thread: the actor blocks the whole runtime.
-    let mut server = Proc::start(DRAIN_SERVER, &["--drain-seconds=1", "--worker-threads=1"]);
+    let mut server = Proc::start(DRAIN_SERVER, &["--drain-time=1", "--worker-threads=1"]);
     let _stuck = request(server.port, "/Spin?ms=120000");
     server.wait_line("drain_server: Spin 120000 ms");
     let signalled = Instant::now();
@@ -172,7 +172,7 @@ fn a_process_stuck_in_a_computation_exits_when_the_drain_time_is_up() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    let mut server = Proc::start(DRAIN_SERVER, &["--drain-seconds=300"]);
+    let mut server = Proc::start(DRAIN_SERVER, &["--drain-time=300"]);
     let _slow = request(server.port, "/Slow?ms=120000");
     server.wait_line("drain_server: Slow 120000 ms");
     server.signal(Signal::SIGTERM);
@@ -190,7 +190,7 @@ fn a_second_signal_exits_at_once() {
 /// SIGTERM, exits within 3 s with a drain time of 1 s.
 #[test]
 fn a_served_server_exits_promptly_on_sigterm() {
-    let mut server = Proc::start(TEST_SERVER_1, &["--drain-seconds=1"]);
+    let mut server = Proc::start(TEST_SERVER_1, &["--drain-time=1"]);
     let answer = request(server.port, "/Xy?x=2&y=2").join().unwrap().unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let signalled = Instant::now();

@@ -4,7 +4,7 @@
 //! ms (a long synchronous computation, which an actor should never do).
 //!
 //! ```text
-//! $ cargo run -p layer-cake-demos --bin drain_server -- --drain-seconds=5 &
+//! $ cargo run -p layer-cake-demos --bin drain_server -- --drain-time=5 &
 //! drain_server: listening on 127.0.0.1:5050
 //! $ curl -s 'http://127.0.0.1:5050/Slow?ms=3000' & sleep 0.5; kill -TERM %1
 //! {"value":["integer8",3000,[]]}
@@ -12,7 +12,7 @@
 //!
 //! On SIGTERM the front stops accepting, the slow request is still
 //! answered, and then the main actor gets `Stop` and ends: exit status 0.
-//! A `Spin` outlasting `--drain-seconds` is cut short by the exit (status
+//! A `Spin` outlasting `--drain-time` is cut short by the exit (status
 //! 143 for SIGTERM). Each request is announced on stderr
 //! (`drain_server: Slow 3000 ms`) so that tests know it has arrived.
 

@@ -40,7 +40,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// The process logs at `--debug-level`, runs the main actor on a
 /// multi-threaded tokio runtime, drains on SIGINT or SIGTERM (its HTTP
 /// fronts stop accepting and finish the requests in flight, then the main
-/// actor gets [`Stop`]; `--drain-seconds` after the signal, default 28, or
+/// actor gets [`Stop`]; `--drain-time` after the signal, default 28, or
 /// at a second signal, the process exits at once with status 128 + the
 /// signal's number), and
 /// when it returns prints its value as JSON on stdout (nothing for `()`) and
@@ -211,7 +211,7 @@ where
     // SIGTERM and SIGINT are watched on a thread of their own, so that an
     // actor that blocks the runtime's threads cannot keep the process from
     // ending.
-    let mut watch = match SignalWatch::start(config.drain_time(), program.clone()) {
+    let mut watch = match SignalWatch::start(config.drain_duration(), program.clone()) {
         Ok(watch) => watch,
         Err(e) => {
             let _ = writeln!(stderr, "{program}: cannot watch for signals: {e}");
@@ -321,7 +321,7 @@ async fn drain(
         () = tokio::time::sleep_until(deadline) => exit_now(
             program,
             first,
-            &format!("still running {drain_time:?} after {} (--drain-seconds)", first.name),
+            &format!("still running {drain_time:?} after {} (--drain-time)", first.name),
         ),
         second = signals.next() => exit_now(program, second, "a second signal"),
     }
@@ -493,11 +493,11 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
             super::config::MAX_WORKER_THREADS
         )));
     }
-    if let Some(n) = config.drain_seconds
+    if let Some(n) = config.drain_time
         && n > super::config::MAX_DRAIN_SECONDS
     {
         return Err(usage(format!(
-            "--drain-seconds: {n} is more than {}",
+            "--drain-time: {n} is more than {}",
             super::config::MAX_DRAIN_SECONDS
         )));
     }
