@@ -232,8 +232,11 @@ pub(super) async fn drive<S, B>(
     let mut io = connection.into_parts().io.into_inner();
     match ended {
         Ok(()) => {}
+        // Answered in hyper's place only where hyper answered (or, for an
+        // HTTP/2 preface, where nothing was written yet): after an answer
+        // hyper had not flushed, a new one would be garbled.
         Err(e) => match parse_error_answer(&e, &io, max_head) {
-            Some(answer) if e.is_parse() => {
+            Some(answer) if e.is_parse() && (io.held.is_some() || !io.answered_any) => {
                 let version = io.held.map_or("HTTP/1.1", |(v, _)| v);
                 let text = response::raw_answer(version, answer.to_fault());
                 answer_and_linger(&mut io.stream, &text).await;
