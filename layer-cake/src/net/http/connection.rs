@@ -76,6 +76,12 @@ impl ConnectionIo {
         }
     }
 
+    /// Whether nothing has been written on the connection, nor is waiting
+    /// to be.
+    fn untouched(&self) -> bool {
+        !self.answered_any && self.at_start && !self.service_answered.load(Ordering::Relaxed)
+    }
+
     /// Whether `head` (the first bytes of a write) is an answer of hyper's
     /// own, and if so holds it back.
     fn hold_back(&mut self, head: &[u8]) -> bool {
@@ -236,7 +242,7 @@ pub(super) async fn drive<S, B>(
         // HTTP/2 preface, where nothing was written yet): after an answer
         // hyper had not flushed, a new one would be garbled.
         Err(e) => match parse_error_answer(&e, &io, max_head) {
-            Some(answer) if e.is_parse() && (io.held.is_some() || !io.answered_any) => {
+            Some(answer) if e.is_parse() && (io.held.is_some() || io.untouched()) => {
                 let version = io.held.map_or("HTTP/1.1", |(v, _)| v);
                 let text = response::raw_answer(version, answer.to_fault());
                 answer_and_linger(&mut io.stream, &text).await;

@@ -33,8 +33,9 @@ pub(crate) fn drain() {
     }
 }
 
-/// Ends a drain: fronts started afterwards serve again. For [`run`]
-/// (crate::process::run) called more than once in one process (tests).
+/// Ends a drain: fronts started afterwards serve again. For
+/// [`run`](crate::process::run) called more than once in one process
+/// (tests).
 pub(crate) fn end_drain() {
     DRAINING.store(false, Ordering::SeqCst);
 }
@@ -46,24 +47,25 @@ pub(crate) fn draining() -> bool {
 
 /// Resolves once draining has begun (at once if it has).
 pub(crate) async fn begun() {
-    loop {
-        let notified = BEGUN.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if draining() {
-            return;
-        }
-        notified.await;
-    }
+    wait_until(&BEGUN, draining).await;
 }
 
 /// Resolves once the process drains and no front connection is open.
 pub(crate) async fn drained() {
+    wait_until(&ALL_CLOSED, || {
+        draining() && OPEN.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+/// Resolves once `done()` holds, checked whenever `notify` wakes (the
+/// waiter is registered before each check, so no wake-up is missed).
+async fn wait_until(notify: &Notify, done: impl Fn() -> bool) {
     loop {
-        let notified = ALL_CLOSED.notified();
+        let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if draining() && OPEN.load(Ordering::SeqCst) == 0 {
+        if done() {
             return;
         }
         notified.await;
