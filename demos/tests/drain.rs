@@ -107,14 +107,22 @@ impl Proc {
 /// Sends `GET target` (and closes after) on a thread; its whole response,
 /// or what failed.
 fn request(port: u16, target: &str) -> std::thread::JoinHandle<std::io::Result<String>> {
+    request_with(port, target, "Connection: close\r\n")
+}
+
+/// Sends `GET target` with `headers` on a thread; all that comes back until
+/// the server closes the connection, or what failed.
+fn request_with(
+    port: u16,
+    target: &str,
+    headers: &str,
+) -> std::thread::JoinHandle<std::io::Result<String>> {
     let target = target.to_string();
+    let headers = headers.to_string();
     std::thread::spawn(move || {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(PATIENCE))?;
-        write!(
-            stream,
-            "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-        )?;
+        write!(stream, "GET {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n")?;
         let mut text = String::new();
         stream.read_to_string(&mut text)?;
         Ok(text)
@@ -133,7 +141,8 @@ fn sigterm_answers_the_request_in_flight_and_refuses_new_ones() {
     let n = idle.read(&mut first).unwrap();
     assert!(first[..n].starts_with(b"HTTP/1.1 200"));
 
-    let slow = request(server.port, "/Slow?ms=3000");
+    // Kept alive by the client: the server closes it after the answer.
+    let slow = request_with(server.port, "/Slow?ms=3000", "");
     server.wait_line("drain_server: Slow 3000 ms");
     let signalled = Instant::now();
     server.signal(Signal::SIGTERM);
@@ -145,6 +154,7 @@ fn sigterm_answers_the_request_in_flight_and_refuses_new_ones() {
 
     let answer = slow.join().unwrap().expect("the slow request is answered");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
     assert!(
         answer.ends_with(r#"{"value":["integer8",3000,[]]}"#),
         "{answer}"

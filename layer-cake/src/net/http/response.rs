@@ -178,3 +178,60 @@ fn passthrough(custom: HttpResponse) -> Response<Body> {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(content_type: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            content_type: content_type.map(str::to_owned),
+            body: body.to_vec(),
+        }
+    }
+
+    fn content_type(response: &Response<Body>) -> Option<&str> {
+        response
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn a_passthrough_body_always_has_a_content_type() {
+        let bare = passthrough(custom(None, &[], b"raw"));
+        assert_eq!(content_type(&bare), Some("application/octet-stream"));
+        let typed = passthrough(custom(Some("text/csv"), &[], b"a,b"));
+        assert_eq!(content_type(&typed), Some("text/csv"));
+        let by_header = passthrough(custom(None, &[("Content-Type", "image/png")], b"png"));
+        assert_eq!(content_type(&by_header), Some("image/png"));
+        // No body, nothing to type (a 204, say).
+        assert_eq!(content_type(&passthrough(custom(None, &[], b""))), None);
+    }
+
+    #[test]
+    fn a_raw_answer_is_a_whole_json_response() {
+        let text = String::from_utf8(raw_answer("HTTP/1.1", Faulted::overloaded("full"))).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+        for line in [
+            "content-type: application/json",
+            "retry-after: 1",
+            "connection: close",
+            "server: layer-cake",
+        ] {
+            assert!(head.contains(line), "{head}");
+        }
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let value: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(value["value"][1]["kind"], "Overloaded");
+    }
+}
