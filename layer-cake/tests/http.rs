@@ -625,6 +625,185 @@ async fn an_ended_owner_gives_503() {
     assert_eq!(r.json()["value"][1]["kind"], "OutOfService");
 }
 
+/// Asserts that `r` is a fault the front wrote: JSON, with `status` as
+/// its error code and `needle` in its explanation.
+fn assert_fault(r: &Reply, status: u16, needle: &str) {
+    assert_eq!(r.status, status, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
+    assert_eq!(r.json()["value"][1]["error_code"], status, "{r:?}");
+    let explanation = r.explanation();
+    assert!(
+        explanation.contains(needle),
+        "{explanation:?} lacks {needle:?}"
+    );
+}
+
+/// Sends `request` on a new connection; the answer, and whether the
+/// server then closed the connection.
+async fn answer_to(at: &HostPort, request: &[u8]) -> (Reply, bool) {
+    let mut c = Raw::connect(at).await;
+    c.write(request).await;
+    let r = c.read().await.expect("an answer");
+    let closed = c.read().await.is_none();
+    (r, closed)
+}
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_json_faults() {
+    let (at, _server) = start(accepting()).await;
+    let filler = "a".repeat(100 * 1024);
+    let cases: [(Vec<u8>, u16, &str); 8] = [
+        (b"GARBAGE\r\n\r\n".to_vec(), 400, "malformed request"),
+        (
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
+            400,
+            "malformed request",
+        ),
+        (
+            b"POST /Xy HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"
+                .to_vec(),
+            400,
+            "malformed request",
+        ),
+        (
+            format!("GET /Xy HTTP/1.1\r\nHost: t\r\nX-Filler: {filler}\r\n\r\n").into_bytes(),
+            431,
+            "larger than 16384 bytes",
+        ),
+        (
+            b"GET /Xy?x=1&y=1 HTTP/2.0\r\nHost: t\r\n\r\n".to_vec(),
+            505,
+            "HTTP/1.1 and HTTP/1.0",
+        ),
+        (
+            b"GET /Xy?x=1&y=1 HTTP/3.0\r\nHost: t\r\n\r\n".to_vec(),
+            505,
+            "HTTP version",
+        ),
+        (b"GET /Xy?x=1&y=1\r\n\r\n".to_vec(), 505, "HTTP version"),
+        (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            505,
+            "HTTP version",
+        ),
+    ];
+    for (request, status, needle) in cases {
+        let (r, closed) = answer_to(&at, &request).await;
+        assert_fault(&r, status, needle);
+        assert_eq!(r.header("connection"), Some("close"));
+        assert_eq!(r.header("server"), Some("layer-cake"));
+        assert!(closed, "closed after answering {status}");
+    }
+    // A bad request after good ones on a keep-alive connection too.
+    let mut c = Raw::connect(&at).await;
+    assert_eq!(c.get("/Xy?x=1&y=1").await.status, 200);
+    let r = c.request("GET /Xy HTTP/2.0\r\n\r\n").await;
+    assert_fault(&r, 505, "HTTP version");
+    assert!(c.read().await.is_none());
+    // The front still serves.
+    assert_eq!(get(&at, "/Xy?x=1&y=1").await.status, 200);
+}
+
+#[tokio::test]
+async fn unknown_methods_are_501_and_untaken_known_ones_405() {
+    let (at, _server) = start(accepting()).await;
+    let mut c = Raw::connect(&at).await;
+    for method in ["BREW", "FOO", "PROPFIND"] {
+        let r = c
+            .request(&format!("{method} /Xy HTTP/1.1\r\nHost: t\r\n\r\n"))
+            .await;
+        assert_fault(&r, 501, "is not known to this server");
+        assert!(r.header("allow").is_none());
+    }
+    for request in [
+        "OPTIONS /Xy HTTP/1.1\r\nHost: t\r\n\r\n",
+        "TRACE /Xy HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        let r = c.request(request).await;
+        assert_fault(&r, 405, "is not taken here");
+        assert_eq!(
+            r.header("allow"),
+            Some("GET, HEAD, POST, PUT, PATCH, DELETE")
+        );
+    }
+    // The connection survived all of that.
+    assert_eq!(c.get("/Xy?x=1&y=1").await.status, 200);
+    let mut c = Raw::connect(&at).await;
+    let r = c
+        .request("CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n")
+        .await;
+    assert_fault(&r, 405, "is not taken here");
+}
+
+#[tokio::test]
+async fn each_version_is_answered_in_kind() {
+    let (at, _server) = start(accepting()).await;
+    let mut c = Raw::connect(&at).await;
+    let r = c.get("/Xy?x=1&y=1").await;
+    assert_eq!((r.version.as_str(), r.status), ("HTTP/1.1", 200));
+    // HTTP/1.0 on the same connection: answered in 1.0, errors too, and
+    // closed after the answer without `Connection: keep-alive`.
+    let r = c
+        .request("GET /Nope HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await;
+    assert_eq!((r.version.as_str(), r.status), ("HTTP/1.0", 404));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let r = c.request("GET /Xy?x=1&y=1 HTTP/1.0\r\n\r\n").await;
+    assert_eq!((r.version.as_str(), r.status), ("HTTP/1.0", 200));
+    assert!(c.read().await.is_none(), "closed after an HTTP/1.0 answer");
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_refused_with_503() {
+    let (at, _server) = start(accepting().max_connections(2)).await;
+    let mut first = Raw::connect(&at).await;
+    let mut second = Raw::connect(&at).await;
+    assert_eq!(first.get("/Xy?x=1&y=1").await.status, 200);
+    assert_eq!(second.get("/Xy?x=1&y=1").await.status, 200);
+    // The third is answered at once, before it sends anything, and closed.
+    let mut third = Raw::connect(&at).await;
+    let r = third.read().await.expect("a refusal");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.json()["value"][1]["kind"], "Overloaded");
+    assert!(
+        r.explanation()
+            .contains("2 connections open, its limit (max_connections)")
+    );
+    assert!(third.read().await.is_none(), "closed after the refusal");
+    // One that sends its request first gets the same answer.
+    let (r, closed) = answer_to(&at, b"GET /Xy?x=1&y=1 HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(r.status, 503);
+    assert!(closed);
+    // Those under the cap are unaffected.
+    assert_eq!(first.get("/Xy?x=2&y=1").await.status, 200);
+    assert_eq!(second.get("/Xy?x=2&y=1").await.status, 200);
+    // Once one closes, a new connection is served again.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (r, _) = answer_to(&at, b"GET /Xy?x=1&y=1 HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503);
+        assert!(tokio::time::Instant::now() < deadline, "a place frees up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn the_default_cap_follows_the_file_limit() {
+    let allowed = HttpServer::new().connections_allowed();
+    assert!((1..=layer_cake::net::DEFAULT_MAX_CONNECTIONS).contains(&allowed));
+    assert_eq!(
+        HttpServer::new().max_connections(0).connections_allowed(),
+        1
+    );
+}
+
 // ---------------------------------------------------------------- client
 
 /// Connects an HTTP client from `cx`; returns the session (the proxy).
@@ -908,7 +1087,7 @@ fn decode_request_never_panics() {
                 ok += 1;
             }
             Err(e) => assert!(
-                [400, 404, 405, 413, 415].contains(&e.status) && !e.reason.is_empty(),
+                [400, 404, 405, 413, 415, 501].contains(&e.status) && !e.reason.is_empty(),
                 "{e}"
             ),
         }

@@ -26,8 +26,8 @@ pub use events::{
 };
 pub use key::{LanKey, LanKeyError};
 pub use options::{
-    CallerCheck, ConnectOptions, DEFAULT_MAX_BATCH, HttpClient, HttpServer, LinkOptions,
-    ListenOptions, MIN_HEADER_BYTES, UnknownGroup, group_id,
+    CallerCheck, ConnectOptions, DEFAULT_MAX_BATCH, DEFAULT_MAX_CONNECTIONS, HttpClient,
+    HttpServer, LinkOptions, ListenOptions, MIN_HEADER_BYTES, UnknownGroup, group_id,
 };
 
 use std::fmt;

@@ -195,6 +195,7 @@ pub struct HttpServer {
     pub(crate) uri_form: Option<Arc<UriForm>>,
     pub(crate) rpc: Option<JsonRpc>,
     pub(crate) health_check: Option<(String, String)>,
+    pub(crate) max_connections: Option<usize>,
 }
 
 /// The JSON-RPC 2.0 endpoint of an HTTP front (see [`HttpServer::json_rpc`]).
@@ -249,6 +250,7 @@ impl Default for HttpServer {
             uri_form: None,
             rpc: None,
             health_check: None,
+            max_connections: None,
         }
     }
 }
@@ -374,6 +376,45 @@ impl HttpServer {
         self.health_check = Some((path.into(), body.into()));
         self
     }
+    /// The most connections the listen keeps open at once (at least 1).
+    /// Past it a new connection is answered at once, without its request
+    /// being read: `503`, `Retry-After: 1`, `Connection: close` and a fault
+    /// naming the limit; then it is closed. Connections under the cap are
+    /// not affected.
+    ///
+    /// Default: [`DEFAULT_MAX_CONNECTIONS`], or half of the process's
+    /// limit on open files (`ulimit -n`) when that is lower: every
+    /// connection is a file descriptor, and the other half is left for
+    /// what else the process opens (its links, files, child processes, and
+    /// the refusals themselves). Past the file limit a server could not
+    /// even accept a connection to refuse it.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = Some(connections.max(1));
+        self
+    }
+
+    /// The cap on open connections in force: the one set, or the default.
+    pub fn connections_allowed(&self) -> usize {
+        self.max_connections.unwrap_or_else(default_max_connections)
+    }
+}
+
+/// The most connections a front keeps open when not told otherwise (and
+/// the process may open enough files).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// [`DEFAULT_MAX_CONNECTIONS`], or half the soft limit on open files if
+/// that is lower.
+fn default_max_connections() -> usize {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{Resource, getrlimit};
+        if let Ok((soft, _hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let half = usize::try_from(soft / 2).unwrap_or(usize::MAX);
+            return DEFAULT_MAX_CONNECTIONS.min(half).max(1);
+        }
+    }
+    DEFAULT_MAX_CONNECTIONS
 }
 
 /// The HTTP client mode of a connection: messages sent to the connection's

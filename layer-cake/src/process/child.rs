@@ -182,6 +182,11 @@ impl ProcessOptions {
         {
             out.push(format!("--worker-threads={threads}"));
         }
+        if let Some(seconds) = config.drain_time
+            && !self.has_flag("drain-time")
+        {
+            out.push(format!("--drain-time={seconds}"));
+        }
         out.push(format!("--connect-to-parent={hub}"));
         out
     }
@@ -905,6 +910,7 @@ mod tests {
             connect_to_directory: Some(HostPort::new("127.0.0.1", 7)),
             allow_group: Some("layer-cake".into()),
             worker_threads: Some(1),
+            drain_time: Some(3),
             ..ProcessConfig::default()
         };
         let args = options.arguments(&config, &HostPort::new("127.0.0.1", 9));
@@ -920,6 +926,7 @@ mod tests {
                 "--connect-to-directory=127.0.0.1:7",
                 "--allow-group=layer-cake",
                 "--worker-threads=1",
+                "--drain-time=3",
                 "--connect-to-parent=127.0.0.1:9",
             ]
         );

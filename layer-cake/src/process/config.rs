@@ -102,6 +102,15 @@ pub struct ProcessConfig {
     /// many others. Default: one per core. From 1 to 1024; passed on to
     /// child processes.
     pub worker_threads: Option<usize>,
+    /// `--drain-time=SECONDS`: on SIGTERM or SIGINT the process drains: its
+    /// HTTP fronts close their listens and let the requests in flight be
+    /// answered, then the main actor gets [`Stop`](crate::Stop). SECONDS
+    /// after the signal the process exits whatever is still running (a
+    /// second signal: at once). Default [`DEFAULT_DRAIN`] (28 s); passed on
+    /// to child processes. See [`ProcessConfig::drain_duration`]. (Not
+    /// `--drain-seconds`: its short form `-ds` would clash with
+    /// `--directory-scope`'s.)
+    pub drain_time: Option<u64>,
     /// `--origin=ORIGIN`: where this process sits in the chain of processes.
     pub origin: Origin,
     /// `--keep-logs`: keep rolling log files even in the foreground.
@@ -200,6 +209,11 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         text: "threads that run this process's actors, 1 to 1024 (default: one per core)",
     },
     FlagHelp {
+        name: "drain-time",
+        value: "SECONDS",
+        text: "on SIGTERM/SIGINT finish the HTTP requests in flight, stop, and exit within SECONDS (default 28)",
+    },
+    FlagHelp {
         name: "origin",
         value: "ORIGIN",
         text: "position in the process chain: SHELL (default), RUN, RUN_CHILD, START, START_CHILD",
@@ -231,7 +245,26 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
     },
 ];
 
+/// How long a process has from its first SIGTERM or SIGINT to its exit
+/// when `--drain-time` does not say: a little less than the 30 s that
+/// service managers (systemd's `TimeoutStopSec`, Kubernetes'
+/// `terminationGracePeriodSeconds`) wait before SIGKILL, and more than the
+/// [`DEFAULT_STOP_GRACE`](crate::process::DEFAULT_STOP_GRACE) a parent
+/// gives each child to end, so that a supervisor stopping its children is
+/// not cut short.
+pub const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(28);
+
+/// The most `--drain-time` may ask for (a day).
+pub(crate) const MAX_DRAIN_SECONDS: u64 = 86_400;
+
 impl ProcessConfig {
+    /// How long the process has from its first SIGTERM or SIGINT to its
+    /// exit: `--drain-time`, else [`DEFAULT_DRAIN`].
+    pub fn drain_duration(&self) -> std::time::Duration {
+        self.drain_time
+            .map_or(DEFAULT_DRAIN, std::time::Duration::from_secs)
+    }
+
     /// The gid `--allow-group` names, if any; an error when there is no
     /// such group.
     pub fn allowed_group(&self) -> Result<Option<u32>, crate::net::UnknownGroup> {

@@ -38,7 +38,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// first and can be read with [`config`](super::config).
 ///
 /// The process logs at `--debug-level`, runs the main actor on a
-/// multi-threaded tokio runtime, sends it [`Stop`] on SIGINT or SIGTERM, and
+/// multi-threaded tokio runtime, drains on SIGINT or SIGTERM (its HTTP
+/// fronts stop accepting and finish the requests in flight, then the main
+/// actor gets [`Stop`]; `--drain-time` after the signal, default 28, or
+/// at a second signal, the process exits at once with status 128 + the
+/// signal's number), and
 /// when it returns prints its value as JSON on stdout (nothing for `()`) and
 /// exits 0; a [`Faulted`] result goes to stderr and exits with
 /// [`Faulted::exit_code`] (71 unless set). A bad command line gets one line
@@ -204,29 +208,129 @@ where
         .clone()
         .unwrap_or_else(|| function_name::<F>().to_owned());
     let child_config = config.clone();
+    // SIGTERM and SIGINT are watched on a thread of their own, so that an
+    // actor that blocks the runtime's threads cannot keep the process from
+    // ending.
+    let mut watch = match SignalWatch::start(config.drain_duration(), program.clone()) {
+        Ok(watch) => watch,
+        Err(e) => {
+            let _ = writeln!(stderr, "{program}: cannot watch for signals: {e}");
+            return EXIT_SOFTWARE;
+        }
+    };
+    let watch_main = watch.main.take();
     let result = runtime.block_on(async move {
-        let signals = Signals::install();
         let handle = runtime::spawn_with(SpawnOptions::new().name(name), move |cx| {
             main_actor(cx, arguments)
         });
         let main = handle.address().clone();
         super::child::child_side(&child_config, &main);
-        let ended = handle.join_payload();
-        tokio::pin!(ended);
-        let mut signals = signals;
-        loop {
-            tokio::select! {
-                result = &mut ended => break result,
-                signal = signals.next() => {
-                    tracing::info!(signal, "Stopping the main actor");
-                    let _ = main.send(Stop);
-                }
-            }
+        if let Some(watch_main) = watch_main {
+            let _ = watch_main.send(main);
         }
+        handle.join_payload().await
     });
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
 
-    output(result, &config, &program, stdout, stderr)
+    let code = output(result, &config, &program, stdout, stderr);
+    // The drain deadline holds until here; a later `run` in the same
+    // process (tests) starts undrained.
+    drop(watch);
+    crate::net::http::drain::end_drain();
+    code
+}
+
+/// The thread that watches for SIGTERM and SIGINT while the main actor
+/// runs, with a small runtime of its own: the first signal drains the
+/// process (see [`drain`]), a second one, or the drain time passing, exits
+/// at once. Dropping it ends the watch.
+struct SignalWatch {
+    /// Where the main actor's address goes once it is running.
+    main: Option<tokio::sync::oneshot::Sender<crate::Address>>,
+    /// Dropped when the process no longer needs watching.
+    _done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl SignalWatch {
+    /// Starts the thread, and returns once it has taken over the signals
+    /// (so that a signal sent once the main actor runs is never lost).
+    fn start(drain_time: Duration, program: String) -> std::io::Result<Self> {
+        let (main, main_rx) = tokio::sync::oneshot::channel();
+        let (done, done_rx) = tokio::sync::oneshot::channel();
+        let (ready, installed) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("layer-cake-signals".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let signals = Signals::install();
+                    let _ = ready.send(Ok(()));
+                    tokio::select! {
+                        () = drain(signals, main_rx, drain_time, &program) => {}
+                        _ = done_rx => {}
+                    }
+                });
+            })?;
+        installed
+            .recv()
+            .map_err(|_| std::io::Error::other("the signal thread ended"))??;
+        Ok(SignalWatch {
+            main: Some(main),
+            _done: done,
+        })
+    }
+}
+
+/// What the first SIGTERM or SIGINT starts: the HTTP fronts close their
+/// listens and finish the requests in flight, then the main actor gets
+/// [`Stop`]; `drain_time` after the signal, or at a second signal, the
+/// process exits at once (status 128 + the signal's number, as a shell
+/// reports a process ended by a signal). Returns only if the main actor
+/// never started.
+async fn drain(
+    mut signals: Signals,
+    main: tokio::sync::oneshot::Receiver<crate::Address>,
+    drain_time: Duration,
+    program: &str,
+) {
+    let first = signals.next().await;
+    let deadline = tokio::time::Instant::now() + drain_time;
+    let Ok(main) = main.await else { return };
+    tracing::info!(
+        signal = first.name,
+        "Draining: the HTTP fronts finish the requests in flight (at most {drain_time:?})"
+    );
+    crate::net::http::drain::drain();
+    tokio::select! {
+        () = crate::net::http::drain::drained() => {}
+        () = tokio::time::sleep_until(deadline) => {}
+        second = signals.next() => exit_now(program, second, "a second signal"),
+    }
+    tracing::info!(signal = first.name, "Stopping the main actor");
+    let _ = main.send(Stop);
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline) => exit_now(
+            program,
+            first,
+            &format!("still running {drain_time:?} after {} (--drain-time)", first.name),
+        ),
+        second = signals.next() => exit_now(program, second, "a second signal"),
+    }
+}
+
+/// Ends the process at once, whatever its actors are doing.
+fn exit_now(program: &str, signal: Signal, why: &str) -> ! {
+    let _ = writeln!(std::io::stderr(), "{program}: {why}: exiting now");
+    std::process::exit(128 + signal.number)
 }
 
 /// What the layer that keeps homes does when a process starts as a role of
@@ -389,6 +493,14 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
             super::config::MAX_WORKER_THREADS
         )));
     }
+    if let Some(n) = config.drain_time
+        && n > super::config::MAX_DRAIN_SECONDS
+    {
+        return Err(usage(format!(
+            "--drain-time: {n} is more than {}",
+            super::config::MAX_DRAIN_SECONDS
+        )));
+    }
     if config.help {
         return Ok(Parsed::Help(help_text(program, own.as_deref(), &all)));
     }
@@ -464,7 +576,7 @@ fn function_name<F>() -> &'static str {
         .unwrap_or(base)
 }
 
-/// The signals that stop the main actor.
+/// The signals that drain the process and stop the main actor.
 struct Signals {
     #[cfg(unix)]
     interrupt: Option<tokio::signal::unix::Signal>,
@@ -495,8 +607,8 @@ impl Signals {
         Signals {}
     }
 
-    /// The name of the next signal to arrive.
-    async fn next(&mut self) -> &'static str {
+    /// The next signal to arrive.
+    async fn next(&mut self) -> Signal {
         #[cfg(unix)]
         {
             async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
@@ -508,16 +620,28 @@ impl Signals {
                 std::future::pending().await
             }
             tokio::select! {
-                () = recv(&mut self.interrupt) => "SIGINT",
-                () = recv(&mut self.terminate) => "SIGTERM",
+                () = recv(&mut self.interrupt) => Signal { name: "SIGINT", number: 2 },
+                () = recv(&mut self.terminate) => Signal { name: "SIGTERM", number: 15 },
             }
         }
         #[cfg(not(unix))]
         {
             match tokio::signal::ctrl_c().await {
-                Ok(()) => "Ctrl-C",
+                Ok(()) => Signal {
+                    name: "Ctrl-C",
+                    number: 2,
+                },
                 Err(_) => std::future::pending().await,
             }
         }
     }
+}
+
+/// A signal that stops the process.
+#[derive(Debug, Clone, Copy)]
+struct Signal {
+    /// `SIGINT`, `SIGTERM`.
+    name: &'static str,
+    /// Its number (2, 15).
+    number: i32,
 }

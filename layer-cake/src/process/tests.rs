@@ -148,6 +148,26 @@ fn worker_threads_is_a_standard_flag_from_1_to_1024() {
 }
 
 #[test]
+fn drain_time_is_a_standard_flag_up_to_a_day() {
+    let (config, ()) = ok::<()>(&[]);
+    assert_eq!(config.drain_duration(), crate::process::DEFAULT_DRAIN);
+    let (config, ()) = ok::<()>(&["--drain-time=0"]);
+    assert_eq!(config.drain_duration(), std::time::Duration::ZERO);
+    let (config, ()) = ok::<()>(&["--drain-time=86400"]);
+    assert_eq!(config.drain_time, Some(86_400));
+    let e = err::<()>(&["--drain-time=86401"]);
+    assert_eq!(e.code, EXIT_USAGE);
+    assert_eq!(e.text, "--drain-time: 86401 is more than 86400");
+    let e = err::<()>(&["--drain-time=-1"]);
+    assert_eq!(e.code, EXIT_USAGE);
+    assert!(e.text.contains("drain-time"), "{}", e.text);
+    // Its short form clashes with no other standard flag's.
+    let (config, ()) = ok::<()>(&["-dt=5", "-ds=LAN"]);
+    assert_eq!(config.drain_time, Some(5));
+    assert_eq!(config.directory_scope, crate::process::Scope::Lan);
+}
+
+#[test]
 fn short_forms_are_initials() {
     let (config, xy) = ok::<Xy>(&["-dl=DEBUG", "-fo", "-x=4"]);
     assert_eq!(config.debug_level, Some(DebugLevel::DEBUG));

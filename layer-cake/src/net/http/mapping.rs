@@ -28,7 +28,7 @@ use crate::net::HttpRequest;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
-    /// The status code: 400, 404, 405, 413 or 415 from the mapping.
+    /// The status code: 400, 404, 405, 413, 415 or 501 from the mapping.
     pub status: u16,
     /// What went wrong, naming the field when a field was at fault.
     pub reason: String,
@@ -73,10 +73,14 @@ pub(crate) fn condition_of(status: u16) -> &'static str {
         405 => "method not allowed",
         408 => "request timeout",
         413 => "payload too large",
+        414 => "uri too long",
         415 => "unsupported media type",
+        431 => "request header fields too large",
         500 => "internal server error",
         503 => "service unavailable",
+        501 => "not implemented",
         504 => "gateway timeout",
+        505 => "http version not supported",
         _ => "http error",
     }
 }
@@ -97,7 +101,8 @@ pub(crate) const METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 ///
 /// - `accepted`: the signatures the front accepts (`HttpServer::accepted`);
 /// - `method`: `GET`, `HEAD` (taken as `GET`; the response goes without
-///   its body), `POST`, `PUT`, `PATCH` or `DELETE` (others: 405);
+///   its body), `POST`, `PUT`, `PATCH` or `DELETE`; `OPTIONS`, `TRACE`
+///   and `CONNECT` (known to HTTP, not taken here): 405; any other: 501;
 /// - `target`: the request target, path and optional query
 ///   (`/any/prefix/Xy?x=2&y=2`);
 /// - `content_type`: the `Content-Type` header, if any;
@@ -166,11 +171,21 @@ fn decode_named(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Payload, HttpError> {
-    if !matches!(method, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE") {
-        return Err(HttpError::new(
-            405,
-            format!("method {method:?} is not taken here (use one of {METHODS})"),
-        ));
+    match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" => {}
+        // Known to HTTP (RFC 9110) but not taken by the front.
+        "OPTIONS" | "TRACE" | "CONNECT" => {
+            return Err(HttpError::new(
+                405,
+                format!("method {method:?} is not taken here (use one of {METHODS})"),
+            ));
+        }
+        _ => {
+            return Err(HttpError::new(
+                501,
+                format!("method {method:?} is not known to this server (it takes {METHODS})"),
+            ));
+        }
     }
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path, Some(query)),

@@ -20,6 +20,8 @@
 //! envelope, an `HttpResponse` otherwise.
 
 mod client;
+mod connection;
+pub(crate) mod drain;
 pub mod jsonrpc;
 mod mapping;
 mod response;

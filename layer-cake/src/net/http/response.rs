@@ -106,6 +106,32 @@ pub(crate) fn error_response(error: &HttpError) -> Response<Body> {
     response
 }
 
+/// A whole HTTP/1 answer that the front writes on a socket itself, outside
+/// hyper (a connection past the cap, a request hyper could not parse): the
+/// fault's status and typed envelope, `Content-Type`, `Content-Length`,
+/// `Retry-After` where [`status_of`] asks for it, and `Connection: close`
+/// (the connection is closed after it).
+pub(crate) fn raw_answer(version: &str, fault: Faulted) -> Vec<u8> {
+    let (status, retry) = status_of(&fault);
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = json::to_typed_string(&Payload::new(fault), false)
+        .unwrap_or_else(|_| r#"{"value":["Faulted",null,[]]}"#.to_string());
+    let retry = if retry || status == 503 {
+        format!("retry-after: {RETRY_AFTER_SECONDS}\r\n")
+    } else {
+        String::new()
+    };
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
+    format!(
+        "{version} {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\nserver: layer-cake\r\ndate: {date}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 fn json_response(status: u16, retry: bool, text: String) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() =
@@ -121,7 +147,9 @@ fn json_response(status: u16, retry: bool, text: String) -> Response<Body> {
 }
 
 /// An `HttpResponse` as it is. A status that is not 100-999, or a header
-/// that is not valid HTTP, gives 500 instead (naming the problem).
+/// that is not valid HTTP, gives 500 instead (naming the problem). A body
+/// without a content type (neither `content_type` nor a `Content-Type`
+/// header) goes as `application/octet-stream`.
 fn passthrough(custom: HttpResponse) -> Response<Body> {
     let invalid = |why: String| {
         fault_response(
@@ -133,6 +161,7 @@ fn passthrough(custom: HttpResponse) -> Response<Body> {
     let Ok(status) = StatusCode::from_u16(custom.status) else {
         return invalid(format!("status {}", custom.status));
     };
+    let has_body = !custom.body.is_empty();
     let mut response = Response::new(Full::new(Bytes::from(custom.body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -154,6 +183,68 @@ fn passthrough(custom: HttpResponse) -> Response<Body> {
             }
             Err(_) => return invalid(format!("content type {content_type:?}")),
         }
+    } else if has_body && !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(content_type: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            content_type: content_type.map(str::to_owned),
+            body: body.to_vec(),
+        }
+    }
+
+    fn content_type(response: &Response<Body>) -> Option<&str> {
+        response
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn a_passthrough_body_always_has_a_content_type() {
+        let bare = passthrough(custom(None, &[], b"raw"));
+        assert_eq!(content_type(&bare), Some("application/octet-stream"));
+        let typed = passthrough(custom(Some("text/csv"), &[], b"a,b"));
+        assert_eq!(content_type(&typed), Some("text/csv"));
+        let by_header = passthrough(custom(None, &[("Content-Type", "image/png")], b"png"));
+        assert_eq!(content_type(&by_header), Some("image/png"));
+        // No body, nothing to type (a 204, say).
+        assert_eq!(content_type(&passthrough(custom(None, &[], b""))), None);
+    }
+
+    #[test]
+    fn a_raw_answer_is_a_whole_json_response() {
+        let text = String::from_utf8(raw_answer("HTTP/1.1", Faulted::overloaded("full"))).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+        for line in [
+            "content-type: application/json",
+            "retry-after: 1",
+            "connection: close",
+            "server: layer-cake",
+        ] {
+            assert!(head.contains(line), "{head}");
+        }
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let value: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(value["value"][1]["kind"], "Overloaded");
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -18,6 +19,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use super::connection::{self, ConnectionIo, Connections};
+use super::drain;
 use super::mapping::{HttpError, decode_request, header_pairs};
 use super::response::{self, Body};
 use super::rest;
@@ -46,6 +49,11 @@ pub(crate) async fn serve(
     front: HttpServer,
 ) {
     let front = Arc::new(front);
+    let connections = Connections::new(front.connections_allowed());
+    // The process drains (SIGTERM): the listen closes, and its connections
+    // close once their requests in flight are answered.
+    let draining = drain::begun();
+    tokio::pin!(draining);
     loop {
         if owner.is_closed() {
             tracing::debug!(target: "layer_cake::object", "HTTP front at {listening} closes: its owner has ended");
@@ -54,6 +62,11 @@ pub(crate) async fn serve(
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = tokio::time::sleep(OWNER_CHECK) => continue,
+            () = &mut draining => {
+                tracing::info!("HTTP front at {listening} closes: the process drains");
+                connections.shut_down_all();
+                return;
+            }
         };
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
@@ -64,7 +77,13 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        let Some((admitted, shut_down)) = connections.admit() else {
+            tracing::debug!("HTTP front at {listening} refuses a connection: at its limit");
+            connections.refuse(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let service_answered = Arc::new(AtomicBool::new(false));
         // What every request of this connection needs, behind one pointer
         // of the connection's own: a request clones that (not the listen's
         // shared ones, whose counts every connection would contend for).
@@ -72,25 +91,36 @@ pub(crate) async fn serve(
             owner: owner.clone(),
             front: front.clone(),
             asker: Mutex::new(None),
+            service_answered: service_answered.clone(),
         });
         tokio::spawn(async move {
+            let _admitted = admitted;
             let timeout = shared.front.header_read_timeout;
             // hyper's read buffer bounds the request head (past it: 431);
             // a body streams through it in pieces, bounded by `max_body`.
             let head_limit = shared.front.max_header_bytes;
+            // Boxed so that the connection can be driven without being
+            // shut down by hyper (`poll_without_shutdown` wants an `Unpin`
+            // future): the front then writes its own answer where hyper
+            // would write a bare one (see `connection`).
             let service = service_fn(move |request| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(request, &shared).await) }
+                Box::pin(async move {
+                    let response = handle(request, &shared).await;
+                    shared.service_answered.store(true, Ordering::Relaxed);
+                    Ok::<_, Infallible>(response)
+                })
             });
             let connection = http1::Builder::new()
                 .timer(ConnectionTimer::new())
                 .header_read_timeout(timeout)
                 .max_buf_size(head_limit)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!("HTTP connection ended: {e}");
-            }
+                .serve_connection(
+                    TokioIo::new(ConnectionIo::new(stream, service_answered)),
+                    service,
+                );
+            connection::drive(connection, shut_down, head_limit).await;
         });
     }
 }
@@ -102,6 +132,8 @@ struct Shared {
     /// The asker of the connection's last request, for the next one (an
     /// HTTP/1 connection has one request in flight at a time).
     asker: Mutex<Option<Asker>>,
+    /// Set once a response is given to hyper (see [`ConnectionIo`]).
+    service_answered: Arc<AtomicBool>,
 }
 
 /// Where the requests of one connection are asked from: a detached context
