@@ -5,6 +5,7 @@
 //! comment says what it shows and how to run it.
 
 pub mod load;
+pub mod steps;
 
 use layer_cake::Message;
 use serde::{Deserialize, Serialize};

@@ -58,7 +58,7 @@ pub(crate) struct Envelope {
     pub(crate) from: Address,
     pub(crate) payload: Payload,
     pub(crate) tag: Tag,
-    pub(crate) meta: Option<Arc<Meta>>,
+    pub(crate) meta: Option<Arc<super::Carried>>,
 }
 
 impl fmt::Debug for Envelope {
