@@ -23,7 +23,7 @@ use layer_cake::net::{HttpServer, ListenOptions, Listening, NotListening};
 use layer_cake::process::ProcessOptions;
 use layer_cake::runtime::{self, ActorHandle};
 use layer_cake::spool::{InspectSpool, SpoolOptions, SpoolStatus, Workers};
-use layer_cake::{Address, Context, Faulted, HostPort, Stop, on};
+use layer_cake::{Address, Context, HostPort, Stop, on};
 use layer_cake_demos::steps::Steps;
 
 layer_cake::register!(u32);

@@ -66,7 +66,13 @@
 //!   answers (the late answer is discarded and counted) or goes, so a busy
 //!   worker is never handed more than its capacity;
 //! - local and spawned workers that end are started again after a
-//!   stand-down delay (±25 %, so that a crowd does not restart in step).
+//!   stand-down delay (±25 %, so that a crowd does not restart in step);
+//! - a request its caller cancels (the HTTP client went away, or was
+//!   answered 504) leaves the queue, or is answered and left to its worker,
+//!   which sees the [`Cancellation`](crate::Cancellation); a worker process
+//!   still holding a request [`overrun_grace`](SpoolOptions::overrun_grace)
+//!   after it was answered is stopped and replaced, and that request is not
+//!   retried.
 //!
 //! Every request gets exactly one answer: the worker's, or a
 //! [`Faulted`](crate::Faulted) whose kind says why not (`Busy`,
