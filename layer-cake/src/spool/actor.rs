@@ -394,10 +394,10 @@ impl Spool {
     }
 
     /// `worker` is known to be gone: it ended (`Returned`, `Ended`, a
-    /// closed address), its connection closed, or it overran. It is forgotten, and the
-    /// requests it held whose callers still wait are retried (or answered
-    /// `Lost`). A spawned worker is also sent `Stop`, so that its slot is
-    /// started afresh.
+    /// closed address), its connection closed, or it overran. It is
+    /// forgotten, and the requests it held whose callers still wait are
+    /// retried (or answered `Lost`). A spawned worker is also sent `Stop`,
+    /// so that its slot is started afresh.
     fn gone(&mut self, cx: &mut Context, worker: &Address, why: &str) {
         if !self.pool.remove(worker) {
             return;
@@ -526,14 +526,14 @@ impl Spool {
 
     /// Answers `TimedOut` for every request past its deadline, and for
     /// every request whose caller cancelled it (the HTTP client went away,
-    /// or was answered 504 first); the request's
-    /// [`Cancellation`](crate::runtime::Cancellation) is then set, so that
-    /// the worker holding it can stop. A request a worker holds keeps that
-    /// worker's slot: the worker may still be busy with it, and handing it
-    /// another request would overload it. A worker that can be stopped
-    /// ([`Workers::processes`]) still holding such a request
-    /// `overrun_grace` later is stopped and replaced, and that request is
-    /// not retried.
+    /// or was answered 504 first; a queued one is dropped). A worker in
+    /// another process holding a request that timed out is told it is
+    /// cancelled; one the caller cancelled, the worker knows of already. A
+    /// request a worker holds keeps that worker's slot: the worker may
+    /// still be busy with it, and handing it another request would
+    /// overload it. A worker that can be stopped ([`Workers::processes`])
+    /// still holding such a request `overrun_grace` later is stopped and
+    /// replaced, and that request is not retried.
     fn expire(&mut self, cx: &mut Context) {
         let timeout = self.options.request_timeout;
         let now = Instant::now();
