@@ -6,6 +6,7 @@
 
 pub mod load;
 pub mod prime;
+pub mod steps;
 
 use layer_cake::Message;
 use serde::{Deserialize, Serialize};

@@ -25,7 +25,7 @@ extern crate self as layer_cake;
 pub use message::{
     Ack, FAULTY_EXIT, FaultKind, Faulted, Message, Nak, Payload, Restarted, Returned, Start, Stop,
 };
-pub use runtime::{Address, Context};
+pub use runtime::{Address, Cancellation, Context};
 
 pub use net::HostPort;
 pub use process::create;

@@ -162,7 +162,7 @@ impl Address {
         message: M,
         from: Address,
         tag: Tag,
-        meta: Option<Arc<super::Meta>>,
+        meta: Option<Arc<super::Carried>>,
     ) -> Result<(), SendError<M>> {
         self.post_payload(Payload::new(message), from, tag, meta)
             .map_err(|e| e.map(typed_back))
@@ -174,7 +174,7 @@ impl Address {
         payload: Payload,
         from: Address,
         tag: Tag,
-        meta: Option<Arc<super::Meta>>,
+        meta: Option<Arc<super::Carried>>,
     ) -> Result<(), SendError<Payload>> {
         let envelope = Envelope {
             from,
@@ -268,6 +268,21 @@ impl Address {
             Route::Local(m) => {
                 if let Some(to) = m.redirect_target() {
                     to.abandon_request(asker, id);
+                }
+            }
+            Route::Null | Route::Unreachable(_) => {}
+        }
+    }
+
+    /// `asker`'s request `id`, sent here, is cancelled: when it went to
+    /// another process, the peer cancels its copy of the request's context
+    /// (a local actor shares the asker's context, which is not touched).
+    pub(crate) fn cancel_request(&self, asker: &Address, id: super::RequestId) {
+        match &self.0 {
+            Route::Remote(r) => r.channel.cancel(asker, id.0),
+            Route::Local(m) => {
+                if let Some(to) = m.redirect_target() {
+                    to.cancel_request(asker, id);
                 }
             }
             Route::Null | Route::Unreachable(_) => {}

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 
 use super::address::{ActorId, Address, typed_back};
+use super::cancel::{Cancellation, Carried};
 use super::envelope::{Envelope, Meta, RequestId, Tag};
 use super::error::{AskError, SendError};
 use super::mailbox::{Mailbox, PushError, Receiver};
@@ -87,7 +88,7 @@ struct Core {
 struct Current {
     from: Address,
     tag: Option<Tag>,
-    meta: Option<Arc<Meta>>,
+    meta: Option<Arc<Carried>>,
 }
 
 /// How many abandoned requests an actor remembers, to discard their late
@@ -147,13 +148,20 @@ pub struct ReturnPath {
     to: Address,
     from: Address,
     tag: Tag,
-    meta: Option<Arc<Meta>>,
+    meta: Option<Arc<Carried>>,
 }
 
 impl ReturnPath {
     /// Where answers go.
     pub fn address(&self) -> &Address {
         &self.to
+    }
+
+    /// The cancellation signal of the request this path answers (see
+    /// [`Context::cancellation`]): a task working on it away from the
+    /// actor checks it between steps.
+    pub fn cancellation(&self) -> Cancellation {
+        Cancellation(self.meta.clone())
     }
 
     /// Sends the answer.
@@ -279,13 +287,34 @@ impl Context {
     /// The request context (trace, caller, ingress) of the message being
     /// handled; inherited by everything sent while handling it.
     pub fn meta(&self) -> Option<&Meta> {
-        self.core.current.meta.as_deref()
+        self.core.current.meta.as_deref().map(|c| &**c)
     }
 
     /// Replaces the request context carried by the messages this actor sends
-    /// from now on (until the next message is received).
+    /// from now on (until the next message is received). The new context
+    /// has a [`Cancellation`] of its own, not yet cancelled.
     pub fn set_meta(&mut self, meta: Meta) {
-        self.core.current.meta = Some(Arc::new(meta));
+        self.core.current.meta = Some(Arc::new(Carried::new(meta)));
+    }
+
+    /// The cancellation signal of the request being handled: set when
+    /// whoever waits for its answer has given up (the HTTP client went
+    /// away, or was answered 504). Work that takes a while checks it
+    /// between steps, or selects on [`Cancellation::cancelled`], and stops
+    /// (`docs/http.md`, "Cancellation"). A message without a request
+    /// context has a signal that never fires.
+    pub fn cancellation(&self) -> Cancellation {
+        Cancellation(self.core.current.meta.clone())
+    }
+
+    /// Whether the request being handled has been cancelled (see
+    /// [`cancellation`](Context::cancellation)): one atomic load.
+    pub fn is_cancelled(&self) -> bool {
+        self.core
+            .current
+            .meta
+            .as_ref()
+            .is_some_and(|c| c.is_cancelled())
     }
 
     /// Waits for the next message.
@@ -580,7 +609,7 @@ impl Context {
         &mut self,
         message: Payload,
         to: &Address,
-        meta: Option<Arc<Meta>>,
+        meta: Option<Arc<Carried>>,
     ) -> Result<RequestId, SendError<Payload>> {
         let id = self.next_request_id();
         object_log!(self, ">", "Sent {} to {}", message.signature(), to);
@@ -589,7 +618,7 @@ impl Context {
     }
 
     /// The request context of the handled message, shared.
-    pub(crate) fn meta_shared(&self) -> Option<Arc<Meta>> {
+    pub(crate) fn meta_shared(&self) -> Option<Arc<Carried>> {
         self.core.current.meta.clone()
     }
 

@@ -59,7 +59,7 @@ pub(crate) struct Envelope {
     pub(crate) from: Address,
     pub(crate) payload: Payload,
     pub(crate) tag: Tag,
-    pub(crate) meta: Option<Arc<Meta>>,
+    pub(crate) meta: Option<Arc<super::Carried>>,
 }
 
 impl fmt::Debug for Envelope {
@@ -73,6 +73,11 @@ impl fmt::Debug for Envelope {
 }
 
 /// Request context that follows a message across hops.
+///
+/// Set with [`Context::set_meta`](crate::runtime::Context::set_meta) (the
+/// HTTP front sets one per request), it is shared by everything sent while
+/// handling the message that carried it, and so is the request's
+/// [`Cancellation`](crate::runtime::Cancellation), which travels beside it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
     /// The W3C trace context of the request.

@@ -278,6 +278,7 @@ mod tests {
             self
         }
         fn abandon(&self, _: &Address, _: u64) {}
+        fn cancel(&self, _: &Address, _: u64) {}
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! as a tokio task; an idle actor is a parked task and a small mailbox.
 
 mod address;
+mod cancel;
 mod context;
 mod envelope;
 mod error;
@@ -21,6 +22,7 @@ mod trace_state;
 pub(crate) mod transport;
 
 pub use address::{ActorId, Address};
+pub use cancel::Cancellation;
 pub use context::{Context, Input, ReturnPath};
 pub use envelope::{Meta, RequestId, TraceContext, TraceParseError};
 pub use error::{AskError, SendError};
@@ -42,6 +44,7 @@ pub struct Ended {
 }
 
 pub(crate) use address::RouteRef;
+pub(crate) use cancel::Carried;
 pub(crate) use envelope::{Envelope, Tag};
 pub(crate) use mailbox::{Mailbox, PushError, Watcher};
 pub(crate) use spawn::next_id;

@@ -45,6 +45,10 @@ pub(crate) trait Channel: Send + Sync + fmt::Debug + 'static {
     /// `asker` gave up waiting for the answer to its request `id` sent over
     /// this channel: stop owing it a fault when the channel ends.
     fn abandon(&self, asker: &Address, id: u64);
+
+    /// `asker`'s request `id`, sent over this channel, is cancelled: tell
+    /// the peer, which cancels its copy of the request's context.
+    fn cancel(&self, asker: &Address, id: u64);
 }
 
 /// Writes and reads addresses inside one frame, relative to the connection

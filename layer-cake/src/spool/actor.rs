@@ -10,7 +10,7 @@ use super::load::{Pool, Window};
 use super::{InspectSpool, JoinSpool, LeaveSpool, Source, SpoolOptions, SpoolStatus, Workers};
 use crate::directory::{Available, Dropped};
 use crate::message::{FaultKind, Faulted, Message, Payload, Returned, Stop};
-use crate::runtime::{Address, Context, Ended, Meta, RequestId, ReturnPath, SendError};
+use crate::runtime::{Address, Carried, Context, Ended, RequestId, ReturnPath, SendError};
 
 /// How long a stopping spool waits for its workers to return.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -44,7 +44,7 @@ impl Message for Restart {
 struct Held {
     request: Payload,
     path: ReturnPath,
-    meta: Option<Arc<Meta>>,
+    meta: Option<Arc<Carried>>,
     arrived: Instant,
     /// Whether it has already been sent to a worker that died with it.
     retried: bool,
@@ -60,6 +60,10 @@ struct Sent {
     /// or goes.
     caller: Option<Caller>,
     sent: Instant,
+    /// Since when its caller has been answered (`TimedOut`, or it was
+    /// cancelled) while the worker still holds it: past
+    /// `overrun_grace`, a worker that can be stopped is.
+    overdue_since: Option<Instant>,
 }
 
 /// The caller's side of a request a worker holds.
@@ -68,7 +72,7 @@ struct Caller {
     /// A copy to send again if the worker is gone with the request.
     spare: Option<Payload>,
     path: ReturnPath,
-    meta: Option<Arc<Meta>>,
+    meta: Option<Arc<Carried>>,
     arrived: Instant,
     retried: bool,
 }
@@ -141,7 +145,7 @@ pub(super) async fn run(
 impl Spool {
     /// Starts every spawned worker.
     fn start_workers(&mut self, cx: &mut Context) {
-        if let Source::Spawned { count, make } = &self.source {
+        if let Source::Spawned { count, make, .. } = &self.source {
             let (count, make) = (*count, Arc::clone(make));
             for slot in 0..count {
                 let worker = make(cx, slot);
@@ -246,6 +250,7 @@ impl Spool {
                             retried: held.retried,
                         }),
                         sent: Instant::now(),
+                        overdue_since: None,
                     },
                 );
             }
@@ -398,10 +403,10 @@ impl Spool {
     }
 
     /// `worker` is known to be gone: it ended (`Returned`, `Ended`, a
-    /// closed address) or its connection closed. It is forgotten, and the
-    /// requests it held whose callers still wait are retried (or answered
-    /// `Lost`). A spawned worker is also sent `Stop`, so that its slot is
-    /// started afresh.
+    /// closed address), its connection closed, or it overran. It is
+    /// forgotten, and the requests it held whose callers still wait are
+    /// retried (or answered `Lost`). A spawned worker is also sent `Stop`,
+    /// so that its slot is started afresh.
     fn gone(&mut self, cx: &mut Context, worker: &Address, why: &str) {
         if !self.pool.remove(worker) {
             return;
@@ -528,34 +533,109 @@ impl Spool {
         self.release_if_done(cx, worker);
     }
 
-    /// Answers `TimedOut` for every request past its deadline. A request a
-    /// worker holds keeps that worker's slot: the worker may still be busy
-    /// with it, and handing it another request would overload it.
+    /// Answers `TimedOut` for every request past its deadline, and for
+    /// every request whose caller cancelled it (the HTTP client went away,
+    /// or was answered 504 first; a queued one is dropped). A worker in
+    /// another process holding a request that timed out is told it is
+    /// cancelled; one the caller cancelled, the worker knows of already. A
+    /// request a worker holds keeps that worker's slot: the worker may
+    /// still be busy with it, and handing it another request would
+    /// overload it. A worker that can be stopped ([`Workers::processes`])
+    /// still holding such a request `overrun_grace` later is stopped and
+    /// replaced, and that request is not retried.
     fn expire(&mut self, cx: &mut Context) {
         let timeout = self.options.request_timeout;
         let now = Instant::now();
         let late = |arrived: Instant| now.duration_since(arrived) >= timeout;
         let explanation = || format!("no answer within {:.3}s", timeout.as_secs_f64());
-        while self.queue.front().is_some_and(|held| late(held.arrived)) {
-            if let Some(held) = self.queue.pop_front() {
-                self.status.timed_out += 1;
-                let _ = held.path.reply(Faulted::timed_out(explanation()));
-            }
-        }
+        let cancelled =
+            |meta: &Option<Arc<Carried>>| meta.as_ref().is_some_and(|m| m.is_cancelled());
+        let status = &mut self.status;
+        self.queue.retain(|held| {
+            let fault = if cancelled(&held.meta) {
+                status.cancelled += 1;
+                Faulted::timed_out("cancelled by its caller while queued")
+            } else if late(held.arrived) {
+                status.timed_out += 1;
+                Faulted::timed_out(explanation())
+            } else {
+                return true;
+            };
+            let _ = held.path.reply(fault);
+            false
+        });
         let mut relieved = Vec::new();
-        for sent in self.in_flight.values_mut() {
-            if sent.caller.as_ref().is_some_and(|c| late(c.arrived))
-                && let Some(caller) = sent.caller.take()
-            {
+        let mut overran = Vec::new();
+        let grace = self
+            .options
+            .overrun_grace
+            .filter(|_| self.stops_overrunning());
+        for (id, sent) in self.in_flight.iter_mut() {
+            let Some(caller) = &sent.caller else {
+                if let (Some(since), Some(grace)) = (sent.overdue_since, grace)
+                    && now.duration_since(since) >= grace
+                {
+                    overran.push(sent.worker.clone());
+                }
+                continue;
+            };
+            if cancelled(&caller.meta) {
+                // Its worker has been told (the cancellation went wherever
+                // the request did).
+                self.status.cancelled += 1;
+                let _ = caller
+                    .path
+                    .reply(Faulted::timed_out("cancelled by its caller"));
+            } else if late(caller.arrived) {
                 self.status.timed_out += 1;
                 let _ = caller.path.reply(Faulted::timed_out(explanation()));
-                relieved.push(sent.worker.clone());
+                // Nobody will use the answer: a worker in another process
+                // may stop. (Only this request: its context here may be
+                // shared with others the caller sent, which go on.)
+                sent.worker.cancel_request(cx.address(), *id);
+            } else {
+                continue;
             }
+            sent.caller = None;
+            sent.overdue_since = Some(now);
+            relieved.push(sent.worker.clone());
         }
         for worker in relieved {
             self.release_if_done(cx, &worker);
         }
+        for worker in overran {
+            self.overran(cx, &worker);
+        }
         self.pump(cx);
+    }
+
+    /// Whether this spool's workers end when stopped, even in the middle of
+    /// a request (child processes).
+    fn stops_overrunning(&self) -> bool {
+        matches!(
+            self.source,
+            Source::Spawned {
+                stop_overrunning: true,
+                ..
+            }
+        )
+    }
+
+    /// `worker` still holds a request `overrun_grace` after its caller was
+    /// answered: it is stopped (a process: SIGINT, then SIGKILL after its
+    /// stop grace) and started afresh after the stand-down. That request
+    /// is not sent to another worker (it may be what stalls workers); any
+    /// other it holds whose caller still waits is, once.
+    fn overran(&mut self, cx: &mut Context, worker: &Address) {
+        if !self.pool.contains(worker) {
+            return;
+        }
+        self.status.stopped_overrunning += 1;
+        tracing::warn!(
+            "spool: worker {worker} still holds a request {:?} after it was answered; stopping it",
+            self.options.overrun_grace.unwrap_or_default()
+        );
+        self.gone(cx, worker, "was stopped for overrunning a request");
     }
 
     fn status(&self) -> SpoolStatus {

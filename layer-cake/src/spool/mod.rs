@@ -66,7 +66,13 @@
 //!   answers (the late answer is discarded and counted) or goes, so a busy
 //!   worker is never handed more than its capacity;
 //! - local and spawned workers that end are started again after a
-//!   stand-down delay (±25 %, so that a crowd does not restart in step).
+//!   stand-down delay (±25 %, so that a crowd does not restart in step);
+//! - a request its caller cancels (the HTTP client went away, or was
+//!   answered 504) leaves the queue, or is answered and left to its worker,
+//!   which sees the [`Cancellation`](crate::Cancellation); a worker process
+//!   still holding a request [`overrun_grace`](SpoolOptions::overrun_grace)
+//!   after it was answered is stopped and replaced, and that request is not
+//!   retried.
 //!
 //! Every request gets exactly one answer: the worker's, or a
 //! [`Faulted`](crate::Faulted) whose kind says why not (`Busy`,
@@ -156,6 +162,13 @@ pub struct SpoolStatus {
     pub unavailable: u64,
     /// Requests answered `TimedOut`.
     pub timed_out: u64,
+    /// Requests their callers cancelled (the HTTP client went away, or was
+    /// answered 504 first) before their workers answered; each was answered
+    /// `TimedOut` and its cancellation passed on to its worker.
+    pub cancelled: u64,
+    /// Workers stopped (and started afresh) because they still held a
+    /// request `overrun_grace` after it was answered.
+    pub stopped_overrunning: u64,
     /// Requests sent again because their worker was gone.
     pub retried: u64,
     /// Requests answered `Lost` (their worker died after a retry, or they
@@ -181,8 +194,13 @@ pub struct Workers {
 
 #[derive(Clone)]
 enum Source {
-    /// `count` workers made by the spool, started again when they end.
-    Spawned { count: usize, make: Arc<MakeWorker> },
+    /// `count` workers made by the spool, started again when they end;
+    /// stopped when they overrun, if `stop_overrunning`.
+    Spawned {
+        count: usize,
+        make: Arc<MakeWorker>,
+        stop_overrunning: bool,
+    },
     /// Workers that join and leave from outside.
     External,
 }
@@ -233,8 +251,25 @@ impl Workers {
             source: Source::Spawned {
                 count,
                 make: Arc::new(make),
+                stop_overrunning: false,
             },
         }
+    }
+
+    /// Spawned workers that `Stop` ends even in the middle of a request (a
+    /// child process, which is interrupted and then killed) are stopped
+    /// and started afresh when one still holds a request
+    /// [`overrun_grace`](SpoolOptions::overrun_grace) after the request was
+    /// answered `TimedOut` (or cancelled by its caller). [`Workers::processes`]
+    /// does this already. No effect on external workers.
+    pub fn stop_overrunning(mut self) -> Self {
+        if let Source::Spawned {
+            stop_overrunning, ..
+        } = &mut self.source
+        {
+            *stop_overrunning = true;
+        }
+        self
     }
 
     /// `count` child processes started from `options`, with role names
@@ -248,6 +283,7 @@ impl Workers {
         Workers::spawned(count, move |cx, slot| {
             cx.spawn_process(options.clone().role_name(format!("{base}-{slot}")))
         })
+        .stop_overrunning()
     }
 
     /// No workers to begin with: they join with [`JoinSpool`] (or a
@@ -286,6 +322,7 @@ pub struct SpoolOptions {
     pub(crate) worker_capacity: u32,
     pub(crate) retry: bool,
     pub(crate) stand_down: Option<Duration>,
+    pub(crate) overrun_grace: Option<Duration>,
 }
 
 impl Default for SpoolOptions {
@@ -299,6 +336,7 @@ impl Default for SpoolOptions {
             worker_capacity: 1,
             retry: true,
             stand_down: Some(Duration::from_secs(5)),
+            overrun_grace: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -367,6 +405,18 @@ impl SpoolOptions {
         self
     }
 
+    /// How long a worker may go on holding a request after the request was
+    /// answered `TimedOut` (or cancelled by its caller) before it is
+    /// stopped and started afresh — workers that can be stopped only
+    /// ([`Workers::processes`], [`Workers::stop_overrunning`]); the request
+    /// is not retried elsewhere. 5 s by default; `None` never stops one (it
+    /// keeps the request's slot until it answers, as a local worker
+    /// always does). At least 1 ms.
+    pub fn overrun_grace(mut self, grace: Option<Duration>) -> Self {
+        self.overrun_grace = grace;
+        self
+    }
+
     /// Checks the options against `workers`, as spawning does.
     pub fn validate(&self, workers: &Workers) -> Result<(), SpoolError> {
         let bad = |option, reason: &str| {
@@ -401,6 +451,12 @@ impl SpoolOptions {
             .is_some_and(|d| d < Duration::from_millis(1))
         {
             return bad("stand_down", "must be at least 1 ms");
+        }
+        if self
+            .overrun_grace
+            .is_some_and(|d| d < Duration::from_millis(1))
+        {
+            return bad("overrun_grace", "must be at least 1 ms");
         }
         Ok(())
     }

@@ -26,7 +26,9 @@ use super::response::{self, Body};
 use super::rest;
 use crate::message::{Faulted, Payload};
 use crate::net::{HostPort, HttpRequest, HttpServer};
-use crate::runtime::{Address, AskError, Context, Meta, SendError, TraceContext, TraceState};
+use crate::runtime::{
+    Address, AskError, Cancellation, Context, Meta, SendError, TraceContext, TraceState,
+};
 
 /// The `traceparent` header (W3C trace context).
 pub(crate) const TRACEPARENT: &str = "traceparent";
@@ -374,6 +376,19 @@ pub(crate) async fn read_body(
     Ok(body)
 }
 
+/// Cancels a request's context when dropped, unless disarmed: the client
+/// went away (hyper drops the request's future) before it was answered.
+struct CancelOnDrop(Option<Cancellation>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(signal) = self.0.take() {
+            tracing::debug!(target: "layer_cake::object", "HTTP client went away: request cancelled");
+            signal.cancel();
+        }
+    }
+}
+
 /// Asks the owner and turns its answer (or the lack of one) into a response.
 ///
 /// The request goes out from the connection's asker (see [`Asker`]); a
@@ -381,6 +396,10 @@ pub(crate) async fn read_body(
 /// [`Meta`]: any actor down a pipeline may send the final answer there
 /// directly (with a plain `send`), and whichever of the two answers first is
 /// the response.
+///
+/// The request's context carries its [`Cancellation`]: cancelled when the
+/// client goes away before the answer, and when the answer is a 504 from
+/// this front's own deadline, so that whoever holds the request can stop.
 async fn ask(
     message: Payload,
     shared: &Shared,
@@ -412,12 +431,17 @@ async fn ask(
         caller: None,
         ingress: Some(ingress.address().clone()),
     });
+    let mut unanswered = CancelOnDrop(Some(asker.cx.cancellation()));
     let deadline = tokio::time::Instant::now() + front.answer_within;
     asker.expiry.as_mut().reset(deadline);
     let answered = tokio::select! {
         answer = asker.cx.ask_payload_until(message, &shared.owner, asker.expiry.as_mut()) => answer,
         answer = ingress.input() => Ok(answer),
     };
+    let signal = unanswered.0.take();
+    if let (Err(AskError::TimedOut), Some(signal)) = (&answered, signal) {
+        signal.cancel();
+    }
     // If this future is dropped before here (the client went away), the
     // asker goes with it and the next request makes a new one.
     *shared.asker.lock().unwrap_or_else(|e| e.into_inner()) = Some(asker);

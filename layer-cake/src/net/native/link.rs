@@ -38,7 +38,7 @@ use crate::message::{Faulted, Payload};
 use crate::net::{Close, Closed, EndOfTransport, HostPort, LinkOptions};
 use crate::runtime::transport::{Channel, Sending};
 use crate::runtime::{
-    Address, Envelope, Meta, PushError, RequestId, Tag, TraceContext, TraceState,
+    Address, Carried, Envelope, Meta, PushError, RequestId, Tag, TraceContext, TraceState,
 };
 
 /// Whole frames waiting for the writer, in order, in chunks of at most
@@ -87,6 +87,11 @@ enum NotRecorded {
     /// The table is at its cap.
     Full,
 }
+
+/// How many requests from the peer a link keeps cancellable at once (see
+/// `Link::cancellable`); past it, a request is delivered but a `Cancel`
+/// for it is not passed on.
+const MAX_CANCELLABLE: usize = 16 * 1024;
 
 /// How many control messages a link's reader lets wait in an actor's
 /// mailbox before it waits for the actor (and so stops reading the peer).
@@ -175,6 +180,11 @@ pub(crate) struct Link {
     outstanding: Mutex<Outstanding>,
     /// Bodies that did not decode since the last log line, and when that was.
     undecodable: Mutex<(u64, Option<Instant>)>,
+    /// Requests from the peer that carry a request context, by the id of
+    /// their sender on this link and their request id, until answered: a
+    /// `Cancel` frame from the peer cancels the context here. At most
+    /// [`MAX_CANCELLABLE`]; entries whose context is gone are swept then.
+    cancellable: Mutex<HashMap<(u64, u64), Weak<Carried>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -228,6 +238,7 @@ impl Link {
             ending: Mutex::new(None),
             outstanding: Mutex::new(Outstanding::default()),
             undecodable: Mutex::new((0, None)),
+            cancellable: Mutex::new(HashMap::new()),
         });
         let heartbeat = link.heartbeats().then_some(link.options.heartbeat_every);
         tokio::spawn(writer(link.clone(), heartbeat));
@@ -543,7 +554,18 @@ impl Link {
         }
         let direct = matches!(envelope.tag, Tag::Request(_) | Tag::Response(_));
         match self.queue_frame(&scratch.frame, class, direct) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                match (envelope.tag, &envelope.meta) {
+                    // After the request's frame: a cancellation goes after it.
+                    (Tag::Request(RequestId(id)), Some(carried)) => {
+                        let channel: Weak<dyn Channel> = self.me.clone();
+                        carried.went_over(channel, &envelope.from, id);
+                    }
+                    (Tag::Response(RequestId(id)), _) => self.no_longer_cancellable(to, id),
+                    _ => {}
+                }
+                Ok(())
+            }
             Err(why) => {
                 if let Tag::Request(RequestId(id)) = envelope.tag {
                     self.answered(&envelope.from, id);
@@ -638,6 +660,62 @@ impl Link {
     /// longer owes it a fault when it ends.
     pub(crate) fn abandon(&self, asker: &Address, id: u64) {
         self.answered(asker, id);
+    }
+
+    /// `asker`'s request `id`, sent over this link, is cancelled: the peer
+    /// is told with a `Cancel` frame (nothing, once the link has closed).
+    pub(crate) fn cancel_request(self: &Arc<Self>, asker: &Address, id: u64) {
+        if self.is_closed() {
+            return;
+        }
+        let Ok(from) = self.wire_of(asker) else {
+            return;
+        };
+        let header = Header {
+            version: VERSION,
+            kind: Kind::Cancel { from, request: id },
+        };
+        let mut bytes = Vec::new();
+        wire::frame(&mut bytes, &header, &[]);
+        let _ = self.queue(&bytes, Class::Must);
+    }
+
+    /// A request from the peer with a request context: kept (weakly) so
+    /// that the peer can cancel it, until it is answered.
+    fn cancellable_request(&self, from: WireAddr, id: u64, carried: &Arc<Carried>) {
+        let WireAddr::Mine(sender) = from else {
+            return;
+        };
+        let mut table = lock(&self.cancellable);
+        if table.len() >= MAX_CANCELLABLE {
+            table.retain(|_, carried| carried.strong_count() > 0);
+            if table.len() >= MAX_CANCELLABLE {
+                return;
+            }
+        }
+        table.insert((sender, id), Arc::downgrade(carried));
+    }
+
+    /// The request `id` of the peer's actor `asker` has been answered.
+    fn no_longer_cancellable(&self, asker: u64, id: u64) {
+        let mut table = lock(&self.cancellable);
+        if !table.is_empty() {
+            table.remove(&(asker, id));
+        }
+    }
+
+    /// The peer cancelled a request it sent: its context here is cancelled
+    /// (which passes the cancellation on to wherever the request went
+    /// next). A request it never sent, or one already answered, is ignored.
+    fn cancelled_by_peer(&self, from: WireAddr, id: u64) {
+        let WireAddr::Mine(sender) = from else {
+            return;
+        };
+        let carried = lock(&self.cancellable).remove(&(sender, id));
+        if let Some(carried) = carried.and_then(|weak| weak.upgrade()) {
+            tracing::debug!(link = self.id, "request {id:x} cancelled by the peer");
+            carried.cancel();
+        }
     }
 
     /// The link ended: every request it carried that has not been answered
@@ -921,6 +999,10 @@ impl Link {
                 format!("closed by the peer: {note}"),
             )),
             Kind::Hello { .. } => Err(bad("a second hello".into())),
+            Kind::Cancel { from, request } => {
+                self.cancelled_by_peer(from, request);
+                Ok(())
+            }
             Kind::Message(message) => self.deliver(message, body).await,
         }
     }
@@ -1031,7 +1113,7 @@ impl Link {
             || trace_state.is_some()
             || !ingress.is_null())
         .then(|| {
-            Arc::new(Meta {
+            Arc::new(Carried::new(Meta {
                 trace: header.trace.map(|(trace_id, span_id, flags)| TraceContext {
                     trace_id,
                     span_id,
@@ -1040,8 +1122,11 @@ impl Link {
                 trace_state,
                 caller: header.caller.map(String::from),
                 ingress: (!ingress.is_null()).then_some(ingress),
-            })
+            }))
         });
+        if let (Tag::Request(RequestId(id)), Some(carried)) = (tag, &meta) {
+            self.cancellable_request(header.from, id, carried);
+        }
         let envelope = Envelope {
             from,
             payload,
@@ -1232,6 +1317,12 @@ impl Channel for Link {
 
     fn abandon(&self, asker: &Address, id: u64) {
         Link::abandon(self, asker, id);
+    }
+
+    fn cancel(&self, asker: &Address, id: u64) {
+        if let Some(me) = self.me.upgrade() {
+            me.cancel_request(asker, id);
+        }
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {

@@ -980,3 +980,70 @@ async fn relayed_routes_are_capped_per_link_while_their_links_are_open() {
     drop(third);
     drain.abort();
 }
+
+/// A request sent over a link with a request context: cancelling the
+/// context sends the peer a `Cancel` frame naming the request as its
+/// header did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_request_is_cancelled_over_the_link() {
+    let (mut cx, at) = listener(ListenOptions::native()).await;
+    let mut peer = raw(&at).await;
+    peer.write_all(&hello()).await.unwrap();
+    let proxy = expect::<Accepted>(&mut cx).await.proxy;
+    their_controller(&mut peer).await;
+    cx.set_meta(crate::runtime::Meta::default());
+    let signal = cx.cancellation();
+    let asking = tokio::spawn(async move { cx.ask::<i64, _>(5_i64, &proxy, PATIENCE).await });
+    let Kind::Message(request) = read_frame(&mut peer).await.0.kind else {
+        panic!("expected the request")
+    };
+    signal.cancel();
+    match read_frame(&mut peer).await.0.kind {
+        Kind::Cancel { from, request: id } => {
+            assert_eq!((from, id), (request.from, request.request));
+        }
+        other => panic!("expected a cancel, got {other:?}"),
+    }
+    asking.abort();
+}
+
+/// A `Cancel` frame from the peer cancels the context of the request it
+/// sent, as the actor holding it sees it; one for a request it never sent
+/// (or from another of its actors) changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_from_the_peer_reaches_the_actor_holding_the_request() {
+    let (mut cx, at) = listener(ListenOptions::native()).await;
+    let mut peer = raw(&at).await;
+    peer.write_all(&hello()).await.unwrap();
+    expect::<Accepted>(&mut cx).await;
+    let controller = their_controller(&mut peer).await;
+    let mut body = Vec::new();
+    let three = Payload::new(3_i64);
+    three.encode_binary(&mut body).unwrap();
+    let mut header = request(controller, three.static_signature(), 41);
+    header.trace = Some((7, 8, 1));
+    peer.write_all(&frame(Kind::Message(header), &body))
+        .await
+        .unwrap();
+    assert_eq!(expect::<i64>(&mut cx).await, 3);
+    assert!(!cx.is_cancelled());
+    let signal = cx.cancellation();
+    for (from, id) in [(WireAddr::Mine(5), 40), (WireAddr::Mine(6), 41)] {
+        peer.write_all(&frame(Kind::Cancel { from, request: id }, &[]))
+            .await
+            .unwrap();
+    }
+    peer.write_all(&frame(
+        Kind::Cancel {
+            from: WireAddr::Mine(5),
+            request: 41,
+        },
+        &[],
+    ))
+    .await
+    .unwrap();
+    tokio::time::timeout(PATIENCE, signal.cancelled())
+        .await
+        .expect("cancelled");
+    assert!(cx.is_cancelled());
+}

@@ -53,6 +53,14 @@ pub(crate) enum Kind<'a> {
         /// Why.
         note: &'a str,
     },
+    /// A request the sender sent over this link is cancelled: its asker
+    /// (as the request's `from` was written) and its request id.
+    Cancel {
+        /// The request's `from`, as its message header wrote it.
+        from: WireAddr,
+        /// The request id.
+        request: u64,
+    },
 }
 
 /// The envelope of a message on the wire.
@@ -209,6 +217,11 @@ pub(crate) fn write_header(out: &mut Vec<u8>, header: &Header<'_>) {
             out.push(3);
             write_str(out, note);
         }
+        Kind::Cancel { from, request } => {
+            out.push(4);
+            write_addr(out, *from);
+            write_varint(out, (*request).into());
+        }
     }
 }
 
@@ -317,6 +330,10 @@ impl<'a> Reader<'a> {
             2 => Kind::Heartbeat,
             3 => Kind::Close {
                 note: self.str("note")?,
+            },
+            4 => Kind::Cancel {
+                from: self.addr("from")?,
+                request: self.u64("request")?,
             },
             other => return Err(format!("unknown frame kind {other}")),
         };
@@ -494,6 +511,10 @@ mod tests {
             },
         ];
         for (i, edge) in edges.iter().enumerate() {
+            headers.push(Kind::Cancel {
+                from: addr(i),
+                request: *edge,
+            });
             headers.push(Kind::Hello {
                 controller: *edge,
                 incarnation: u128::from(*edge) << (i * 8),
