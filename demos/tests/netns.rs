@@ -439,8 +439,8 @@ fn plaintext_probe() {
         return;
     };
     // A native frame: 4-byte length, then the bincode header
-    // `{ version: 1, kind: Hello { controller: 1, incarnation: 7 } }`.
-    let body = [1u8, 0, 1, 7];
+    // `{ version: 2, kind: Hello { controller: 1, incarnation: 7 } }`.
+    let body = [2u8, 0, 1, 7];
     layer_cake::net::native::decode_frame_for_fuzzing(&body).expect("a well-formed Hello frame");
     let mut frame = (body.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);

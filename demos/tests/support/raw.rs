@@ -15,7 +15,7 @@ use layer_cake::message::codec::binary;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version every header carries.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// An address as written on one link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +44,7 @@ pub(crate) struct MessageHeader {
     pub(crate) request: u64,
     pub(crate) trace: Option<(u128, u64, u8)>,
     pub(crate) caller: Option<String>,
+    pub(crate) trace_state: Option<String>,
     pub(crate) ingress: WireAddr,
     pub(crate) book: Vec<WireAddr>,
 }
@@ -88,6 +89,7 @@ pub(crate) fn message(
             request,
             trace: None,
             caller: None,
+            trace_state: None,
             ingress: WireAddr::Null,
             book: vec![],
         }),
