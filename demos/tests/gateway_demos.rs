@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{Proc, host_cake};
+use support::procs::{Proc, host_cake};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 

@@ -10,41 +10,16 @@
 
 use layer_cake::directory::{Delivered, Dropped, NotPublished, Published, Scope};
 use layer_cake::gateway;
-use layer_cake::net::http::jsonrpc::{RpcCall, RpcError, RpcResult};
+use layer_cake::net::http::jsonrpc::{RpcCall, RpcResult};
 use layer_cake::{Context, Faulted, Stop, on};
+use layer_cake_demos::calc::calc;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 /// The arguments: the scope to publish at (HOST by default).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Args {
     scope: Scope,
-}
-
-/// `subtract`'s params, by position or by name.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Subtract {
-    Positional(i64, i64),
-    Named { minuend: i64, subtrahend: i64 },
-}
-
-/// The answer to one call.
-fn calc(call: &RpcCall) -> Result<Value, RpcError> {
-    match call.method.as_str() {
-        "subtract" => match call.params_as::<Subtract>()? {
-            Subtract::Positional(a, b) => Ok(json!(a - b)),
-            Subtract::Named {
-                minuend,
-                subtrahend,
-            } => Ok(json!(minuend - subtrahend)),
-        },
-        "sum" => Ok(json!(call.params_as::<Vec<i64>>()?.iter().sum::<i64>())),
-        "get_data" => Ok(json!(["hello", 5])),
-        "update" | "notify_hello" | "notify_sum" => Ok(Value::Null),
-        _ => Err(RpcError::method_not_found()),
-    }
 }
 
 async fn calc_worker(mut cx: Context, args: Args) -> Result<(), Faulted> {

@@ -7,15 +7,10 @@ pub(crate) mod netns;
 pub(crate) mod procs;
 pub(crate) mod raw;
 
-pub(crate) use procs::{Proc, host_cake};
-
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::sync::mpsc;
-use std::time::Instant;
 
 /// Where cargo put this test's executable's sibling binaries
 /// (`target/<profile>`): the directory above `deps/`.
