@@ -57,6 +57,9 @@ fn calc(cx: &Context, call: &RpcCall) -> Option<Result<Value, RpcError>> {
     })
 }
 
+/// How many `await_cancel` calls saw their cancellation.
+static CANCELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// An actor answering [`RpcCall`]s with [`calc`]; publishes `publish` (if
 /// any) at PROCESS scope through `node`.
 async fn calc_actor(mut cx: Context, publish: Option<(Address, String)>) {
@@ -66,6 +69,16 @@ async fn calc_actor(mut cx: Context, publish: Option<(Address, String)>) {
     loop {
         on!(cx.input().await, {
             RpcCall as call => {
+                if call.method == "await_cancel" {
+                    // Never answered: counts the cancellation when it comes.
+                    let signal = cx.cancellation();
+                    tokio::spawn(async move {
+                        if tokio::time::timeout(PATIENCE, signal.cancelled()).await.is_ok() {
+                            CANCELLED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    });
+                    continue;
+                }
                 let _ = match calc(&cx, &call) {
                     Some(Ok(result)) => cx.reply(RpcResult::new(result)).map_err(drop),
                     Some(Err(e)) if e.message == "hang" => Ok(()),
@@ -327,6 +340,34 @@ async fn faults_and_deadlines_become_errors_with_the_request_uuid() {
     assert_eq!(answer["error"]["code"], -32001, "{answer}");
     assert_eq!(answer["error"]["data"]["req_uuid"], reply.uuid());
     assert!(started.elapsed() < PATIENCE);
+}
+
+/// A client that goes away before its JSON-RPC answer cancels the call:
+/// the actor holding it sees its `Cancellation`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_cancels_its_calls() {
+    use tokio::io::AsyncWriteExt;
+    let (_front, port) = local_front().await;
+    let body = r#"{"jsonrpc":"2.0","method":"await_cancel","id":1}"#;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!(
+        "POST /api/rpc HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // The call reaches the actor (give it time), then the client leaves.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while CANCELLED.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call was never cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

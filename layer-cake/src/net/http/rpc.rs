@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use super::jsonrpc::{self, Entry, RpcCall};
 use super::mapping::HttpError;
 use super::response::{self, Body};
-use super::server::read_body;
-use crate::message::Payload;
+use super::server::{CancelOnDrop, read_body};
+use crate::message::{FaultKind, Payload};
 use crate::net::HttpServer;
 use crate::net::options::JsonRpc;
 use crate::runtime::{Address, Context, Meta, TraceContext, TraceState};
@@ -135,7 +135,17 @@ async fn ask_all(
     }
     let mut cx = Context::detached("json-rpc");
     cx.set_meta(meta);
+    // The calls share one context: the client going away (this future
+    // dropped) cancels them all, and so does a call past the deadline (its
+    // answer is -32001, and the others have been answered).
+    let mut unanswered = CancelOnDrop(Some(cx.cancellation()));
     let answers = cx.concurrently(requests, front.answer_within).await;
+    let timed_out = answers
+        .iter()
+        .any(|a| matches!(a, Err(fault) if fault.kind == FaultKind::TimedOut));
+    if !timed_out {
+        unanswered.0 = None;
+    }
     for ((slot, id), answer) in ids.into_iter().zip(answers) {
         // A notification is asked too (so that a batch of them is answered
         // 204 once they are done), but its outcome goes nowhere.

@@ -378,7 +378,7 @@ pub(crate) async fn read_body(
 
 /// Cancels a request's context when dropped, unless disarmed: the client
 /// went away (hyper drops the request's future) before it was answered.
-struct CancelOnDrop(Option<Cancellation>);
+pub(super) struct CancelOnDrop(pub(super) Option<Cancellation>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
