@@ -9,7 +9,8 @@
 #   inproc-N     prime_server --workers=N: the front, both stages and N
 #                workers per stage as actors of one process
 #   procs-N      prime_server, N prime_parse and N prime_compute processes
-#                found through a host-cake (ephemeral port)
+#                (each --worker-threads=1) found through a host-cake
+#                (ephemeral port)
 #
 # for N = 1 and 2, and prints requests/s, failed requests, keep-alive
 # requests, non-2xx answers, the ratio to bare and to the original C++
@@ -101,8 +102,10 @@ for n in 1 2; do
     directory="--connect-to-directory=127.0.0.1:$(grep -m1 'listening on' "$work/host.log" | sed 's/.*://')"
     start "procs-$n.log" "$bin/prime_server" "$directory" --server-address="127.0.0.1:$port"
     for i in $(seq 1 "$n"); do
-        start "compute-$n-$i.log" "$bin/prime_compute" "$directory"
-        start "parse-$n-$i.log" "$bin/prime_parse" "$directory"
+        # One thread per worker process (the cheapest setting for a
+        # process that shares two cores with five others; docs/processes.md).
+        start "compute-$n-$i.log" "$bin/prime_compute" "$directory" --worker-threads=1
+        start "parse-$n-$i.log" "$bin/prime_parse" "$directory" --worker-threads=1
         wait_line "compute-$n-$i.log" "published"
         wait_line "parse-$n-$i.log" "next stage"
     done
