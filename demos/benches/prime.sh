@@ -33,30 +33,9 @@ for b in prime_server prime_parse prime_compute prime_hyper host-cake; do
 done
 command -v ab >/dev/null || { echo "prime.sh: ab is missing (apt-get install -y apache2-utils)" >&2; exit 2; }
 path="/is_prime?possible_prime=32416190071"
-work=$(mktemp -d)
-pids=()
-stop_all() {
-    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-    sleep 0.5
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
-
-start() { # LOG PROGRAM ARGS...: starts a process in the background
-    local log=$1; shift
-    "$@" >"$work/$log" 2>&1 &
-    pids+=($!)
-}
-
-wait_line() { # LOG TEXT: waits for a line containing TEXT in LOG
-    for _ in $(seq 1 200); do
-        grep -q -- "$2" "$work/$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "prime.sh: no \"$2\" in $1:" >&2; cat "$work/$1" >&2; exit 1
-}
+me=prime.sh
+# shellcheck source=demos/benches/procs.sh
+source "$root/demos/benches/procs.sh"
 
 wait_answer() { # PORT: waits until the number goes through
     for _ in $(seq 1 300); do

@@ -27,30 +27,9 @@ for b in gateway calc_worker rpc_hyper host-cake; do
     [ -x "$bin/$b" ] || { echo "rpc.sh: $bin/$b is not built (cargo build --release -p layer-cake-demos -p host-cake)" >&2; exit 2; }
 done
 command -v wrk >/dev/null || { echo "rpc.sh: wrk is missing (apt-get install -y wrk)" >&2; exit 2; }
-work=$(mktemp -d)
-pids=()
-stop_all() {
-    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-    sleep 0.5
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
-
-start() { # LOG PROGRAM ARGS...: starts a process in the background
-    local log=$1; shift
-    "$@" >"$work/$log" 2>&1 &
-    pids+=($!)
-}
-
-wait_line() { # LOG TEXT: waits for a line containing TEXT in LOG
-    for _ in $(seq 1 200); do
-        grep -q -- "$2" "$work/$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "rpc.sh: no \"$2\" in $1:" >&2; cat "$work/$1" >&2; exit 1
-}
+me=rpc.sh
+# shellcheck source=demos/benches/procs.sh
+source "$root/demos/benches/procs.sh"
 
 call() { # METHOD: the request body
     printf '{"jsonrpc":"2.0","method":"%s","params":[42,23],"id":1}' "$1"

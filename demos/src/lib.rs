@@ -4,6 +4,7 @@
 //! The binaries in `src/bin/` are the demos themselves; each one's doc
 //! comment says what it shows and how to run it.
 
+pub mod bare;
 pub mod calc;
 pub mod load;
 pub mod prime;

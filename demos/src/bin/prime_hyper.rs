@@ -17,10 +17,7 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use layer_cake::net::HttpRequest;
 use layer_cake_demos::prime;
 
@@ -71,28 +68,5 @@ fn text(status: u16, body: String) -> Response<Full<Bytes>> {
 
 #[tokio::main]
 async fn main() {
-    let at = std::env::args()
-        .find_map(|a| a.strip_prefix("--server-address=").map(str::to_owned))
-        .unwrap_or_else(|| "127.0.0.1:8003".into());
-    let listener = match tokio::net::TcpListener::bind(&at).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("prime_hyper: cannot listen at {at}: {e}");
-            std::process::exit(1);
-        }
-    };
-    let local = listener.local_addr().map_or(at, |a| a.to_string());
-    eprintln!("prime_hyper: listening on {local}");
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service_fn(service))
-                .await;
-        });
-    }
+    layer_cake_demos::bare::serve("prime_hyper", "127.0.0.1:8003", service).await
 }
