@@ -331,7 +331,8 @@ impl<S> Resources<S> {
             .collect();
         let same_shape = |r: &&Route<S>| {
             resource.is_none_or(|name| r.resource == name)
-                && r.entries.iter().collect::<Vec<_>>() == present
+                && r.entries.len() == present.len()
+                && r.entries.iter().zip(&present).all(|(a, b)| a == *b)
         };
         let candidates: Vec<&Route<S>> = self.routes.iter().filter(same_shape).collect();
         let result = match candidates.iter().find(|r| r.method == request.method) {
