@@ -141,7 +141,9 @@ struct SettingsArgs {
 
 #[derive(Debug, Args)]
 struct AddArgs {
-    /// What the roles run: a path, or a name found next to layer-cake or on PATH.
+    /// What the roles run: a path, or a name found in the current folder, the
+    /// home's script/ folder, next to layer-cake or on PATH (stored as the
+    /// absolute path found).
     executable: String,
     /// [ROLE] [--role-count=N] [--role-start=K] and the roles' settings, --name=value.
     #[arg(

@@ -146,6 +146,10 @@ pub fn add(
             return Err(format!("role \"{name}\" already exists"));
         }
     }
+    let found = find_executable(home.path(), executable)?;
+    let executable = found
+        .to_str()
+        .ok_or_else(|| format!("the path of {executable} is not UTF-8: {}", found.display()))?;
     check_settings(executable, settings)?;
     let mut added: Vec<Role> = Vec::new();
     for name in names {
@@ -163,6 +167,51 @@ pub fn add(
         writeln!(out, "added {name}").map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Where `add` finds `given`, as an absolute path (what the role stores):
+///
+/// - a path (it has a `/`): relative to the current folder, or absolute;
+/// - a name: in the current folder, then the home's `script/` folder, then
+///   next to this program, then on `PATH`.
+///
+/// The first executable file wins. Its folder is made absolute with `..`
+/// and links resolved; the file keeps its own name, so a link to a
+/// versioned program stays the link. None found: an error naming every
+/// place looked.
+pub fn find_executable(home: &Path, given: &str) -> Result<std::path::PathBuf, String> {
+    use std::path::PathBuf;
+    let here =
+        std::env::current_dir().map_err(|e| format!("cannot read the current folder: {e}"))?;
+    let mut places: Vec<PathBuf> = vec![here.join(given)];
+    if !given.contains('/') {
+        places.push(home.join("script").join(given));
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf));
+        places.extend(beside.map(|folder| folder.join(given)));
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        places.extend(std::env::split_paths(&path).map(|folder| folder.join(given)));
+    }
+    for candidate in &places {
+        if is_executable(candidate) {
+            let folder = candidate.parent().unwrap_or(Path::new("/"));
+            let folder = std::fs::canonicalize(folder)
+                .map_err(|e| format!("cannot resolve {}: {e}", folder.display()))?;
+            return Ok(folder.join(candidate.file_name().unwrap_or_default()));
+        }
+    }
+    let looked: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+    Err(format!(
+        "cannot find {given} as an executable file (looked at {})",
+        looked.join(", ")
+    ))
+}
+
+/// A file with an execute bit.
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The flags that run `role` with its settings: `--name=value` each.

@@ -377,3 +377,72 @@ fn the_service_unit_runs_as_its_own_user_hardened() {
         Err(e) => eprintln!("skipped systemd-analyze verify: cannot run it ({e})"),
     }
 }
+
+/// `add` finds an executable as a shell user expects — a path relative to
+/// the current folder, a name in the current folder, in the home's
+/// `script/` folder, next to layer-cake or on PATH — stores the absolute
+/// path it found, and names every place looked when there is none.
+#[test]
+fn executables_are_found_where_a_user_expects_and_stored_absolute() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let here = std::fs::canonicalize(d).unwrap();
+    ok(d, &["create"]);
+    // A role written as a script: it answers --check-settings, as any role.
+    let script = |path: &Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --check-settings ] && exit 0; done\nexec sleep 60\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script(&d.join("job.sh"));
+    script(&d.join("bin/other.sh"));
+    script(&d.join(".layer-cake/script/tool.sh"));
+    std::fs::write(d.join("notes.txt"), "not a program").unwrap();
+
+    ok(d, &["add", "./job.sh", "a"]);
+    ok(d, &["add", "job.sh", "b"]);
+    ok(d, &["add", "bin/../bin/other.sh", "c"]);
+    ok(d, &["add", "tool.sh", "d"]);
+    let stored = |role: &str| ok(d, &["list", "-l", role]);
+    assert!(
+        stored("a").contains(&format!("{}/job.sh", here.display())),
+        "{}",
+        stored("a")
+    );
+    assert!(stored("b").contains(&format!("{}/job.sh", here.display())));
+    assert!(
+        stored("c").contains(&format!("{}/bin/other.sh", here.display())),
+        "{}",
+        stored("c")
+    );
+    assert!(
+        stored("d").contains(&format!("{}/.layer-cake/script/tool.sh", here.display())),
+        "{}",
+        stored("d")
+    );
+
+    for missing in ["nothing-here", "notes.txt"] {
+        let e = fails(d, &["add", missing, "e"]);
+        assert!(
+            e.contains(&format!("cannot find {missing} as an executable file")),
+            "{e}"
+        );
+        assert!(e.contains(&format!("{}/{missing}", here.display())), "{e}");
+        assert!(e.contains(&format!(".layer-cake/script/{missing}")), "{e}");
+    }
+    let e = fails(d, &["add", "./nothing-here", "e"]);
+    assert!(e.contains("cannot find ./nothing-here"), "{e}");
+    // Nothing was stored for the refused role.
+    let listed = ok(d, &["list"]);
+    assert!(
+        !listed
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("e")),
+        "{listed}"
+    );
+}
