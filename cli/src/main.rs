@@ -59,7 +59,7 @@ enum Command {
     /// Edit a role's settings in $EDITOR.
     Edit(RoleArgs),
     /// Remove the roles matching the patterns.
-    Delete(PatternArgs),
+    Delete(DeleteArgs),
     /// Remove the whole home.
     Destroy,
     /// A role's runs: when each started, how long it ran, what it returned.
@@ -269,6 +269,17 @@ struct PatternArgs {
 }
 
 #[derive(Debug, Args)]
+struct DeleteArgs {
+    /// Regular expressions matched from the start of role names.
+    #[arg(required_unless_present = "all_roles", conflicts_with = "all_roles")]
+    patterns: Vec<String>,
+    /// Every role of the home (the group role stays: `destroy` removes the
+    /// home).
+    #[arg(long)]
+    all_roles: bool,
+}
+
+#[derive(Debug, Args)]
 struct RoleArgs {
     /// The role.
     role: String,
@@ -290,6 +301,10 @@ struct ReturnedArgs {
     /// Which run: 0 the oldest kept, -1 the latest (the default).
     #[arg(long, allow_negative_numbers = true)]
     start: Option<i64>,
+    /// When the run is still going, wait up to this many seconds for it to
+    /// return (looking once a second) instead of failing at once.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
 }
 
 /// Where the walk starts, and how patient it is.
@@ -499,6 +514,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
         }
         Command::Delete(args) => {
             let home = open(home_path)?;
+            // No patterns (with --all-roles): every role but the group's.
             roles::delete(roles::some_roles(&home, &args.patterns)?, &mut out)
         }
         Command::Destroy => roles::destroy(open(home_path)?, &mut out),
@@ -512,7 +528,14 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
             let role = open(home_path)?
                 .role(&args.role)
                 .map_err(|e| e.to_string())?;
-            roles::returned(&role, args.start, &mut out)
+            let timeout = match args.timeout {
+                Some(t) if t.is_finite() && (0.0..=86_400.0).contains(&t) => {
+                    Some(std::time::Duration::from_secs_f64(t))
+                }
+                Some(t) => return Err(format!("--timeout={t}: give 0 to 86400 seconds")),
+                None => None,
+            };
+            roles::returned(&role, args.start, timeout, &mut out)
         }
         Command::Start(args) => run::start(&open(home_path)?, &args.args(), &mut out),
         Command::Stop => run::stop(&open(home_path)?, &mut out),

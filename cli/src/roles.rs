@@ -435,32 +435,85 @@ fn history_line(run: &StartStop, long: bool, now: DateTime<Utc>) -> String {
 
 /// `returned`: the value run `start` returned (the latest by default;
 /// negative counts from the end), pretty-printed.
-pub fn returned(role: &Role, start: Option<i64>, out: &mut dyn Write) -> Result<(), String> {
-    let runs = role.history().map_err(|e| e.to_string())?;
-    let n = runs.len() as i64;
-    let i = start.unwrap_or(-1);
-    let at = if i < 0 { n + i } else { i };
-    let run = usize::try_from(at)
-        .ok()
-        .and_then(|at| runs.get(at))
-        .ok_or_else(|| match n {
-            0 => format!("{} has never run", role.name()),
-            _ => format!("no run {i} of {} (it has {n})", role.name()),
-        })?;
-    let value = run.returned.as_ref().ok_or_else(|| {
-        format!(
-            "run {at} of {} (pid {}) has not returned yet",
-            role.name(),
-            run.pid
-        )
-    })?;
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    writeln!(out, "{text}").map_err(|e| e.to_string())
+pub fn returned(
+    role: &Role,
+    start: Option<i64>,
+    timeout: Option<std::time::Duration>,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let runs = role.history().map_err(|e| e.to_string())?;
+        let n = runs.len() as i64;
+        let i = start.unwrap_or(-1);
+        let at = if i < 0 { n + i } else { i };
+        let run = usize::try_from(at)
+            .ok()
+            .and_then(|at| runs.get(at))
+            .ok_or_else(|| match n {
+                0 => format!("{} has never run", role.name()),
+                _ => format!("no run {i} of {} (it has {n})", role.name()),
+            })?;
+        if let Some(value) = &run.returned {
+            let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+            return writeln!(out, "{text}").map_err(|e| e.to_string());
+        }
+        // Still running: with a timeout, look again once a second.
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        match (timeout, left) {
+            (Some(_), Some(left)) if !left.is_zero() => {
+                std::thread::sleep(left.min(std::time::Duration::from_secs(1)));
+            }
+            (Some(t), _) => {
+                return Err(format!(
+                    "run {at} of {} (pid {}) has not returned within {}s",
+                    role.name(),
+                    run.pid,
+                    t.as_secs_f64()
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "run {at} of {} (pid {}) has not returned yet (wait for it with --timeout=SECONDS)",
+                    role.name(),
+                    run.pid
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `returned --timeout` waits for a run that is still going, and says
+    /// so when it has not returned in time.
+    #[test]
+    fn returned_waits_for_a_run_with_a_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::create(dir.path().join(".layer-cake")).unwrap();
+        let role = home
+            .add_role("worker", "test_worker_10", Settings::new())
+            .unwrap();
+        role.record_start(4242).unwrap();
+        let mut out = Vec::new();
+        let second = std::time::Duration::from_secs(1);
+        let e = returned(&role, None, None, &mut out).unwrap_err();
+        assert!(e.contains("has not returned yet"), "{e}");
+        let e = returned(&role, None, Some(second), &mut out).unwrap_err();
+        assert!(e.contains("pid 4242) has not returned within 1s"), "{e}");
+        let stopper = home.role("worker").unwrap();
+        let stopping = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            stopper
+                .record_stop(serde_json::json!({"value": ["integer8", 42, []]}))
+                .unwrap();
+        });
+        returned(&role, None, Some(20 * second), &mut out).unwrap();
+        stopping.join().unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("42"));
+    }
 
     #[test]
     fn spans_read_like_the_original() {

@@ -446,3 +446,22 @@ fn executables_are_found_where_a_user_expects_and_stored_absolute() {
         "{listed}"
     );
 }
+
+/// `delete --all-roles` removes every role but the group's; it takes no
+/// patterns beside it, and `delete` alone names none.
+#[test]
+fn delete_all_roles_leaves_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["create"]);
+    ok(d, &["add", "test_worker_10", "worker", "--role-count=3"]);
+    ok(d, &["add", "test_server_10", "server"]);
+    for usage in [&["delete"][..], &["delete", "--all-roles", "worker"]] {
+        let out = layer_cake(d, usage);
+        assert_eq!(out.status.code(), Some(2), "{usage:?}");
+    }
+    let deleted = ok(d, &["delete", "--all-roles"]);
+    assert_eq!(deleted.lines().count(), 4, "{deleted}");
+    assert!(fails(d, &["delete", "--all-roles"]).contains("the home has no roles"));
+    assert!(ok(d, &["list", "-l", "group"]).contains("group-cake"));
+}
