@@ -256,9 +256,10 @@ impl LogArgs {
 struct ListArgs {
     /// Regular expressions matched from the start of role names.
     patterns: Vec<String>,
-    /// Also show what each role runs, its settings and whether it runs now.
-    #[arg(long, short = 'l')]
-    long_listing: bool,
+    /// Also show what each role runs, its settings and whether it runs now
+    /// (`-l`, or `-ll` as the original spells it).
+    #[arg(long, short = 'l', action = clap::ArgAction::Count)]
+    long_listing: u8,
 }
 
 #[derive(Debug, Args)]
@@ -289,9 +290,9 @@ struct RoleArgs {
 struct HistoryArgs {
     /// The role.
     role: String,
-    /// Times in full (UTC) rather than how long ago.
-    #[arg(long, short = 'l')]
-    long_listing: bool,
+    /// Times in full (UTC) rather than how long ago (`-l` or `-ll`).
+    #[arg(long, short = 'l', action = clap::ArgAction::Count)]
+    long_listing: u8,
 }
 
 #[derive(Debug, Args)]
@@ -488,7 +489,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
         Command::List(args) => roles::list(
             &open(home_path)?,
             &args.patterns,
-            args.long_listing,
+            args.long_listing > 0,
             &mut out,
         ),
         Command::Update(args) => {
@@ -522,7 +523,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
             let role = open(home_path)?
                 .role(&args.role)
                 .map_err(|e| e.to_string())?;
-            roles::history(&role, args.long_listing, chrono::Utc::now(), &mut out)
+            roles::history(&role, args.long_listing > 0, chrono::Utc::now(), &mut out)
         }
         Command::Returned(args) => {
             let role = open(home_path)?
@@ -542,7 +543,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
         Command::Status(args) => run::status(
             &open(home_path)?,
             &args.patterns,
-            args.long_listing,
+            args.long_listing > 0,
             &mut out,
         ),
         Command::Log(args) => run::log(&open(home_path)?, &args.role, &args.query()?, &mut out),

@@ -74,6 +74,11 @@ fn the_seed_recipe_makes_a_home_of_nine_roles() {
     // Settings change, for several roles at once.
     ok(d, &["update", "worker", "--scope=LAN"]);
     assert!(ok(d, &["list", "-l", "worker-7"]).contains("--scope=LAN"));
+    // `-ll`, the original's short form of --long-listing, is the same.
+    assert_eq!(
+        ok(d, &["list", "-ll", "worker-7"]),
+        ok(d, &["list", "-l", "worker-7"])
+    );
     ok(
         d,
         &["update", "group", r#"--retry={"regular_steps": 30.0}"#],
