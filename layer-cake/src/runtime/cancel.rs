@@ -34,6 +34,11 @@ pub(crate) struct Carried {
     hops: Mutex<Hops>,
 }
 
+/// The most hops one context remembers. A request crosses a link or two;
+/// a context an actor sets once and then sends thousands of requests under
+/// would otherwise keep one entry per request for as long as it lives.
+const MAX_HOPS: usize = 1024;
+
 /// A connection a request went over: who asked, and the request id.
 struct Hop {
     channel: Weak<dyn Channel>,
@@ -109,9 +114,11 @@ impl Carried {
             if !self.is_cancelled() {
                 if hops.first.is_none() {
                     hops.first = Some(hop);
-                } else {
+                } else if hops.more.len() < MAX_HOPS {
                     hops.more.push(hop);
                 }
+                // Past the cap the hop is not kept: its far side is not
+                // told of a cancellation (its own deadline still holds).
                 return;
             }
         }
