@@ -194,7 +194,7 @@ pub fn find_executable(home: &Path, given: &str) -> Result<std::path::PathBuf, S
         places.extend(std::env::split_paths(&path).map(|folder| folder.join(given)));
     }
     for candidate in &places {
-        if is_executable(candidate) {
+        if layer_cake::process::is_executable(candidate) {
             let folder = candidate.parent().unwrap_or(Path::new("/"));
             let folder = std::fs::canonicalize(folder)
                 .map_err(|e| format!("cannot resolve {}: {e}", folder.display()))?;
@@ -206,12 +206,6 @@ pub fn find_executable(home: &Path, given: &str) -> Result<std::path::PathBuf, S
         "cannot find {given} as an executable file (looked at {})",
         looked.join(", ")
     ))
-}
-
-/// A file with an execute bit.
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The flags that run `role` with its settings: `--name=value` each.

@@ -13,10 +13,10 @@
 //! processes are stopped by their proxies when the spool stops, and see
 //! their lifeline close if this process dies.
 
-use std::future::Future;
+mod support;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use layer_cake::net::{HttpServer, ListenOptions, Listening, NotListening};
@@ -25,26 +25,12 @@ use layer_cake::runtime::{self, ActorHandle};
 use layer_cake::spool::{InspectSpool, SpoolOptions, SpoolStatus, Workers};
 use layer_cake::{Address, Context, HostPort, Stop, on};
 use layer_cake_demos::steps::Steps;
+use support::block_on;
 
 layer_cake::register!(u32);
 
 /// Generous: the machine is a loaded 2-core box.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// One runtime for the whole test binary, as in a real process: the hub the
-/// children connect back to lives on the runtime that first needed it.
-fn block_on<F: Future>(future: F) -> F::Output {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime")
-        })
-        .block_on(future)
-}
 
 /// A spool of worker processes behind an HTTP front, in this process;
 /// stopped (with its workers) on drop.

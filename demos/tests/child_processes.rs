@@ -9,9 +9,7 @@
 
 mod support;
 
-use std::future::Future;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use layer_cake::process::ProcessOptions;
@@ -20,6 +18,7 @@ use layer_cake_demos::Xy;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
+use support::block_on;
 
 layer_cake::register!(Vec<Vec<f64>>);
 
@@ -27,21 +26,6 @@ layer_cake::register!(Vec<Vec<f64>>);
 const PATIENCE: Duration = Duration::from_secs(30);
 
 type Table = Vec<Vec<f64>>;
-
-/// One runtime for the whole test binary, as in a real process: the hub the
-/// children connect back to lives on the runtime that first needed it.
-fn block_on<F: Future>(future: F) -> F::Output {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime")
-        })
-        .block_on(future)
-}
 
 /// The next message, within the deadline.
 async fn next(cx: &mut Context) -> Payload {

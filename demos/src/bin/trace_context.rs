@@ -21,11 +21,12 @@
 
 use std::time::Duration;
 
+use layer_cake::gateway::ForeignUrl;
 use layer_cake::net::{
     Close, ConnectOptions, Connected, HttpClient, HttpRequest, HttpResponse, HttpServer,
     ListenOptions, Listening, NotConnected, NotListening,
 };
-use layer_cake::{Context, Faulted, HostPort, Message, Stop, on};
+use layer_cake::{Context, Faulted, Message, Stop, on};
 use layer_cake_demos::{self as demo, ServerArgs};
 use serde::{Deserialize, Serialize};
 
@@ -79,8 +80,11 @@ async fn post(
     call: &Callback,
     request: &layer_cake::runtime::Meta,
 ) -> Result<(), Faulted> {
-    let (at, path) = split_url(&call.url)?;
-    cx.connect(at, ConnectOptions::http(HttpClient::new()));
+    let url: ForeignUrl = call
+        .url
+        .parse()
+        .map_err(|e: layer_cake::gateway::GatewayError| Faulted::new(e.to_string()))?;
+    cx.connect(url.at().clone(), ConnectOptions::http(HttpClient::new()));
     let proxy = loop {
         on!(cx.input().await, {
             Connected as c => break c.proxy,
@@ -93,23 +97,10 @@ async fn post(
     let body = serde_json::to_value(&call.arguments)
         .map_err(|e| Faulted::new("cannot encode the arguments").with_explanation(e.to_string()))?;
     let answer: Result<HttpResponse, _> = cx
-        .ask(HttpRequest::post_json(path, &body), &proxy, PATIENCE)
+        .ask(HttpRequest::post_json(url.path(), &body), &proxy, PATIENCE)
         .await;
     let _ = cx.send(Close::default(), &proxy);
     answer.map(drop).map_err(|e| Faulted::new(e.to_string()))
-}
-
-/// `http://host:port/path` → where to connect and the request target.
-fn split_url(url: &str) -> Result<(HostPort, String), Faulted> {
-    let bad = || Faulted::new(format!("not an http://host:port/path URL: {url:?}"));
-    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-    let (authority, path) = match rest.find('/') {
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "80"));
-    let port = port.parse::<u16>().map_err(|_| bad())?;
-    Ok((HostPort::new(host, port), path.to_string()))
 }
 
 fn main() {

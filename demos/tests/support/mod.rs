@@ -147,3 +147,18 @@ impl Server {
         self.child.id() as i32
     }
 }
+
+/// One runtime for the whole test binary, as in a real process: the hub the
+/// children connect back to lives on the runtime that first needed it.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+        })
+        .block_on(future)
+}

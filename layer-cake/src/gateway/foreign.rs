@@ -75,6 +75,18 @@ impl FromStr for ForeignUrl {
     }
 }
 
+impl ForeignUrl {
+    /// Where to connect.
+    pub fn at(&self) -> &HostPort {
+        &self.at
+    }
+
+    /// The request target (`/api/rpc`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
 impl fmt::Display for ForeignUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "http://{}{}", self.at, self.path)

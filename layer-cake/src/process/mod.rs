@@ -50,7 +50,7 @@ mod tests;
 
 pub use child::{
     ChildReady, DEFAULT_STDERR_LINES, DEFAULT_STOP_GRACE, LIFELINE_GRACE, ProcessOptions,
-    find_program,
+    find_program, is_executable,
 };
 pub use config::{DEFAULT_DRAIN, Origin, ProcessConfig, Scope, config};
 pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
