@@ -416,6 +416,8 @@ fn a_lan_of_three_hosts(shells: &[&Shell; 5], composite: Fg) {
     lan_ops.network_until(&[], whole_lan);
     // The same tree from an application host, as the operator there asks.
     let from_server_host = server_app.network(&[]);
+    server_app.prompt("layer-cake network");
+    print!("{from_server_host}");
     expect_network_tree(&from_server_host, whole_lan);
 
     // Every part ends in order: the composites with Ctrl-C, the boot homes
