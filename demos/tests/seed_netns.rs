@@ -414,7 +414,10 @@ fn a_lan_of_three_hosts(shells: &[&Shell; 5], composite: Fg) {
 +   [PROCESS] test_worker_10
 ";
     lan_ops.network_until(&[], whole_lan);
-    // The same tree from an application host, as the operator there asks.
+    // The same tree from an application host: named explicitly, lan-cake
+    // answers with the whole LAN (over a link secured with the LAN key) ...
+    server_app.network_until(&["--directory-at=10.0.0.133:54195"], whole_lan);
+    // ... and with no flags, as the seed types it.
     let from_server_host = server_app.network(&[]);
     server_app.prompt("layer-cake network");
     print!("{from_server_host}");
