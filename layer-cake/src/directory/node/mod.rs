@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::Scope;
 use super::protocol::{
-    ClearPublished, ClearSubscribed, DirectoryListing, Inspect, Listings, LostAbove, OpenSession,
+    Advisory, ClearPublished, ClearSubscribed, DirectoryListing, Inspect, Listings, LostAbove, OpenSession,
     PublishAs, Reconnect, RouteOffer, RouteWithdrawn, SessionClosed, SessionOpened, SubscribeTo,
     Withdrawn,
 };
@@ -37,6 +37,7 @@ use crate::{Payload, Stop, on};
 mod hostile_tests;
 mod inspect;
 mod matching;
+mod names;
 mod parent;
 mod refusals;
 mod routes;
@@ -333,6 +334,7 @@ impl Node {
             Ended as e => self.ended(cx, &e.address),
             Listings as l => self.listings(cx, l),
             Withdrawn as w => self.withdrawn(cx, w),
+            Advisory as a => self.advised(cx, a),
             RouteOffer as o => {
                 if self.came_from_above(cx, "a route offer") {
                     self.route_offered(cx, o);
