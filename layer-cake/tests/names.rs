@@ -296,7 +296,10 @@ async fn group_scope_one_name_per_group() {
     // refused by the group, which tells its process.
     let mut b = publisher(&pb, "g-dup", Scope::Group, "b");
     let refusal = first::<NotPublished>(&mut b.answers).await;
-    assert_eq!((refusal.name.as_str(), refusal.scope), ("g-dup", Scope::Group));
+    assert_eq!(
+        (refusal.name.as_str(), refusal.scope),
+        ("g-dup", Scope::Group)
+    );
     assert_eq!(
         refusal.reason,
         "g-dup is already published at GROUP by another publisher (refused by the GROUP directory)"
@@ -382,7 +385,10 @@ async fn host_scope_one_name_per_host_and_back_after_a_restart() {
     // In another group of the host: refused by the host, through its group.
     let mut b = publisher(&p2, "h-dup", Scope::Host, "b");
     let refusal = first::<NotPublished>(&mut b.answers).await;
-    assert_eq!((refusal.name.as_str(), refusal.scope), ("h-dup", Scope::Host));
+    assert_eq!(
+        (refusal.name.as_str(), refusal.scope),
+        ("h-dup", Scope::Host)
+    );
     assert_eq!(
         refusal.reason,
         "h-dup is already published at HOST by another publisher (refused by the HOST directory)"
@@ -451,7 +457,10 @@ async fn lan_scope_one_name_per_lan_and_host_names_per_host() {
     // On another host: refused by the LAN directory, through its host.
     let mut b = publisher(&p2, "l-dup", Scope::Lan, "b");
     let refusal = first::<NotPublished>(&mut b.answers).await;
-    assert_eq!((refusal.name.as_str(), refusal.scope), ("l-dup", Scope::Lan));
+    assert_eq!(
+        (refusal.name.as_str(), refusal.scope),
+        ("l-dup", Scope::Lan)
+    );
     assert_eq!(
         refusal.reason,
         "l-dup is already published at LAN by another publisher (refused by the LAN directory)"
@@ -473,4 +482,41 @@ async fn lan_scope_one_name_per_lan_and_host_names_per_host() {
     inspect_until(&h2, |l| held(l, "l-host", Scope::Host) == vec![id2]).await;
     no_refusal(&drain(&mut c1.answers, Duration::from_millis(300)).await);
     no_refusal(&drain(&mut c2.answers, Duration::from_millis(100)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_while_the_host_was_away_the_first_snapshot_wins() {
+    log();
+    // A port for the host, free until the host takes it.
+    let host_at = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        HostPort::new("127.0.0.1", probe.local_addr().unwrap().port())
+    };
+    let (_g1, g1_at) = daemon(Scope::Group, Some(&host_at)).await;
+    let (_g2, g2_at) = daemon(Scope::Group, Some(&host_at)).await;
+    let (p1, p2) = (process(Some(&g1_at)), process(Some(&g2_at)));
+    let mut a = publisher(&p1, "away-dup", Scope::Host, "a");
+    let mut b = publisher(&p2, "away-dup", Scope::Host, "b");
+    let id_a = first::<Published>(&mut a.answers).await.id;
+    let id_b = first::<Published>(&mut b.answers).await.id;
+
+    // The host comes: both groups send their snapshots; the first to
+    // arrive keeps the name, the other is refused.
+    let (host, _) = daemon_at(Scope::Host, host_at.clone(), None).await;
+    let listing = inspect_until(&host, |l| refused(l, CLASH) == 1).await;
+    let kept = held(&listing, "away-dup", Scope::Host);
+    assert_eq!(kept.len(), 1, "{listing:#?}");
+    let (winner, loser) = if kept[0] == id_a {
+        (&mut a, &mut b)
+    } else {
+        assert_eq!(kept[0], id_b);
+        (&mut b, &mut a)
+    };
+    let refusal = first::<NotPublished>(&mut loser.answers).await;
+    assert_eq!(refusal.name, "away-dup");
+    no_refusal(&drain(&mut winner.answers, Duration::from_millis(300)).await);
+    // Directly under the host: only the host's listing can match.
+    let (_subscriber, available, _) =
+        subscribe(&process(Some(&host_at)), "away-dup", Scope::Host).await;
+    assert_eq!(available.publication, kept[0]);
 }

@@ -809,7 +809,12 @@ async fn a_route_upgrade_does_not_run_a_request_twice() {
     let tally = Arc::new(Tally::default());
     let gate = Arc::new(Semaphore::new(0));
     // A publisher of "svc" in another process, holding what it gets.
-    let _far = counter("far", &tally, Some(&gate), Some((far_node, "svc", Scope::Host)));
+    let _far = counter(
+        "far",
+        &tally,
+        Some(&gate),
+        Some((far_node, "svc", Scope::Host)),
+    );
     let (spool, _front) = front(near_node.clone(), "svc").await;
     eventually("the far worker joins", async || {
         status(&spool).await.workers == 1
@@ -870,7 +875,12 @@ async fn a_worker_whose_process_goes_has_its_request_run_once_more() {
     .await;
     let held = ask_later(&spool, 5);
     eventually("the doomed worker holds 5", async || tally.started(5) == 1).await;
-    let _other = counter("other", &tally, None, Some((other_node, "svc-other", Scope::Host)));
+    let _other = counter(
+        "other",
+        &tally,
+        None,
+        Some((other_node, "svc-other", Scope::Host)),
+    );
     eventually("the other worker joins", async || {
         status(&spool).await.workers == 2
     })

@@ -21,9 +21,9 @@ use uuid::Uuid;
 
 use super::Scope;
 use super::protocol::{
-    Advisory, ClearPublished, ClearSubscribed, DirectoryListing, Inspect, Listings, LostAbove, OpenSession,
-    PublishAs, Reconnect, RouteOffer, RouteWithdrawn, SessionClosed, SessionOpened, SubscribeTo,
-    Withdrawn,
+    Advisory, ClearPublished, ClearSubscribed, DirectoryListing, Inspect, Listings, LostAbove,
+    OpenSession, PublishAs, Reconnect, RouteOffer, RouteWithdrawn, SessionClosed, SessionOpened,
+    SubscribeTo, Withdrawn,
 };
 use crate::message::Faulted;
 use crate::net::{

@@ -67,7 +67,12 @@ impl Node {
     /// A publication listed over the link of `child` clashes with one held
     /// here: it is refused (counted, not listed, not passed up) and the
     /// child is told with an [`Advisory`], down that link alone.
-    pub(super) fn refuse_clash(&mut self, cx: &mut Context, publication: &Publication, child: &Address) {
+    pub(super) fn refuse_clash(
+        &mut self,
+        cx: &mut Context,
+        publication: &Publication,
+        child: &Address,
+    ) {
         self.refusals.refuse(
             self.level(),
             "a publication of a name already published at its scope",
@@ -125,7 +130,12 @@ impl Node {
             self.refusals.refuse(
                 level,
                 "an Advisory that does not fit what was passed up",
-                &format!("for {} at {} (from the {} level)", bounded(&a.name), a.scope, a.level),
+                &format!(
+                    "for {} at {} (from the {} level)",
+                    bounded(&a.name),
+                    a.scope,
+                    a.level
+                ),
             );
             return;
         }
