@@ -1,9 +1,10 @@
 //! The directory node: one implementation for every level.
 //!
 //! A node holds the listings visible at its level — its own process's, and
-//! those its children pushed up — matches every subscription against every
-//! publication, and offers each match as a route to the subscriber's *home*
-//! (its process node). It pushes up what is wider than itself, withdraws
+//! those its children pushed up, one publication of a name per scope
+//! (`names.rs`) — matches every subscription against every publication,
+//! and offers each match as a route to the subscriber's *home* (its process
+//! node). It pushes up what is wider than itself, withdraws
 //! everything learned through a link that is lost, and re-sends a full
 //! snapshot to its parent on every (re)connect.
 //!
