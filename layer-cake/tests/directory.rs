@@ -232,9 +232,10 @@ async fn the_nearest_publisher_wins_with_fallback_and_upgrade() {
     assert_eq!(available.scope, Scope::Host);
     let far = available.publisher;
 
-    // A near publisher of the same name in the subscriber's own process: the
-    // session moves to it (upgrade).
-    let near = publisher(b.clone(), "svc", Scope::Host);
+    // A near publisher of the same name in the subscriber's own process, at
+    // PROCESS scope (one instance of a name per scope: another at HOST
+    // would be refused): the session moves to it (upgrade).
+    let near = publisher(b.clone(), "svc", Scope::Process);
     let dropped = first::<Dropped>(&mut subscriber).await;
     assert_eq!(dropped.remote, far);
     assert_eq!(dropped.reason, "a nearer route");

@@ -456,15 +456,16 @@ struct Done {
 /// A negative number is answered at once with a `Lost` fault of the
 /// worker's own ("no such record"); any other is answered `Done` — at once,
 /// or, with a `gate`, once a permit comes (from a task, so that `Stop`
-/// still gets through). `publish` (directory node, name) publishes first.
+/// still gets through). `publish` (directory node, name, scope) publishes
+/// first.
 async fn counting(
     mut cx: Context,
     tally: Arc<Tally>,
     gate: Option<Arc<Semaphore>>,
-    publish: Option<(Address, &'static str)>,
+    publish: Option<(Address, &'static str, Scope)>,
 ) {
-    if let Some((node, name)) = publish {
-        cx.publish_at(&node, name, Scope::Host);
+    if let Some((node, name, scope)) = publish {
+        cx.publish_at(&node, name, scope);
     }
     loop {
         on!(cx.input().await, {
@@ -496,7 +497,7 @@ fn counter(
     name: &str,
     tally: &Arc<Tally>,
     gate: Option<&Arc<Semaphore>>,
-    publish: Option<(Address, &'static str)>,
+    publish: Option<(Address, &'static str, Scope)>,
 ) -> runtime::ActorHandle<()> {
     let (tally, gate) = (Arc::clone(tally), gate.cloned());
     runtime::spawn_with(SpawnOptions::new().name(name.to_owned()), move |cx| {
@@ -808,7 +809,12 @@ async fn a_route_upgrade_does_not_run_a_request_twice() {
     let tally = Arc::new(Tally::default());
     let gate = Arc::new(Semaphore::new(0));
     // A publisher of "svc" in another process, holding what it gets.
-    let _far = counter("far", &tally, Some(&gate), Some((far_node, "svc")));
+    let _far = counter(
+        "far",
+        &tally,
+        Some(&gate),
+        Some((far_node, "svc", Scope::Host)),
+    );
     let (spool, _front) = front(near_node.clone(), "svc").await;
     eventually("the far worker joins", async || {
         status(&spool).await.workers == 1
@@ -816,10 +822,16 @@ async fn a_route_upgrade_does_not_run_a_request_twice() {
     .await;
     let first = ask_later(&spool, 1);
     eventually("the far worker holds 1", async || tally.started(1) == 1).await;
-    // A nearer publisher of the same name: the directory drops the far route
-    // (`Dropped`, "a nearer route") and offers the near one, while the far
-    // worker is still on 1.
-    let _near = counter("near", &tally, None, Some((near_node, "svc")));
+    // A nearer publisher of the same name (in the front's own process, at
+    // PROCESS scope: another at HOST would be refused): the directory drops
+    // the far route (`Dropped`, "a nearer route") and offers the near one,
+    // while the far worker is still on 1.
+    let _near = counter(
+        "near",
+        &tally,
+        None,
+        Some((near_node, "svc", Scope::Process)),
+    );
     eventually("the near route replaces the far one", async || {
         let s = status(&spool).await;
         (s.workers, s.leaving) == (1, 1)
@@ -854,7 +866,7 @@ async fn a_worker_whose_process_goes_has_its_request_run_once_more() {
         "doomed",
         &tally,
         Some(&Arc::new(Semaphore::new(0))),
-        Some((doomed_node.clone(), "svc-doomed")),
+        Some((doomed_node.clone(), "svc-doomed", Scope::Host)),
     );
     let (spool, _front) = front(front_node, "svc-.*").await;
     eventually("the doomed worker joins", async || {
@@ -863,7 +875,12 @@ async fn a_worker_whose_process_goes_has_its_request_run_once_more() {
     .await;
     let held = ask_later(&spool, 5);
     eventually("the doomed worker holds 5", async || tally.started(5) == 1).await;
-    let _other = counter("other", &tally, None, Some((other_node, "svc-other")));
+    let _other = counter(
+        "other",
+        &tally,
+        None,
+        Some((other_node, "svc-other", Scope::Host)),
+    );
     eventually("the other worker joins", async || {
         status(&spool).await.workers == 2
     })

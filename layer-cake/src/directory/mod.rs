@@ -112,7 +112,8 @@ pub struct NotPublished {
     pub name: String,
     /// The scope asked for.
     pub scope: Scope,
-    /// Why (`already published`, `an empty name` …).
+    /// Why (`already published` by the same actor, `<name> is already
+    /// published at <scope> by another publisher`, `an empty name` …).
     pub reason: String,
 }
 
@@ -211,6 +212,14 @@ impl Context {
     /// Publishes `name` at `scope` through this process's directory. The
     /// answer is [`Published`] or [`NotPublished`]; then a [`Delivered`] for
     /// each subscriber introduced.
+    ///
+    /// There is one instance of a name per scope: where another publisher
+    /// has `name` at `scope` already (in this process, composite, host or
+    /// LAN, as the scope says), the publication is refused. Within this
+    /// process the answer is [`NotPublished`] at once; otherwise the
+    /// directory above that finds the clash tells this process's, and a
+    /// [`NotPublished`] follows the [`Published`] (the publication is then
+    /// withdrawn).
     pub fn publish(&mut self, name: impl Into<String>, scope: Scope) {
         let directory = node::process_node();
         self.publish_at(&directory, name, scope);

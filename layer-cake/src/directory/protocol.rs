@@ -105,6 +105,25 @@ pub(crate) struct Withdrawn {
     pub(crate) subscriptions: Vec<Uuid>,
 }
 
+/// A node → the child link a publication came over, when that publication
+/// clashes with one the node holds already (the same name at the same
+/// scope, another id): the node did not list it. Each node below passes it
+/// on down the link the publication came from, to the publisher's process
+/// node, which logs it, tells the publisher (`NotPublished`) and withdraws
+/// the publication. Only the node's parent is believed.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
+pub(crate) struct Advisory {
+    /// The publication refused.
+    pub(crate) publication: Uuid,
+    /// Its name.
+    pub(crate) name: String,
+    /// Its scope.
+    pub(crate) scope: Scope,
+    /// The level of the node that refused it.
+    pub(crate) level: Scope,
+}
+
 /// A matching node → the subscriber's home: the publication can be reached
 /// by a route at `level`.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::super::protocol::{Listings, Publication, Withdrawn};
-use super::super::{DirectoryListing, Dropped, Inspect, Published, Scope, Subscribed};
+use super::super::protocol::{Advisory, Listings, Publication, Withdrawn};
+use super::super::{
+    DirectoryListing, Dropped, Inspect, NotPublished, Published, Scope, Subscribed,
+};
 use super::{NodeOptions, spawn_node};
 use crate::message::Message;
-use crate::net::{Close, ConnectOptions, Connected, HostPort, Listening};
+use crate::net::{Close, ConnectOptions, Connected, HostPort, ListenOptions, Listening};
 use crate::runtime::Context;
 use crate::{Address, Payload};
 
@@ -424,4 +426,141 @@ async fn a_child_presenting_its_secret_over_a_new_link_takes_its_listings_there(
     // It is the new link's now: it goes with that link.
     after.send(Close::default(), &new).unwrap();
     inspect_until(&host, |l| l.published.is_empty()).await;
+}
+
+/// A listing of a name a node already holds at that scope, from another
+/// link: not listed, counted, and an `Advisory` goes back down that link
+/// alone. The real listing and its session are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clashing_listing_is_refused_and_advised_down_its_own_link() {
+    let (host, host_at) = host().await;
+    let a = process(&host_at);
+    let b = process(&host_at);
+    let mut publisher = Context::detached("publisher");
+    publisher.publish_at(&a, "svc", Scope::Host);
+    let real = first::<Published>(&mut publisher).await.id;
+    let mut subscriber = Context::detached("subscriber");
+    subscriber.subscribe_at(&b, "svc", Scope::Host);
+    first::<Subscribed>(&mut subscriber).await;
+    let available = first::<super::super::Available>(&mut subscriber).await;
+    assert_eq!(available.publication, real);
+
+    let (mut bad, proxy) = hostile(&host_at).await;
+    let me = bad.address().clone();
+    let squatter = Uuid::new_v4();
+    bad.send(
+        Listings {
+            full: false,
+            secret: None,
+            publications: vec![fake(squatter, "svc", &me)],
+            subscriptions: vec![],
+        },
+        &proxy,
+    )
+    .unwrap();
+    let advisory = first::<Advisory>(&mut bad).await;
+    assert_eq!(
+        (advisory.publication, advisory.name.as_str()),
+        (squatter, "svc")
+    );
+    assert_eq!((advisory.scope, advisory.level), (Scope::Host, Scope::Host));
+    assert_eq!(bad.return_address(), &proxy);
+    let listing = inspect_until(&host, |l| {
+        refused(l, "a publication of a name already published at its scope") == 1
+    })
+    .await;
+    let held: Vec<_> = listing.published.iter().filter(|p| p.0 == "svc").collect();
+    assert_eq!(held.len(), 1, "{listing:#?}");
+    assert_eq!(held[0].2, real);
+    // Sent up to the host, an Advisory is refused: the host has no parent.
+    bad.send(advisory, &proxy).unwrap();
+    inspect_until(&host, |l| {
+        refused(l, "an Advisory not from the parent") == 1
+    })
+    .await;
+    let later = drain(&mut subscriber, Duration::from_millis(300)).await;
+    assert!(
+        later.iter().all(|m| !m.is::<Dropped>()),
+        "the real session was dropped"
+    );
+}
+
+/// A process node believes an `Advisory` only from its parent, and only
+/// for what it passed up there as it passed it; then it withdraws the
+/// publication and tells its publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advisory_is_believed_only_from_the_parent_as_listed() {
+    // The parent is this test, listening as a host directory would.
+    let mut parent = Context::detached("parent");
+    parent.listen(HostPort::new("127.0.0.1", 0), ListenOptions::native());
+    let parent_at = first::<Listening>(&mut parent).await.listening;
+    let a = process(&parent_at);
+    let mut publisher = Context::detached("publisher");
+    publisher.publish_at(&a, "svc", Scope::Host);
+    let real = first::<Published>(&mut publisher).await.id;
+    let snapshot = first::<Listings>(&mut parent).await;
+    assert_eq!(snapshot.publications.len(), 1);
+    assert_eq!(snapshot.publications[0].id, real);
+    let child = parent.return_address().clone();
+    let advisory = |name: &str, scope: Scope, level: Scope| Advisory {
+        publication: real,
+        name: name.into(),
+        scope,
+        level,
+    };
+
+    // From a peer that is not the parent (over the session listener).
+    let listing = inspect_until(&a, |l| !l.published.is_empty()).await;
+    let sessions_at = listing.published[0].3.clone().expect("a session listen");
+    let (bad, proxy) = hostile(&sessions_at).await;
+    bad.send(advisory("svc", Scope::Host, Scope::Host), &proxy)
+        .unwrap();
+    // From the parent, but not as listed: another name (a long one, logged
+    // cut short), another scope, a level not above the process node.
+    parent
+        .send(
+            advisory(&"x".repeat(100_000), Scope::Host, Scope::Host),
+            &child,
+        )
+        .unwrap();
+    parent
+        .send(advisory("svc", Scope::Lan, Scope::Lan), &child)
+        .unwrap();
+    parent
+        .send(advisory("svc", Scope::Host, Scope::Process), &child)
+        .unwrap();
+    // For a publication it does not hold: nothing to do.
+    parent
+        .send(
+            Advisory {
+                publication: Uuid::new_v4(),
+                ..advisory("svc", Scope::Host, Scope::Host)
+            },
+            &child,
+        )
+        .unwrap();
+    let listing = inspect_until(&a, |l| {
+        refused(l, "an Advisory not from the parent") == 1
+            && refused(l, "an Advisory that does not fit what was passed up") == 3
+    })
+    .await;
+    assert_eq!(listing.published.len(), 1, "{listing:#?}");
+    let early = drain(&mut publisher, Duration::from_millis(300)).await;
+    assert!(
+        early.iter().all(|m| !m.is::<NotPublished>()),
+        "refused on a bad Advisory"
+    );
+
+    // As listed, from the parent: refused, withdrawn, and said so.
+    parent
+        .send(advisory("svc", Scope::Host, Scope::Host), &child)
+        .unwrap();
+    let refusal = first::<NotPublished>(&mut publisher).await;
+    assert_eq!(
+        refusal.reason,
+        "svc is already published at HOST by another publisher (refused by the HOST directory)"
+    );
+    let withdrawn = first::<Withdrawn>(&mut parent).await;
+    assert_eq!(withdrawn.publications, vec![real]);
+    inspect_until(&a, |l| l.published.is_empty()).await;
 }

@@ -1,9 +1,10 @@
 //! The directory node: one implementation for every level.
 //!
 //! A node holds the listings visible at its level — its own process's, and
-//! those its children pushed up — matches every subscription against every
-//! publication, and offers each match as a route to the subscriber's *home*
-//! (its process node). It pushes up what is wider than itself, withdraws
+//! those its children pushed up, one publication of a name per scope
+//! (`names.rs`) — matches every subscription against every publication,
+//! and offers each match as a route to the subscriber's *home* (its process
+//! node). It pushes up what is wider than itself, withdraws
 //! everything learned through a link that is lost, and re-sends a full
 //! snapshot to its parent on every (re)connect.
 //!
@@ -21,9 +22,9 @@ use uuid::Uuid;
 
 use super::Scope;
 use super::protocol::{
-    ClearPublished, ClearSubscribed, DirectoryListing, Inspect, Listings, LostAbove, OpenSession,
-    PublishAs, Reconnect, RouteOffer, RouteWithdrawn, SessionClosed, SessionOpened, SubscribeTo,
-    Withdrawn,
+    Advisory, ClearPublished, ClearSubscribed, DirectoryListing, Inspect, Listings, LostAbove,
+    OpenSession, PublishAs, Reconnect, RouteOffer, RouteWithdrawn, SessionClosed, SessionOpened,
+    SubscribeTo, Withdrawn,
 };
 use crate::message::Faulted;
 use crate::net::{
@@ -37,6 +38,7 @@ use crate::{Payload, Stop, on};
 mod hostile_tests;
 mod inspect;
 mod matching;
+mod names;
 mod parent;
 mod refusals;
 mod routes;
@@ -333,6 +335,7 @@ impl Node {
             Ended as e => self.ended(cx, &e.address),
             Listings as l => self.listings(cx, l),
             Withdrawn as w => self.withdrawn(cx, w),
+            Advisory as a => self.advised(cx, a),
             RouteOffer as o => {
                 if self.came_from_above(cx, "a route offer") {
                     self.route_offered(cx, o);

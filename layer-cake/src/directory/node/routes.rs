@@ -13,7 +13,8 @@ use crate::runtime::{Address, Context, RequestId};
 
 /// What a subscriber's home knows about one name a subscription matched:
 /// every route offered to a publication of that name, and the one open.
-/// Publishers may share a name; the nearest route wins.
+/// A name may be published at several scopes (one instance at each); the
+/// nearest route wins.
 pub(super) struct Routing {
     pub(super) subscriber: Address,
     /// Offered routes, in the order they came.

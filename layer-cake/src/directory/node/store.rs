@@ -19,6 +19,7 @@ use super::matching::{
     MAX_PUBLICATIONS_PER_ACTOR, MAX_PUBLICATIONS_PER_LINK, MAX_SUBSCRIPTIONS_PER_ACTOR,
     MAX_SUBSCRIPTIONS_PER_LINK, check_name, matching,
 };
+use super::names::already_published;
 use super::routes::RouteKey;
 use crate::net::{HostPort, ListenOptions};
 use crate::runtime::{Address, Context};
@@ -85,6 +86,13 @@ impl Node {
             .any(|h| h.listing.name == p.name && h.from == Source::Local(p.publisher.clone()));
         if duplicate {
             return refuse(cx, "already published");
+        }
+        // Another actor of this process has the name at this scope: this
+        // process is inside every domain of that scope it is in.
+        if self.name_taken(&p.name, p.scope, None) {
+            let reason = already_published(&p.name, p.scope);
+            tracing::warn!(level = %self.level(), "Cannot publish {} at {}: {reason}", p.name, p.scope);
+            return refuse(cx, &reason);
         }
         let id = Uuid::new_v4();
         if p.scope > Scope::Process {
@@ -531,6 +539,11 @@ impl Node {
             if let Some(why) = why {
                 self.refusals
                     .refuse(level, "a publication from a link", &why);
+                continue;
+            }
+            // One instance of a name per scope: the first listed keeps it.
+            if self.name_taken(&publication.name, publication.scope, Some(publication.id)) {
+                self.refuse_clash(cx, &publication, &child);
                 continue;
             }
             // The address a subscriber will use, as reachable from here.
