@@ -40,6 +40,10 @@ pub const MAX_INSPECT_BYTES: usize = 256 * 1024;
 /// in `omitted` (and cannot be walked to).
 pub const MAX_INSPECT_CHILDREN: usize = 1024;
 
+// The most an answer to a remote asker carries is well under the native
+// links' largest frame (1 MiB by default).
+const _: () = assert!(MAX_INSPECT_BYTES + MAX_INSPECT_CHILDREN * 64 < 1 << 20);
+
 /// The most (subscription, publication) pairs a node checks to list its
 /// routes for one inspection; publications not reached are counted in
 /// `omitted`.
@@ -488,7 +492,5 @@ mod tests {
         assert!(!budget.take(&"n".repeat(1000)));
         assert!(budget.take("short"));
         assert_eq!(budget.omitted, 1);
-        // The most a listing can carry is well under a native frame.
-        assert!(MAX_INSPECT_BYTES + MAX_INSPECT_CHILDREN * 64 < 1 << 20);
     }
 }
