@@ -7,8 +7,8 @@
 //! layer-cake run [ROLE-PATTERN …]          # foreground; Ctrl-C stops it all
 //! layer-cake start | stop | status | log ROLE
 //! layer-cake install-service host-cake|lan-cake|home
-//! layer-cake network [--list-published …]  # the live directory tree
-//! layer-cake ping <ID-PREFIX>
+//! layer-cake network [--open-scope=…] [--list-routed …]  # the live directory tree
+//! layer-cake ping <ID-PREFIX> [--open-scope=…]
 //! layer-cake lan-key create [--path=P] [--force] | path
 //! ```
 //!
@@ -24,10 +24,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use layer_cake::directory::lan;
+use layer_cake::Context;
+use layer_cake::directory::{Scope, lan};
 use layer_cake::home::{Home, Settings};
 use layer_cake::net::HostPort;
-use layer_cake::{Address, Context};
 use layer_cake_cli::network::{self, DEFAULT_DEADLINE, Show};
 use layer_cake_cli::ping;
 use layer_cake_cli::roles;
@@ -311,9 +311,14 @@ struct ReturnedArgs {
 /// Where the walk starts, and how patient it is.
 #[derive(Debug, Args)]
 struct Directory {
-    /// The directory node to start from (host-cake by default).
+    /// The directory node the CLI's own directory connects to (host-cake
+    /// by default).
     #[arg(long, value_name = "HOST:PORT", default_value_t = lan::directory_at_host())]
     directory_at: HostPort,
+    /// How far up from there to start: the widest node no wider than this
+    /// (GROUP, HOST or LAN: the root of the tree, the default).
+    #[arg(long, value_name = "SCOPE", default_value = "LAN", value_parser = open_scope)]
+    open_scope: Scope,
     /// Seconds each node gets to answer before it is shown as "(no answer)".
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_DEADLINE.as_secs_f64())]
     answer_within: f64,
@@ -334,6 +339,10 @@ struct NetworkArgs {
     /// Show the subscriptions each node holds.
     #[arg(long)]
     list_subscribed: bool,
+    /// Show the routes each node holds: its matches of a subscription to a
+    /// publication.
+    #[arg(long)]
+    list_routed: bool,
     /// Show the open sessions of each node's subscribers.
     #[arg(long)]
     list_connected: bool,
@@ -369,9 +378,9 @@ impl Directory {
             })
     }
 
-    /// Connects and walks the whole tree; the answer is the first node and
-    /// the tree below it.
-    async fn walk(&self, cx: &mut Context) -> Result<(Address, network::NodeView), String> {
+    /// Opens the CLI's directory and walks the whole tree from the top; the
+    /// answer is where the walk starts and the tree.
+    async fn walk(&self, cx: &mut Context) -> Result<(network::Top, network::NodeView), String> {
         let deadline = self.deadline()?;
         let group = self
             .allow_group
@@ -379,15 +388,28 @@ impl Directory {
             .map(layer_cake::net::group_id)
             .transpose()
             .map_err(|e| format!("--allow-group: {e}"))?;
-        let root = network::connect(cx, &self.directory_at, deadline, group).await?;
-        let tree = network::walk(cx, root.clone(), deadline).await;
-        if tree.listing.is_none() {
-            return Err(format!(
-                "the directory at {} did not answer",
-                self.directory_at
-            ));
-        }
-        Ok((root, tree))
+        let top = network::Top {
+            node: network::open(&self.directory_at, group),
+            up_to: self.open_scope,
+        };
+        let tree = network::walk(cx, &top, deadline).await.map_err(|e| {
+            if e == "no answer" {
+                format!("the directory at {} did not answer", self.directory_at)
+            } else {
+                e
+            }
+        })?;
+        Ok((top, tree))
+    }
+}
+
+/// `--open-scope`: GROUP, HOST or LAN, in any case.
+fn open_scope(text: &str) -> Result<Scope, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "GROUP" => Ok(Scope::Group),
+        "HOST" => Ok(Scope::Host),
+        "LAN" => Ok(Scope::Lan),
+        _ => Err(format!("{text:?} is not GROUP, HOST or LAN")),
     }
 }
 
@@ -397,6 +419,7 @@ async fn network_command(args: NetworkArgs) -> Result<(), String> {
     let show = Show {
         published: args.list_published,
         subscribed: args.list_subscribed,
+        routed: args.list_routed,
         connected: args.list_connected,
         addresses: args.directory_addresses,
         full_identity: args.full_identity,
@@ -407,7 +430,7 @@ async fn network_command(args: NetworkArgs) -> Result<(), String> {
 
 async fn ping_command(args: PingArgs) -> Result<(), String> {
     let mut cx = Context::detached("layer-cake ping");
-    let (root, tree) = args.directory.walk(&mut cx).await?;
+    let (top, tree) = args.directory.walk(&mut cx).await?;
     let found = ping::find(&tree, &args.id_prefix)?;
     let path = match found.as_slice() {
         [(_, path)] => path.clone(),
@@ -427,7 +450,7 @@ async fn ping_command(args: PingArgs) -> Result<(), String> {
         }
     };
     let mut out = std::io::stdout();
-    let answered = ping::ping(&mut cx, &root, &path, args.ping_count, &mut out)
+    let answered = ping::ping(&mut cx, &top, &path, args.ping_count, &mut out)
         .await
         .map_err(|e| format!("cannot write: {e}"))?;
     if answered == 0 {

@@ -1,18 +1,26 @@
 //! `layer-cake network`: the live directory tree.
 //!
-//! [`connect`] opens a native connection to a directory node (host-cake by
-//! default); its proxy is the node itself. [`walk`] asks it [`Inspect`],
-//! then [`Inspect`] with the path to each child the [`DirectoryListing`]
-//! names (where the child connects from), recursively, each with a
-//! deadline, so a node that does not answer shows as `(no answer)` instead
-//! of hanging the command. The node passes each inspection down the tree
-//! itself: the CLI never holds an address of a node below the first. [`render`] prints the
-//! result in the original library's shape:
+//! [`open`] starts the CLI's own process directory with the node at
+//! `--directory-at` (host-cake by default) as its parent, the way every
+//! process has one; it connects up on the first inspection, so the CLI
+//! shows in the tree as `[PROCESS] layer-cake` under that node. [`walk`]
+//! asks it [`Climb`]: the climb goes up the tree to the widest node it can
+//! reach (the LAN's root, or no wider than `--open-scope`), which answers
+//! with its [`DirectoryListing`]; then the same climb with the path to each
+//! child the listing names (where the child connects from), recursively,
+//! each with a deadline, so a node that does not answer shows as
+//! `(no answer)` instead of hanging the command. The nodes pass each
+//! inspection up and down the tree themselves: the CLI never holds an
+//! address of another node. What it reads is bounded: [`MAX_DEPTH`] levels
+//! and [`MAX_NODES`] nodes. [`render`] prints the result in the original
+//! library's shape:
 //!
 //! ```text
-//! [HOST] host-cake (8671e9e9)
-//! +   [GROUP] group-cake (62492d52)
-//! +   +   [PROCESS] test_worker_10 (be7093b0)
+//! [LAN] lan-cake (0b9d6c1f)
+//! +   [HOST] host-cake (8671e9e9)
+//! +   +   [GROUP] group-cake (62492d52)
+//! +   +   +   [PROCESS] test_worker_10 (be7093b0)
+//! +   +   [PROCESS] layer-cake (d9247350)
 //! ```
 
 use std::collections::HashSet;
@@ -20,31 +28,51 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use layer_cake::directory::{DirectoryListing, Inspect, Scope};
-use layer_cake::net::{ConnectOptions, Connected, HostPort, LanKey, LinkOptions, NotConnected};
+use layer_cake::directory::{Climb, DirectoryListing, NodeOptions, Scope, spawn_node};
+use layer_cake::net::{HostPort, LanKey, LinkOptions};
 use layer_cake::runtime::AskError;
 use layer_cake::{Address, Context};
 use uuid::Uuid;
 
-/// How long a node gets to answer an `Inspect` (and the first connection
-/// to be made) unless told otherwise.
+/// How long a node gets to answer (and the first connection to be made)
+/// unless told otherwise.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
+
+/// What the first inspection gets besides the deadline: on its way up each
+/// node may connect to its parent first (up to 3 s each).
+pub const CLIMB_GRACE: Duration = Duration::from_secs(8);
 
 /// The deepest tree walked; deeper nodes are not asked (a guard against a
 /// misconfigured loop, far beyond process → group → host → LAN).
-const MAX_DEPTH: usize = 16;
+pub const MAX_DEPTH: usize = 16;
+
+/// The most nodes walked; the children of a node past that are counted,
+/// not asked.
+pub const MAX_NODES: usize = 1024;
+
+/// Where a walk starts.
+#[derive(Debug, Clone)]
+pub struct Top {
+    /// The CLI's own process directory.
+    pub node: Address,
+    /// The widest level the inspections climb to.
+    pub up_to: Scope,
+}
 
 /// One node of the walked tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeView {
-    /// The path to it from the first node (empty: the first node itself),
-    /// as [`Inspect::below`] takes it.
+    /// The path to it from the top (empty: the top itself), as
+    /// [`Climb::below`] takes it.
     pub path: Vec<HostPort>,
     /// Its answer; `None` when it gave none in time.
     pub listing: Option<DirectoryListing>,
     /// Its children, wider levels first, then by program name and id;
     /// those that did not answer last.
     pub children: Vec<NodeView>,
+    /// How many of its children were not asked: the walk had reached
+    /// [`MAX_NODES`] or [`MAX_DEPTH`].
+    pub not_walked: usize,
 }
 
 impl NodeView {
@@ -59,18 +87,11 @@ impl NodeView {
     }
 }
 
-/// Connects to the directory node listening at `at`; the answer is the
-/// address of that node (the connection's proxy). A node on this host is
-/// trusted when it runs as this user or root, or as a member of
-/// `allowed_group`. Fails with a sentence saying why.
-pub async fn connect(
-    cx: &mut Context,
-    at: &HostPort,
-    deadline: Duration,
-    allowed_group: Option<u32>,
-) -> Result<Address, String> {
-    // A directory on another host needs the LAN key (from
-    // $LAYER_CAKE_LAN_KEY or the default place).
+/// Starts the CLI's own process directory with the node at `at` as its
+/// parent. A node on this host is trusted when it runs as this user or
+/// root, or as a member of `allowed_group`; one on another host needs the
+/// LAN key (from $LAYER_CAKE_LAN_KEY or the default place).
+pub fn open(at: &HostPort, allowed_group: Option<u32>) -> Address {
     let link = LinkOptions {
         lan_key: LanKey::find(None).unwrap_or_else(|e| {
             eprintln!("layer-cake: {e}");
@@ -79,77 +100,83 @@ pub async fn connect(
         ..LinkOptions::default()
     }
     .allow_group(allowed_group);
-    cx.connect(
-        at.clone(),
-        ConnectOptions::native().link(link).timeout(deadline),
-    );
-    // The connect has its own timeout; this one only guards against an
-    // answer that never comes.
-    let patience = deadline + Duration::from_secs(2);
-    let wait = async {
-        loop {
-            let message = cx.input().await;
-            if let Some(c) = message.downcast_ref::<Connected>()
-                && c.requested == *at
-            {
-                return Ok(c.proxy.clone());
-            }
-            if let Some(n) = message.downcast_ref::<NotConnected>()
-                && n.requested == *at
-            {
-                return Err(format!("cannot reach the directory at {at}: {}", n.reason));
-            }
-        }
-    };
-    tokio::time::timeout(patience, wait)
-        .await
-        .unwrap_or_else(|_| Err(format!("cannot reach the directory at {at}: no answer")))
+    let options = NodeOptions::new(Scope::Process)
+        .parent(at.clone())
+        .link(link);
+    spawn_node(options, Address::NULL)
 }
 
-/// Asks the node at `below` under `root` (`root` itself when empty) to
-/// describe itself.
+/// Asks the node at `below` under the top (the top itself when empty) to
+/// describe itself, climbing from `top` first.
 pub async fn inspect(
     cx: &mut Context,
-    root: &Address,
+    top: &Top,
     below: &[HostPort],
     deadline: Duration,
 ) -> Result<DirectoryListing, String> {
-    let inspect = Inspect {
+    let climb = Climb {
+        up_to: top.up_to,
         below: below.to_vec(),
+        climbed: 0,
     };
-    match cx.ask::<DirectoryListing, _>(inspect, root, deadline).await {
+    match cx
+        .ask::<DirectoryListing, _>(climb, &top.node, deadline)
+        .await
+    {
         Ok(listing) => Ok(listing),
         Err(AskError::TimedOut) => Err("no answer".into()),
         Err(other) => Err(other.into_fault().to_string()),
     }
 }
 
-/// Walks the tree below `root`: asks it [`Inspect`], then each of its
-/// children, recursively. Every ask has `deadline`; a node that misses it is
-/// kept with no listing (and nothing below it).
-pub async fn walk(cx: &mut Context, root: Address, deadline: Duration) -> NodeView {
-    let mut seen = HashSet::new();
-    walk_from(cx, &root, Vec::new(), deadline, &mut seen).await
+/// Walks the tree from the top: asks it, then each of its children,
+/// recursively. The first ask has `deadline` plus [`CLIMB_GRACE`] and its
+/// failure is the walk's; every other has `deadline`, and a node that
+/// misses it is kept with no listing (and nothing below it).
+pub async fn walk(cx: &mut Context, top: &Top, deadline: Duration) -> Result<NodeView, String> {
+    let first = inspect(cx, top, &[], deadline + CLIMB_GRACE).await?;
+    let mut state = WalkState {
+        seen: HashSet::new(),
+        asked: 1,
+    };
+    Ok(walk_from(cx, top, Vec::new(), Some(first), deadline, &mut state).await)
+}
+
+/// What a walk has done so far.
+struct WalkState {
+    /// The nodes that answered, by id: each is walked below once.
+    seen: HashSet<Uuid>,
+    /// How many nodes were asked.
+    asked: usize,
 }
 
 fn walk_from<'a>(
     cx: &'a mut Context,
-    root: &'a Address,
+    top: &'a Top,
     path: Vec<HostPort>,
+    answered: Option<DirectoryListing>,
     deadline: Duration,
-    seen: &'a mut HashSet<Uuid>,
+    state: &'a mut WalkState,
 ) -> Pin<Box<dyn Future<Output = NodeView> + 'a>> {
     Box::pin(async move {
-        let listing = inspect(cx, root, &path, deadline).await.ok();
+        let listing = match answered {
+            Some(listing) => Some(listing),
+            None => inspect(cx, top, &path, deadline).await.ok(),
+        };
         let mut children = Vec::new();
+        let mut not_walked = 0;
         if let Some(listing) = &listing
-            && seen.insert(listing.id)
-            && path.len() < MAX_DEPTH
+            && state.seen.insert(listing.id)
         {
             for child in &listing.children {
+                if path.len() >= MAX_DEPTH || state.asked >= MAX_NODES {
+                    not_walked += 1;
+                    continue;
+                }
+                state.asked += 1;
                 let mut below = path.clone();
                 below.push(child.clone());
-                children.push(walk_from(cx, root, below, deadline, seen).await);
+                children.push(walk_from(cx, top, below, None, deadline, state).await);
             }
         }
         children.sort_by_key(order);
@@ -157,6 +184,7 @@ fn walk_from<'a>(
             path,
             listing,
             children,
+            not_walked,
         }
     })
 }
@@ -187,6 +215,9 @@ pub struct Show {
     pub published: bool,
     /// `? "pattern" [SCOPE] (id)` for every subscription a node holds.
     pub subscribed: bool,
+    /// `<> "name" (subscription -> publication)` for every match a node
+    /// holds: the routes it offered.
+    pub routed: bool,
     /// `> "name"[SCOPE] -> host:port` for every open session of a node's
     /// subscribers.
     pub connected: bool,
@@ -203,6 +234,20 @@ pub fn ident(id: &Uuid, full: bool) -> String {
     } else {
         id.simple().to_string()[..8].to_owned()
     }
+}
+
+/// A name, pattern or program as a peer sent it, with control characters
+/// escaped so that a node cannot write to the terminal.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn or_not_set(at: Option<&HostPort>) -> String {
@@ -227,7 +272,7 @@ fn render_node(node: &NodeView, show: &Show, depth: usize, out: &mut String) {
     out.push_str(&format!(
         "{indent}[{}] {} ({})",
         l.level,
-        l.executable,
+        clean(&l.executable),
         ident(&l.id, full)
     ));
     if show.addresses {
@@ -242,7 +287,8 @@ fn render_node(node: &NodeView, show: &Show, depth: usize, out: &mut String) {
     if show.published {
         for (name, scope, id, at) in &l.published {
             out.push_str(&format!(
-                "{inner}# \"{name}\" [{scope}] ({}) {}\n",
+                "{inner}# \"{}\" [{scope}] ({}) {}\n",
+                clean(name),
                 ident(id, full),
                 or_not_set(at.as_ref())
             ));
@@ -251,8 +297,19 @@ fn render_node(node: &NodeView, show: &Show, depth: usize, out: &mut String) {
     if show.subscribed {
         for (pattern, scope, id) in &l.subscribed {
             out.push_str(&format!(
-                "{inner}? \"{pattern}\" [{scope}] ({})\n",
+                "{inner}? \"{}\" [{scope}] ({})\n",
+                clean(pattern),
                 ident(id, full)
+            ));
+        }
+    }
+    if show.routed {
+        for (name, subscription, publication) in &l.routed {
+            out.push_str(&format!(
+                "{inner}<> \"{}\" ({} -> {})\n",
+                clean(name),
+                ident(subscription, full),
+                ident(publication, full)
             ));
         }
     }
@@ -262,11 +319,23 @@ fn render_node(node: &NodeView, show: &Show, depth: usize, out: &mut String) {
                 Some(at) => at.to_string(),
                 None => format!("({}) in this process", ident(publication, full)),
             };
-            out.push_str(&format!("{inner}> \"{name}\"[{scope}] -> {to}\n"));
+            out.push_str(&format!("{inner}> \"{}\"[{scope}] -> {to}\n", clean(name)));
         }
+    }
+    if l.omitted > 0 {
+        out.push_str(&format!(
+            "{inner}({} more entries the node left out)\n",
+            l.omitted
+        ));
     }
     for child in &node.children {
         render_node(child, show, depth + 1, out);
+    }
+    if node.not_walked > 0 {
+        out.push_str(&format!(
+            "{inner}({} more directories not walked)\n",
+            node.not_walked
+        ));
     }
 }
 
@@ -285,7 +354,9 @@ mod tests {
             published: Vec::new(),
             subscribed: Vec::new(),
             connected: Vec::new(),
+            routed: Vec::new(),
             children: Vec::new(),
+            omitted: 0,
             refused: Vec::new(),
         }
     }
@@ -295,6 +366,7 @@ mod tests {
             path: Vec::new(),
             listing,
             children,
+            not_walked: 0,
         }
     }
 
@@ -322,6 +394,11 @@ mod tests {
             Uuid::from_u128(1),
             Some(HostPort::new("127.0.0.1", 42009)),
         ));
+        worker.routed.push((
+            "w:1".into(),
+            Uuid::from_u128(0x12345678_u128 << 96),
+            Uuid::from_u128(0xabcdef01_u128 << 96),
+        ));
         let tree = view(
             Some(host),
             vec![view(
@@ -339,6 +416,7 @@ mod tests {
         let all = Show {
             published: true,
             subscribed: true,
+            routed: true,
             connected: true,
             addresses: true,
             full_identity: false,
@@ -356,6 +434,34 @@ mod tests {
         assert!(text.contains("+   +   +   # \"w:1\" [HOST] (abcdef01) 127.0.0.1:42009\n"));
         assert!(text.contains("+   +   +   ? \"w:.*\" [GROUP] (00000000)\n"));
         assert!(text.contains("+   +   +   > \"w:1\"[GROUP] -> 127.0.0.1:42009\n"));
+        assert!(text.contains("+   +   +   <> \"w:1\" (12345678 -> abcdef01)\n"));
+        // Routes only when asked.
+        assert!(!render(&tree, &Show::default()).contains("<>"));
+    }
+
+    #[test]
+    fn what_was_left_out_is_said_and_control_characters_are_escaped() {
+        let mut host = listing(Scope::Host, "host\u{1b}[2J", 0x8671e9e9_u128 << 96);
+        host.omitted = 3;
+        host.published.push((
+            "a\nb".into(),
+            Scope::Host,
+            Uuid::from_u128(0xabcdef01_u128 << 96),
+            None,
+        ));
+        let mut tree = view(Some(host), vec![]);
+        tree.not_walked = 2;
+        let show = Show {
+            published: true,
+            ..Show::default()
+        };
+        assert_eq!(
+            render(&tree, &show),
+            "[HOST] host\\u{1b}[2J (8671e9e9)\n\
+             +   # \"a\\nb\" [HOST] (abcdef01) (not set)\n\
+             +   (3 more entries the node left out)\n\
+             +   (2 more directories not walked)\n"
+        );
     }
 
     #[test]

@@ -1,22 +1,23 @@
 //! `layer-cake ping`: round trips to one directory node.
 //!
 //! The node is found by a prefix of its id in the walked tree
-//! ([`find`]); [`ping`] then asks it [`Inspect`] a number of times, one a
-//! second (the first at once), and prints each round trip. The asks travel
-//! the same way as the walk's: over the one connection to the first node,
-//! passed down the tree node by node, so a ping measures the directory
-//! path rather than a direct connection.
+//! ([`find`]); [`ping`] then asks it a number of times, one a second (the
+//! first at once), and prints each round trip. The asks travel the same way
+//! as the walk's: from the CLI's own directory up to the top (the same
+//! [`Climb`] as `network`, `--open-scope` included) and down the tree node
+//! by node, so a ping measures the directory path rather than a direct
+//! connection.
 
 use std::io::Write;
 use std::time::Duration;
 
-use layer_cake::directory::{DirectoryListing, Inspect};
+use layer_cake::Context;
+use layer_cake::directory::{Climb, DirectoryListing};
 use layer_cake::net::HostPort;
 use layer_cake::runtime::AskError;
-use layer_cake::{Address, Context};
 use uuid::Uuid;
 
-use crate::network::NodeView;
+use crate::network::{NodeView, Top};
 
 /// How long one round trip may take before it counts as lost.
 pub const PING_DEADLINE: Duration = Duration::from_secs(3);
@@ -45,12 +46,12 @@ pub fn find(tree: &NodeView, prefix: &str) -> Result<Vec<(Uuid, Vec<HostPort>)>,
         .collect())
 }
 
-/// Pings the node at `path` under `root` `count` times, printing
+/// Pings the node at `path` under the top `count` times, printing
 /// `[i] 0.000412s` per round trip or `[i] (timed out)`; the answer is how
 /// many came back.
 pub async fn ping(
     cx: &mut Context,
-    root: &Address,
+    top: &Top,
     path: &[HostPort],
     count: u32,
     out: &mut dyn Write,
@@ -60,11 +61,13 @@ pub async fn ping(
     for i in 1..=count {
         tokio::time::sleep_until(start + PING_INTERVAL * (i - 1)).await;
         let sent = tokio::time::Instant::now();
-        let inspect = Inspect {
+        let climb = Climb {
+            up_to: top.up_to,
             below: path.to_vec(),
+            climbed: 0,
         };
         let line = match cx
-            .ask::<DirectoryListing, _>(inspect, root, PING_DEADLINE)
+            .ask::<DirectoryListing, _>(climb, &top.node, PING_DEADLINE)
             .await
         {
             Ok(_) => {
@@ -98,10 +101,13 @@ mod tests {
                 published: Vec::new(),
                 subscribed: Vec::new(),
                 connected: Vec::new(),
+                routed: Vec::new(),
                 children: Vec::new(),
+                omitted: 0,
                 refused: Vec::new(),
             }),
             children: Vec::new(),
+            not_walked: 0,
         }
     }
 
@@ -117,6 +123,7 @@ mod tests {
             path: Vec::new(),
             listing: None,
             children: Vec::new(),
+            not_walked: 0,
         });
         assert_eq!(find(&root, "8671").unwrap().len(), 1);
         assert_eq!(find(&root, "6249").unwrap().len(), 2);

@@ -1,10 +1,13 @@
 //! `layer-cake network` and `layer-cake ping` against a real tree: a
 //! host-cake on an ephemeral port (never the standard one, never the LAN), a
-//! group-cake under it and a worker process under the group. Every child is
-//! killed when its test ends, however it ends.
+//! group-cake under it and a worker process under the group; and a whole
+//! LAN on loopback: a lan-cake and two host-cakes under it on ephemeral
+//! ports, a group-cake with a publishing worker under one and a subscribing
+//! server under the other. Every child is killed when its test ends, however
+//! it ends.
 //!
-//! host-cake, group-cake and the worker (`test_worker_9` of the demos)
-//! belong to other packages, so cargo does not build them for this test: it
+//! The daemons and the roles (`test_worker_9`, `test_worker_10` and
+//! `test_server_10` of the demos) belong to other packages, so cargo does not build them for this test: it
 //! runs `cargo build` for them itself, once per test binary, into the same
 //! target directory — a no-op when they are up to date — so that `cargo test
 //! -p layer-cake-cli` works from a clean tree.
@@ -36,10 +39,18 @@ fn workspace_binary(name: &str) -> PathBuf {
         let mut cargo = Command::new(env!("CARGO"));
         cargo
             .args(["build", "--quiet", "-p", "host-cake", "-p", "group-cake"])
-            .args(["-p", "layer-cake-demos"])
+            .args(["-p", "lan-cake", "-p", "layer-cake-demos"])
             // Target flags apply to every package named: each bin by name.
-            .args(["--bin", "host-cake", "--bin", "group-cake"])
-            .args(["--bin", "test_worker_9"])
+            .args([
+                "--bin",
+                "host-cake",
+                "--bin",
+                "group-cake",
+                "--bin",
+                "lan-cake",
+            ])
+            .args(["--bin", "test_worker_9", "--bin", "test_worker_10"])
+            .args(["--bin", "test_server_10"])
             .arg("--target-dir")
             .arg(dir.parent().expect("a target directory"))
             .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -218,6 +229,15 @@ fn network_prints_the_live_tree() {
             .any(|l| l.starts_with("+   [GROUP] group-cake (")),
         "{text}"
     );
+    // The CLI itself, under the node it connected to: last, as the
+    // narrower level.
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("+   [PROCESS] layer-cake ("),
+        "{text}"
+    );
     // The publication is held at every level it passes: worker, group, host.
     let published: Vec<&&str> = lines
         .iter()
@@ -332,4 +352,194 @@ fn a_node_that_does_not_answer_is_shown_as_such() {
     assert!(lines[0].starts_with("[HOST] host-cake ("), "{text}");
     assert!(lines[1].starts_with("+   [GROUP] group-cake ("), "{text}");
     assert_eq!(lines[2], "+   +   (no answer)", "{text}");
+}
+
+/// The id a node line shows: what is between its first parentheses.
+fn id_of(line: &str) -> &str {
+    line.split(['(', ')']).nth(1).unwrap()
+}
+
+/// The LAN on loopback: lan-cake ← host-cake A ← group-cake ←
+/// test_worker_10 (publishing at LAN), and lan-cake ← host-cake B ←
+/// test_server_10 (subscribing at LAN). Answers the processes and where
+/// host A, host B and the group listen, once the server has the worker.
+fn lan_tree() -> (Vec<Proc>, String, String, String) {
+    let lan = Proc::start("lan-cake", &["--directory-at-lan=127.0.0.1:0".into()]);
+    let lan_at = lan.listening();
+    let host = |lan_at: &str| {
+        let host = Proc::start(
+            "host-cake",
+            &[
+                "--directory-at-host=127.0.0.1:0".into(),
+                format!("--directory-at-lan={lan_at}"),
+            ],
+        );
+        let at = host.listening();
+        (host, at)
+    };
+    let (host_a, a_at) = host(&lan_at);
+    let (host_b, b_at) = host(&lan_at);
+    let group = Proc::start(
+        "group-cake",
+        &[
+            "--accept-directories-at=127.0.0.1:0".into(),
+            format!("--directory-at-host={a_at}"),
+        ],
+    );
+    let group_at = group.listening();
+    let worker = Proc::start(
+        "test_worker_10",
+        &[
+            format!("--connect-to-directory={group_at}"),
+            "--scope=LAN".into(),
+        ],
+    );
+    let server = Proc::start(
+        "test_server_10",
+        &[
+            format!("--connect-to-directory={b_at}"),
+            "--scope=LAN".into(),
+            "--server-address=127.0.0.1:0".into(),
+        ],
+    );
+    server.line_with("test_server_10: worker available test-multihosting:worker-10:");
+    (
+        vec![server, worker, group, host_b, host_a, lan],
+        a_at,
+        b_at,
+        group_at,
+    )
+}
+
+#[test]
+fn network_climbs_to_the_lan_root_and_lists_the_routes() {
+    let (_procs, a_at, b_at, group_at) = lan_tree();
+    // Pointed at host B: the tree from lan-cake, host A included.
+    let text = network_until(&b_at, &["--list-routed", "--list-published"], |t| {
+        t.contains("+   +   +   [PROCESS] test_worker_10 (")
+            && t.contains("+   +   [PROCESS] test_server_10 (")
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("[LAN] lan-cake ("), "{text}");
+    let hosts: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("+   [HOST] host-cake ("))
+        .collect();
+    assert_eq!(hosts.len(), 2, "{text}");
+    // Each host's block runs to the next host line (or the end).
+    let block = |i: usize| {
+        let end = hosts
+            .iter()
+            .copied()
+            .find(|&h| h > i)
+            .unwrap_or(lines.len());
+        &lines[i + 1..end]
+    };
+    let has = |i: usize, start: &str| block(i).iter().any(|l| l.starts_with(start));
+    let a = *hosts
+        .iter()
+        .find(|&&h| has(h, "+   +   [GROUP] group-cake ("))
+        .unwrap_or_else(|| panic!("no host with the group: {text}"));
+    let b = *hosts.iter().find(|&&h| h != a).unwrap();
+    assert!(has(a, "+   +   +   [PROCESS] test_worker_10 ("), "{text}");
+    assert!(has(b, "+   +   [PROCESS] test_server_10 ("), "{text}");
+    // The CLI, under host B, which it connected to; nowhere else.
+    assert!(has(b, "+   +   [PROCESS] layer-cake ("), "{text}");
+    assert_eq!(text.matches("[PROCESS] layer-cake (").count(), 1, "{text}");
+    // One route, at lan-cake: the only node holding both the subscription
+    // and the publication. Its publication is shown by the same tag as the
+    // publication's line at lan-cake.
+    let routes: Vec<&&str> = lines.iter().filter(|l| l.contains("<> ")).collect();
+    assert_eq!(routes.len(), 1, "{text}");
+    let route = routes[0];
+    assert!(
+        route.starts_with("+   <> \"test-multihosting:worker-10:"),
+        "{text}"
+    );
+    let (sub, publ) = id_of(route).split_once(" -> ").unwrap();
+    assert_eq!((sub.len(), publ.len()), (8, 8), "{text}");
+    let published_at_lan = lines[1..hosts[0]]
+        .iter()
+        .find(|l| l.starts_with("+   # \"test-multihosting:worker-10:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        published_at_lan.contains(&format!("[LAN] ({publ}) 127.0.0.1:")),
+        "{text}"
+    );
+    // So do the worker's own process node, the group and host A: the
+    // publication's tag is the same at every node that holds it.
+    assert!(
+        text.contains("+   +   +   +   # \"test-multihosting:worker-10:"),
+        "{text}"
+    );
+    assert_eq!(text.matches(&format!("({publ})")).count(), 4, "{text}");
+
+    // --open-scope=HOST, pointed at host A: the tree from host A.
+    let host_a_id = id_of(lines[a]);
+    let text = network_until(&a_at, &["--open-scope=HOST"], |t| {
+        t.contains("[PROCESS] test_worker_10 (")
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("[HOST] host-cake ({host_a_id})"),
+        "{text}"
+    );
+    assert!(!text.contains("[LAN]"), "{text}");
+    assert!(lines[1].starts_with("+   [GROUP] group-cake ("), "{text}");
+    assert!(
+        lines[2].starts_with("+   +   [PROCESS] test_worker_10 ("),
+        "{text}"
+    );
+    assert!(lines[3].starts_with("+   [PROCESS] layer-cake ("), "{text}");
+    assert_eq!(lines.len(), 4, "{text}");
+
+    // --open-scope=GROUP, pointed at the group: the group is the top.
+    let text = network_until(&group_at, &["--open-scope=group"], |t| {
+        t.contains("[PROCESS] test_worker_10 (")
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("[GROUP] group-cake ("), "{text}");
+    assert_eq!(lines.len(), 3, "{text}");
+
+    // ping climbs the same way: host A, found in the tree from the root.
+    let output = layer_cake(&[
+        "ping",
+        &host_a_id[..6],
+        "--ping-count=1",
+        &format!("--directory-at={b_at}"),
+    ]);
+    let pings = stdout(&output);
+    assert!(
+        output.status.success(),
+        "{pings}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        pings.starts_with("[1] ") && pings.trim_end().ends_with('s'),
+        "{pings}"
+    );
+    // With --open-scope=HOST from host B, host A is not in reach.
+    let output = layer_cake(&[
+        "ping",
+        &host_a_id[..6],
+        "--open-scope=HOST",
+        &format!("--directory-at={b_at}"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("no directory node has an id starting"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_bad_open_scope_is_refused_by_name() {
+    let output = layer_cake(&["network", "--open-scope=PROCESS"]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("\"PROCESS\" is not GROUP, HOST or LAN"),
+        "{error}"
+    );
 }

@@ -430,7 +430,15 @@ async fn inspect_from_another_process_shows_no_ids_or_addresses() {
     };
     assert!(full.published.iter().all(|p| !p.2.is_nil()));
 
-    // Over a connection, as a peer: names, scopes and counts, no ids.
+    // Over a connection, as a peer: names, scopes and counts, and tags in
+    // place of ids (the same tag at every node), never the ids.
+    let real: Vec<Uuid> = full
+        .published
+        .iter()
+        .map(|p| p.2)
+        .chain(full.subscribed.iter().map(|s| s.2))
+        .collect();
+    let hidden = |id: &Uuid| !id.is_nil() && !real.contains(id);
     let mut peer = Context::detached("peer");
     peer.connect(host_at.clone(), ConnectOptions::native());
     let proxy = first::<Connected>(&mut peer).await.proxy;
@@ -441,12 +449,12 @@ async fn inspect_from_another_process_shows_no_ids_or_addresses() {
     assert_eq!(seen.published.len(), full.published.len());
     assert_eq!(seen.published[0].0, "svc");
     assert_eq!(seen.published[0].1, Scope::Host);
-    assert!(
-        seen.published.iter().all(|p| p.2 == Uuid::nil()),
-        "{seen:#?}"
-    );
-    assert!(
-        seen.subscribed.iter().all(|s| s.2 == Uuid::nil()),
+    assert!(seen.published.iter().all(|p| hidden(&p.2)), "{seen:#?}");
+    assert!(seen.subscribed.iter().all(|s| hidden(&s.2)), "{seen:#?}");
+    // The host holds both: one route, between those two tags.
+    assert_eq!(
+        seen.routed,
+        vec![("svc".to_string(), seen.subscribed[0].2, seen.published[0].2)],
         "{seen:#?}"
     );
     // Children are where they connect from, and an Inspect passed down by
@@ -465,8 +473,8 @@ async fn inspect_from_another_process_shows_no_ids_or_addresses() {
             .await
             .unwrap();
         assert_eq!(below.level, Scope::Process);
-        assert!(below.published.iter().all(|p| p.2.is_nil()));
-        assert!(below.connected.iter().all(|c| c.2.is_nil()));
+        assert!(below.published.iter().all(|p| p.2 == seen.published[0].2));
+        assert!(below.connected.iter().all(|c| c.2 == seen.published[0].2));
         names.extend(below.published.iter().map(|p| p.0.clone()));
     }
     assert_eq!(names, vec!["svc".to_string()]);

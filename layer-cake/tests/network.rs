@@ -480,3 +480,184 @@ async fn an_answer_that_cannot_be_decoded_faults_the_ask_and_the_link_stays_up()
         .unwrap();
     assert_eq!(answer.unwrap(), 3);
 }
+
+// ---- the directory tree over these links: `Climb` ----------------------
+
+mod climb {
+    use super::*;
+    use layer_cake::directory::{
+        Climb, DirectoryListing, Inspect, MAX_CLIMB, MAX_INSPECT_ENTRIES, NodeOptions, Published,
+        Scope, Subscribed, spawn_node,
+    };
+
+    fn fast(options: NodeOptions) -> NodeOptions {
+        options.reconnect(Duration::from_millis(50), Duration::from_millis(400))
+    }
+
+    /// A node that accepts children at a loopback port of its own.
+    async fn daemon(level: Scope, parent: Option<&HostPort>) -> (Address, HostPort) {
+        let mut cx = Context::detached("starter");
+        let mut options = fast(NodeOptions::new(level).accept_at(any_port()));
+        if let Some(parent) = parent {
+            options = options.parent(parent.clone());
+        }
+        let node = spawn_node(options, cx.address().clone());
+        (node, expect::<Listening>(&mut cx).await.listening)
+    }
+
+    fn process(parent: &HostPort) -> Address {
+        spawn_node(
+            fast(NodeOptions::new(Scope::Process).parent(parent.clone())),
+            Address::NULL,
+        )
+    }
+
+    fn climb(up_to: Scope, below: &[HostPort]) -> Climb {
+        Climb {
+            up_to,
+            below: below.to_vec(),
+            climbed: 0,
+        }
+    }
+
+    async fn ask(
+        cx: &mut Context,
+        to: &Address,
+        c: Climb,
+    ) -> Result<DirectoryListing, AskError<Climb>> {
+        cx.ask::<DirectoryListing, _>(c, to, PATIENCE).await
+    }
+
+    /// A port nothing listens at: free a moment ago.
+    fn nowhere() -> HostPort {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = free.local_addr().unwrap();
+        HostPort::new("127.0.0.1", at.port())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_climb_connects_up_to_the_root_and_walks_down_from_there() {
+        let (_lan, lan_at) = daemon(Scope::Lan, None).await;
+        let (_host, host_at) = daemon(Scope::Host, Some(&lan_at)).await;
+        // Nothing is listed anywhere: the climb itself connects the
+        // process node to the host and the host to the LAN.
+        let node = process(&host_at);
+        let mut cx = Context::detached("asker");
+        let top = ask(&mut cx, &node, climb(Scope::Lan, &[])).await.unwrap();
+        assert_eq!(top.level, Scope::Lan, "{top:#?}");
+        assert_eq!(top.children.len(), 1, "the host: {top:#?}");
+        let host = ask(&mut cx, &node, climb(Scope::Lan, &top.children))
+            .await
+            .unwrap();
+        assert_eq!(host.level, Scope::Host);
+        assert_eq!(host.parent.as_ref(), Some(&lan_at));
+        assert!(host.parent_connected);
+        assert_eq!(host.children.len(), 1, "the process node: {host:#?}");
+        let path = [top.children[0].clone(), host.children[0].clone()];
+        let me = ask(&mut cx, &node, climb(Scope::Lan, &path)).await.unwrap();
+        assert_eq!(me.level, Scope::Process);
+
+        // No wider than HOST: the host is the top.
+        let at_host = ask(&mut cx, &node, climb(Scope::Host, &[])).await.unwrap();
+        assert_eq!(at_host.id, host.id);
+        // A climb that has been passed on too often stops where it is.
+        let mut far = climb(Scope::Lan, &[]);
+        far.climbed = MAX_CLIMB;
+        let here = ask(&mut cx, &node, far).await.unwrap();
+        assert_eq!(here.id, me.id);
+        // A path to nowhere below the top is a fault, not a hang.
+        let lost = ask(&mut cx, &node, climb(Scope::Lan, &[nowhere()])).await;
+        assert!(matches!(lost, Err(AskError::Faulted(_))), "{lost:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_node_asked_says_why_it_cannot_climb_and_a_node_above_is_the_top() {
+        let mut cx = Context::detached("asker");
+        // The process node's own parent is not there: it says so.
+        let gone = nowhere();
+        let node = process(&gone);
+        match ask(&mut cx, &node, climb(Scope::Lan, &[])).await {
+            Err(AskError::Faulted(f)) => assert!(
+                f.condition
+                    .starts_with(&format!("cannot reach the directory at {gone}: ")),
+                "{f:?}"
+            ),
+            other => panic!("expected a fault, got {other:?}"),
+        }
+        // A host whose LAN directory is not there is the top it reaches.
+        let (_host, host_at) = daemon(Scope::Host, Some(&nowhere())).await;
+        let node = process(&host_at);
+        let top = ask(&mut cx, &node, climb(Scope::Lan, &[])).await.unwrap();
+        assert_eq!(top.level, Scope::Host, "{top:#?}");
+        assert!(!top.parent_connected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_node_holding_both_sides_lists_the_route_by_tags() {
+        let (_host, host_at) = daemon(Scope::Host, None).await;
+        let (a, b) = (process(&host_at), process(&host_at));
+        let mut publisher = Context::detached("publisher");
+        publisher.publish_at(&a, "svc:1", Scope::Host);
+        let published = expect::<Published>(&mut publisher).await;
+        let mut subscriber = Context::detached("subscriber");
+        subscriber.subscribe_at(&b, "svc:.*", Scope::Host);
+        let subscribed = loop {
+            if let Ok(s) = next(&mut subscriber).await.downcast::<Subscribed>() {
+                break s;
+            }
+        };
+        let mut cx = Context::detached("asker");
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let host = loop {
+            let host = ask(&mut cx, &a, climb(Scope::Lan, &[])).await.unwrap();
+            if !host.routed.is_empty() {
+                break host;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{host:#?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(host.level, Scope::Host);
+        let (name, sub, publ) = &host.routed[0];
+        assert_eq!(host.routed.len(), 1, "{host:#?}");
+        assert_eq!(name, "svc:1");
+        // Tags, the same as the listings', never the ids.
+        assert_eq!(*sub, host.subscribed[0].2);
+        assert_eq!(*publ, host.published[0].2);
+        assert_ne!(*sub, subscribed.id);
+        assert_ne!(*publ, published.id);
+        assert_eq!(host.omitted, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_remote_asker_gets_a_bounded_answer_that_says_what_it_left_out() {
+        let (host, host_at) = daemon(Scope::Host, None).await;
+        let node = process(&host_at);
+        // Three actors (each may publish 1000 names), 100 past the bound.
+        let total = MAX_INSPECT_ENTRIES + 100;
+        let mut publishers: Vec<Context> = (0..3).map(|_| Context::detached("p")).collect();
+        for i in 0..total {
+            publishers[i % 3].publish_at(&node, format!("many:{i:05}"), Scope::Host);
+        }
+        let mut cx = Context::detached("asker");
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        // Asked from its own process, the host shows all of them.
+        loop {
+            let all: DirectoryListing = cx.ask(Inspect::default(), &host, PATIENCE).await.unwrap();
+            if all.published.len() == total {
+                assert_eq!(all.omitted, 0);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}",
+                all.published.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Over a link: the first ones by name, and how many were left out.
+        let seen = ask(&mut cx, &node, climb(Scope::Host, &[])).await.unwrap();
+        assert_eq!(seen.published.len(), MAX_INSPECT_ENTRIES);
+        assert_eq!(seen.omitted, 100);
+        assert_eq!(seen.published[0].0, "many:00000");
+    }
+}

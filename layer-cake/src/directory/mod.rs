@@ -56,12 +56,12 @@ use crate::runtime::{Address, Context};
 
 pub(crate) use node::configure_process_node;
 pub use node::{
-    INSPECT_PATIENCE, MAX_COMPILED_PATTERN, MAX_NAME_LEN, MAX_PATTERN_DFA, MAX_PATTERN_LEN,
-    MAX_PENDING_INSPECTIONS, MAX_PUBLICATIONS_PER_ACTOR, MAX_PUBLICATIONS_PER_LINK,
-    MAX_SUBSCRIPTIONS_PER_ACTOR, MAX_SUBSCRIPTIONS_PER_LINK, NodeOptions, PATTERN_CACHE,
-    run_daemon, run_node, spawn_node,
+    INSPECT_PATIENCE, MAX_COMPILED_PATTERN, MAX_INSPECT_BYTES, MAX_INSPECT_CHILDREN,
+    MAX_INSPECT_ENTRIES, MAX_NAME_LEN, MAX_PATTERN_DFA, MAX_PATTERN_LEN, MAX_PENDING_INSPECTIONS,
+    MAX_PUBLICATIONS_PER_ACTOR, MAX_PUBLICATIONS_PER_LINK, MAX_SUBSCRIPTIONS_PER_ACTOR,
+    MAX_SUBSCRIPTIONS_PER_LINK, NodeOptions, PATTERN_CACHE, run_daemon, run_node, spawn_node,
 };
-pub use protocol::{DirectoryListing, Inspect};
+pub use protocol::{Climb, DirectoryListing, Inspect, MAX_CLIMB};
 
 /// How far a listing is visible: at and below the directory level it names,
 /// never beyond. Ordered from narrowest to widest.

@@ -185,7 +185,7 @@ pub(crate) struct SessionClosed {
 #[message(control)]
 pub(crate) struct Reconnect;
 
-/// A node's timer for the `Inspect`s it passed on to its children.
+/// A node's timer for the `Inspect`s and `Climb`s it passed on.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
 #[message(control)]
 pub(crate) struct InspectSweep;
@@ -206,13 +206,49 @@ pub struct Inspect {
     pub below: Vec<HostPort>,
 }
 
+/// Anyone → a node: climb the tree first, then inspect from there.
+/// Answered with [`DirectoryListing`] (or a fault saying why not), as
+/// [`Inspect`] is.
+///
+/// A node narrower than `up_to` that has a parent passes the climb on to
+/// it (connecting first if it is not connected yet); the first node that is
+/// as wide as `up_to`, or has no parent, or cannot reach it, is the *top*:
+/// it answers as if asked `Inspect { below }`. `Climb { up_to: Scope::Lan,
+/// .. }` so reaches the root of the tree. The node asked first (`climbed`
+/// 0) answers a fault when it cannot reach its own parent, so that an
+/// asker learns why; a climb that has passed [`MAX_CLIMB`] nodes stops
+/// where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(control)]
+pub struct Climb {
+    /// The widest level to climb to.
+    pub up_to: Scope,
+    /// The path down from the top, as [`Inspect::below`] takes it.
+    pub below: Vec<HostPort>,
+    /// How many nodes have passed this climb on (0 from the asker).
+    pub climbed: u8,
+}
+
+/// The most nodes a [`Climb`] is passed on by: far beyond process → group
+/// → host → LAN, a guard against parents configured in a loop.
+pub const MAX_CLIMB: u8 = 8;
+
 /// A node's description, for `layer-cake network`.
 ///
 /// An asker in another process (any remote peer) gets names, scopes, where
-/// sessions are taken and counts, but no listing ids (they read as the nil
-/// uuid) and no addresses of actors: nothing it could use to withdraw or
-/// open what is not its own. An actor of the node's own process gets the
-/// ids as well.
+/// sessions are taken and counts, but no listing ids and no addresses of
+/// actors: nothing it could use to withdraw or open what is not its own.
+/// In place of each id it gets the id's *tag*, a one-way hash of it
+/// (Blake2s), the same at every node, so that a listing can be followed
+/// through the tree and a route matched to its two listings. An actor of
+/// the node's own process gets the ids themselves.
+///
+/// The answer to a remote asker is bounded whoever filled the node: past
+/// [`MAX_INSPECT_ENTRIES`](super::MAX_INSPECT_ENTRIES) entries or
+/// [`MAX_INSPECT_BYTES`](super::MAX_INSPECT_BYTES) of names and patterns
+/// the rest are left out and counted in `omitted`, and at most
+/// [`MAX_INSPECT_CHILDREN`](super::MAX_INSPECT_CHILDREN) children are
+/// named.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
 #[message(control)]
 pub struct DirectoryListing {
@@ -237,9 +273,16 @@ pub struct DirectoryListing {
     /// Open sessions of its subscribers: (name, route level, publication id
     /// (nil for a remote asker), the publisher's process, if another).
     pub connected: Vec<(String, Scope, Uuid, Option<HostPort>)>,
+    /// The matches it holds, each a route it offered to the subscriber's
+    /// process: (publication name, subscription id, publication id), ids
+    /// as in `subscribed` and `published`.
+    pub routed: Vec<(String, Uuid, Uuid)>,
     /// Its child nodes, by where each connects from: a step of
     /// [`Inspect::below`].
     pub children: Vec<HostPort>,
+    /// How many entries (publications, subscriptions, sessions, routes,
+    /// children) were left out to keep the answer bounded.
+    pub omitted: u64,
     /// What the node has refused from peers and actors, by kind, with how
     /// many times (a listing from a link that is not its owner, a pattern
     /// too long …).

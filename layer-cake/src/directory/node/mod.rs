@@ -45,7 +45,10 @@ mod routes;
 mod sessions;
 mod store;
 
-pub use inspect::{INSPECT_PATIENCE, MAX_PENDING_INSPECTIONS};
+pub use inspect::{
+    INSPECT_PATIENCE, MAX_INSPECT_BYTES, MAX_INSPECT_CHILDREN, MAX_INSPECT_ENTRIES,
+    MAX_PENDING_INSPECTIONS,
+};
 pub use matching::{
     MAX_COMPILED_PATTERN, MAX_NAME_LEN, MAX_PATTERN_DFA, MAX_PATTERN_LEN,
     MAX_PUBLICATIONS_PER_ACTOR, MAX_PUBLICATIONS_PER_LINK, MAX_SUBSCRIPTIONS_PER_ACTOR,
@@ -190,8 +193,9 @@ struct Node {
     /// Compiled patterns, reused by text.
     patterns: matching::Patterns,
     refusals: refusals::Refusals,
-    /// `Inspect`s passed on to a child, waiting for its answer.
-    inspecting: HashMap<RequestId, inspect::Pending>,
+    /// `Inspect`s and `Climb`s passed on, waiting for an answer, and
+    /// `Climb`s waiting for the parent link.
+    inspecting: inspect::Inspections,
 }
 
 /// A connection accepted by a node.
@@ -283,7 +287,7 @@ async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
         held: HashMap::new(),
         patterns: matching::Patterns::default(),
         refusals: refusals::Refusals::default(),
-        inspecting: HashMap::new(),
+        inspecting: inspect::Inspections::default(),
     };
     loop {
         let message = cx.input().await;
@@ -375,6 +379,7 @@ impl Node {
             Closed as c => self.closed(cx, c),
             Reconnect as _ => self.connect_parent(cx),
             Inspect as i => self.inspect(cx, i),
+            super::protocol::Climb as c => self.climb(cx, c),
             crate::Ack as _ => { let _ = cx.reply(crate::Ack); },
             other => tracing::warn!(level = %self.level(), "directory ignores {}", other.signature()),
         })

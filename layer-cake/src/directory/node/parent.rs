@@ -103,6 +103,7 @@ impl Node {
             self.backoff = self.options.reconnect_first;
             let snapshot = self.snapshot();
             let _ = cx.send(snapshot, &c.proxy);
+            self.climbs_parent_up(cx);
             return;
         }
         // A connection to a publisher's process.
@@ -119,6 +120,7 @@ impl Node {
         if matches!(self.parent, Parent::Connecting)
             && Some(&n.requested) == self.options.parent.as_ref()
         {
+            self.climbs_parent_unreachable(cx, &n.reason);
             self.retry_parent(cx);
             return;
         }
