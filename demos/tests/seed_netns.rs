@@ -213,6 +213,7 @@ fn connecting_to_multiple_instances(app: &Shell) -> (Fg, Fg) {
     host_cake.wait_line("host-cake: listening on 127.0.0.1:54195");
     let composite_tree = "\
 [HOST] host-cake
++   [PROCESS] layer-cake
 +   [GROUP] group-cake
 +   +   [PROCESS] test_server_10
 +   +   [PROCESS] test_worker_10
@@ -269,6 +270,7 @@ fn the_boot_recipe(app: &Shell, ops: &Shell, composite: Fg) -> Fg {
     ops.layer_cake(&["status", "--long-listing"]);
     let tree = "\
 [HOST] host-cake
++   [PROCESS] layer-cake
 +   [GROUP] group-cake
 +   +   [PROCESS] test_server_10
 +   +   [PROCESS] test_worker_10
@@ -398,6 +400,7 @@ fn a_lan_of_three_hosts(shells: &[&Shell; 5], composite: Fg) {
     // from the LAN root.
     let whole_lan = "\
 [LAN] lan-cake
++   [PROCESS] layer-cake
 +   [HOST] host-cake
 +   +   [GROUP] group-cake
 +   +   +   [PROCESS] test_server_10
@@ -436,25 +439,20 @@ fn a_lan_of_three_hosts(shells: &[&Shell; 5], composite: Fg) {
 }
 
 /// What `layer-cake network` with no flags prints on an application host
-/// (the server's) once lan-cake is up and both host-cakes are under it;
-/// `whole_lan` is the tree the same command prints on the lan-cake machine.
-///
-/// **LEAD, TIGHTEN AFTER MERGING `network`.** Today (main) the command
-/// starts at the node at `--directory-at` (this host's host-cake) and
-/// prints only this host's subtree, `[HOST] host-cake` at the top — so this
-/// asserts that subtree. The seed's `layer-cake network` prints the tree
-/// from the LAN root; once `network` climbs to it, replace the
-/// `assert_eq!` below with
-/// `assert_eq!(canonical(tree), canonical(whole_lan), "{tree}");`
-/// (and drop `this_host`).
+/// (the server's) once lan-cake is up and both host-cakes are under it: the
+/// whole tree from the LAN root, as on the lan-cake machine (`whole_lan`),
+/// but with the CLI itself under this host's host-cake, the node it
+/// connected to.
 fn expect_network_tree(tree: &str, whole_lan: &str) {
-    let _ = whole_lan;
-    let this_host = "\
-[HOST] host-cake
-+   [GROUP] group-cake
-+   +   [PROCESS] test_server_10
-";
-    assert_eq!(canonical(tree), canonical(this_host), "{tree}");
+    let cli = "+   [PROCESS] layer-cake\n";
+    let server_host = "+   [HOST] host-cake\n+   +   [GROUP] group-cake\n+   +   +   [PROCESS] test_server_10\n";
+    assert!(whole_lan.contains(cli) && whole_lan.contains(server_host));
+    let expected = whole_lan.replacen(cli, "", 1).replacen(
+        server_host,
+        &format!("{server_host}+   +   [PROCESS] layer-cake\n"),
+        1,
+    );
+    assert_eq!(canonical(tree), canonical(&expected), "{tree}");
 }
 
 /// Prints a section heading in the transcript.
