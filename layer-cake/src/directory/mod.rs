@@ -59,7 +59,7 @@ pub use node::{
     INSPECT_PATIENCE, MAX_COMPILED_PATTERN, MAX_NAME_LEN, MAX_PATTERN_DFA, MAX_PATTERN_LEN,
     MAX_PENDING_INSPECTIONS, MAX_PUBLICATIONS_PER_ACTOR, MAX_PUBLICATIONS_PER_LINK,
     MAX_SUBSCRIPTIONS_PER_ACTOR, MAX_SUBSCRIPTIONS_PER_LINK, NodeOptions, PATTERN_CACHE,
-    run_daemon, run_node, spawn_node,
+    RECONFIRM_WITHIN, run_daemon, run_node, spawn_node,
 };
 pub use protocol::{DirectoryListing, Inspect};
 
