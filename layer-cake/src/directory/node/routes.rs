@@ -654,6 +654,34 @@ mod tests {
     }
 
     #[test]
+    fn among_equals_the_route_in_use_stays() {
+        let mut routing = Routing {
+            subscriber: Address::NULL,
+            candidates: vec![offer(Scope::Host, 1), offer(Scope::Host, 2)],
+            active: Some(Active {
+                level: Scope::Host,
+                publication: Uuid::from_u128(2),
+                publisher: Address::NULL,
+                peer: None,
+                incarnation: 0,
+                unconfirmed: None,
+            }),
+            opening: None,
+        };
+        // Offered again after the first: still the one in use.
+        assert_eq!(routing.best(), Some((Scope::Host, Uuid::from_u128(2))));
+        // A nearer one wins.
+        routing.candidates.push(offer(Scope::Group, 3));
+        assert_eq!(routing.best(), Some((Scope::Group, Uuid::from_u128(3))));
+        // Not offered any more: the first among the rest.
+        routing.candidates.retain(|(l, _)| *l == Scope::Host);
+        routing
+            .candidates
+            .retain(|(_, p)| p.id != Uuid::from_u128(2));
+        assert_eq!(routing.best(), Some((Scope::Host, Uuid::from_u128(1))));
+    }
+
+    #[test]
     fn keep_upgrade_fall_back_or_close() {
         let host = Some((Scope::Host, Uuid::from_u128(1)));
         let process = Some((Scope::Process, Uuid::from_u128(2)));
