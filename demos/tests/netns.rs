@@ -173,8 +173,8 @@ fn lan_rule_probe() {
 /// finding it by the standard rule (inside the test's namespaces only), a
 /// worker on one host publishing at LAN scope, and a server on the other
 /// reaching it — with an HTTP client on the server's host getting tables
-/// computed on the worker's host. Then the worker's host-cake is killed and
-/// the server hears the worker is gone.
+/// computed on the worker's host. Then the worker freezes and the server
+/// hears, through the heartbeats of their direct link, that it is gone.
 #[test]
 fn a_lan_publication_is_reached_from_another_host() {
     let (lan, _key) = match keyed_lan(&three_hosts()) {
@@ -245,12 +245,13 @@ fn a_lan_publication_is_reached_from_another_host() {
     let errors = report["errors"].as_object().expect("error counts");
     assert!(errors.values().all(|n| n == 0), "{report}");
 
-    // The worker's host directory freezes (SIGSTOP): its connection to
-    // lan-cake stays open but falls silent, so only the heartbeats can tell.
-    // lan-cake declares the link stale within its bound (10 s), withdraws
-    // what it learned through it, and the server drops the worker.
-    let frozen = nix::unistd::Pid::from_raw(host_a.child.id() as i32);
-    nix::sys::signal::kill(frozen, nix::sys::signal::Signal::SIGSTOP).expect("freeze host-cake");
+    // The worker freezes (SIGSTOP): its direct link to the server stays
+    // open but falls silent, so only the heartbeats can tell. The server's
+    // end declares the link stale within its bound (10 s) and the server
+    // drops the worker. (A silent directory link alone would drop nothing:
+    // the session lives while its direct link does — tests/heal_netns.rs.)
+    let frozen = nix::unistd::Pid::from_raw(worker.child.id() as i32);
+    nix::sys::signal::kill(frozen, nix::sys::signal::Signal::SIGSTOP).expect("freeze the worker");
     let cut = std::time::Instant::now();
     server
         .stderr
@@ -266,7 +267,7 @@ fn a_lan_publication_is_reached_from_another_host() {
         took >= Duration::from_secs(5),
         "dropped before any heartbeat bound: {took:?}"
     );
-    // Dropping `host_a` kills it (SIGKILL works on a stopped process).
+    // Dropping `worker` kills it (SIGKILL works on a stopped process).
 }
 
 /// `layer-cake network` run inside host `n` against `at`, until its output

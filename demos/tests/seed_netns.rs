@@ -445,7 +445,8 @@ fn a_lan_of_three_hosts(shells: &[&Shell; 5], composite: Fg) {
 /// connected to.
 fn expect_network_tree(tree: &str, whole_lan: &str) {
     let cli = "+   [PROCESS] layer-cake\n";
-    let server_host = "+   [HOST] host-cake\n+   +   [GROUP] group-cake\n+   +   +   [PROCESS] test_server_10\n";
+    let server_host =
+        "+   [HOST] host-cake\n+   +   [GROUP] group-cake\n+   +   +   [PROCESS] test_server_10\n";
     assert!(whole_lan.contains(cli) && whole_lan.contains(server_host));
     let expected = whole_lan.replacen(cli, "", 1).replacen(
         server_host,

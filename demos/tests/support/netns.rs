@@ -419,6 +419,15 @@ impl StderrLines {
         }
     }
 
+    /// Every line said so far that no wait has returned (the lines a wait
+    /// skipped, and those not read yet), without waiting for more.
+    pub(crate) fn said_so_far(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
     /// Waits up to `patience` for a line containing `needle`; returns it.
     /// Panics, showing what was said, when none comes.
     pub(crate) fn wait_containing(&mut self, needle: &str, patience: Duration) -> String {

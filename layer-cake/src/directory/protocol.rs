@@ -185,6 +185,12 @@ pub(crate) struct SessionClosed {
 #[message(control)]
 pub(crate) struct Reconnect;
 
+/// A home's grace timer for the sessions it holds unconfirmed (their route
+/// went with a lost directory link while their direct link lives).
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
+pub(crate) struct Reconfirm;
+
 /// A node's timer for the `Inspect`s and `Climb`s it passed on.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
 #[message(control)]

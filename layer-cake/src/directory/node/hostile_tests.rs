@@ -331,6 +331,12 @@ async fn a_peer_cannot_pose_as_the_network_layer() {
         refused(l, "a runtime event from another process") == 1
     })
     .await;
+    // Nor the grace timer that drops unconfirmed sessions.
+    bad.send(super::super::protocol::Reconfirm, &proxy).unwrap();
+    inspect_until(&host, |l| {
+        refused(l, "a runtime event from another process") == 2
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

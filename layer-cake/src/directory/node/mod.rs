@@ -23,8 +23,8 @@ use uuid::Uuid;
 use super::Scope;
 use super::protocol::{
     Advisory, ClearPublished, ClearSubscribed, DirectoryListing, Inspect, Listings, LostAbove,
-    OpenSession, PublishAs, Reconnect, RouteOffer, RouteWithdrawn, SessionClosed, SessionOpened,
-    SubscribeTo, Withdrawn,
+    OpenSession, PublishAs, Reconfirm, Reconnect, RouteOffer, RouteWithdrawn, SessionClosed,
+    SessionOpened, SubscribeTo, Withdrawn,
 };
 use crate::message::Faulted;
 use crate::net::{
@@ -60,6 +60,18 @@ use routes::{Peer, RouteKey, Routing};
 use sessions::Serving;
 use store::{HeldPublication, HeldSubscription, Source};
 
+/// How long a subscriber's home keeps a session *unconfirmed* by default:
+/// 30 s. A session whose route went with a lost directory link, while the
+/// direct link between its two processes lives, is kept (no `Dropped`) until
+/// the tree heals and offers the same route again — then it is re-confirmed
+/// silently — or until this much time has passed — then it is dropped on
+/// both sides, as if its route had been withdrawn. Thirty seconds covers a
+/// daemon that is restarted (its children retry every 0.5 s, doubling to at
+/// most 8 s) with room to spare, and bounds how long a session the
+/// directory can no longer vouch for is used. See
+/// [`NodeOptions::reconfirm_within`].
+pub const RECONFIRM_WITHIN: Duration = Duration::from_secs(30);
+
 /// How a node is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeOptions {
@@ -75,6 +87,10 @@ pub struct NodeOptions {
     pub reconnect_first: Duration,
     /// The longest delay between reconnects.
     pub reconnect_max: Duration,
+    /// How long a session stays unconfirmed before it is dropped (see
+    /// [`RECONFIRM_WITHIN`], the default). Only a subscriber's home — a
+    /// process node — holds sessions.
+    pub reconfirm_within: Duration,
     /// The settings of every link the node opens or accepts (to its parent,
     /// from its children, publisher sessions) — among them the LAN key that
     /// secures the ones leaving the host.
@@ -90,6 +106,7 @@ impl NodeOptions {
             parent: None,
             reconnect_first: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(8),
+            reconfirm_within: RECONFIRM_WITHIN,
             link: LinkOptions::default(),
         }
     }
@@ -109,6 +126,14 @@ impl NodeOptions {
     /// Connects up to `parent` when a listing needs to go there.
     pub fn parent(mut self, parent: HostPort) -> Self {
         self.parent = Some(parent);
+        self
+    }
+
+    /// How long a session whose route went with a lost directory link,
+    /// while its direct link lives, is kept before it is dropped
+    /// ([`RECONFIRM_WITHIN`] by default).
+    pub fn reconfirm_within(mut self, grace: Duration) -> Self {
+        self.reconfirm_within = grace;
         self
     }
 
@@ -180,6 +205,8 @@ struct Node {
     opening: HashMap<RequestId, RouteKey>,
     // The publisher side.
     serving: HashMap<(Uuid, Uuid), Serving>,
+    /// Whether the grace timer for unconfirmed sessions runs.
+    reconfirm_armed: bool,
     /// Actors watched for their end.
     watched: HashSet<Address>,
     // Trust and bounds.
@@ -281,6 +308,7 @@ async fn run(mut cx: Context, options: NodeOptions, report_to: Address) {
         peers: HashMap::new(),
         opening: HashMap::new(),
         serving: HashMap::new(),
+        reconfirm_armed: false,
         watched: HashSet::new(),
         id: Uuid::new_v4(),
         secret: Uuid::new_v4(),
@@ -322,6 +350,7 @@ impl Node {
             || message.is::<NotConnected>()
             || message.is::<Closed>()
             || message.is::<Reconnect>()
+            || message.is::<Reconfirm>()
             || message.is::<super::protocol::InspectSweep>();
         if event && cx.return_address().is_remote() {
             let from = cx.return_address().clone();
@@ -378,6 +407,7 @@ impl Node {
             NotConnected as n => self.not_connected(cx, n),
             Closed as c => self.closed(cx, c),
             Reconnect as _ => self.connect_parent(cx),
+            Reconfirm as _ => self.reconfirm_due(cx),
             Inspect as i => self.inspect(cx, i),
             super::protocol::Climb as c => self.climb(cx, c),
             crate::Ack as _ => { let _ = cx.reply(crate::Ack); },

@@ -229,9 +229,14 @@ impl Node {
                 .routing
                 .iter()
                 .filter(|(_, r)| {
-                    r.candidates
-                        .iter()
-                        .any(|(_, p)| p.listening.as_ref() == Some(&at))
+                    // A session held unconfirmed has no route offered any
+                    // more, only its direct link: it ends with that link.
+                    r.active
+                        .as_ref()
+                        .is_some_and(|a| a.peer.as_ref() == Some(&at))
+                        || r.candidates
+                            .iter()
+                            .any(|(_, p)| p.listening.as_ref() == Some(&at))
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
@@ -306,7 +311,9 @@ impl Node {
         }
     }
 
-    /// Routes offered from above `level` are void.
+    /// Routes offered from above `level` are void. Sessions opened over
+    /// them whose direct link lives are held unconfirmed until the tree
+    /// offers them again (see `Node::reselect`).
     pub(super) fn lost_above(&mut self, cx: &mut Context, level: Scope, why: &str) {
         for child in self.children.keys() {
             let _ = cx.send(LostAbove { level }, child);

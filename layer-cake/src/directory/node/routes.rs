@@ -1,9 +1,15 @@
 //! The subscriber's home: of the routes offered for a (subscription, name),
-//! opening the nearest, with fallback and upgrade.
+//! opening the nearest, with fallback and upgrade — and keeping a session
+//! whose direct link lives through the loss of a directory link, until the
+//! tree re-confirms it (or the grace runs out).
+
+use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::super::protocol::{OpenSession, Publication, RouteOffer, RouteWithdrawn, SessionClosed};
+use super::super::protocol::{
+    OpenSession, Publication, Reconfirm, RouteOffer, RouteWithdrawn, SessionClosed,
+};
 use super::super::{Available, Delivered, Dropped, Scope};
 use super::Node;
 use super::store::Source;
@@ -30,6 +36,14 @@ pub(super) struct Active {
     pub(super) publisher: Address,
     /// The connection to the publisher's process (None: in this process).
     pub(super) peer: Option<HostPort>,
+    /// The publisher process's start, as the route that opened it said: a
+    /// route offered again re-confirms the session only for the same
+    /// publication of the same incarnation.
+    pub(super) incarnation: u128,
+    /// Since when the tree no longer offers this session's route while its
+    /// direct link lives (a directory link was lost on the way). None: the
+    /// route is offered.
+    pub(super) unconfirmed: Option<Instant>,
 }
 
 /// A home's routing key: the subscription and the name.
@@ -69,9 +83,19 @@ pub(super) fn choose(best: Option<(Scope, Uuid)>, current: Option<(Scope, Uuid)>
 }
 
 impl Routing {
-    /// The nearest route offered.
+    /// The nearest route offered; among equals, the one in use (or being
+    /// opened) stays, so that a route offered again never moves a session
+    /// to another publisher at the same level.
     pub(super) fn best(&self) -> Option<(Scope, Uuid)> {
-        nearest(&self.candidates)
+        let best = nearest(&self.candidates)?;
+        match self.current() {
+            Some(current)
+                if current.0 == best.0 && self.candidate(current.0, current.1).is_some() =>
+            {
+                Some(current)
+            }
+            _ => Some(best),
+        }
     }
 
     pub(super) fn current(&self) -> Option<(Scope, Uuid)> {
@@ -147,9 +171,13 @@ impl Node {
         self.reselect(cx, key, "route replaced");
     }
 
-    /// A publication is gone from some level: it is gone. Every route to it
-    /// is dropped at once, so a withdrawal travelling up the tree level by
-    /// level does not make the session hop from route to route.
+    /// A publication is gone from some level: every route to it is
+    /// forgotten at once, so a withdrawal travelling up the tree level by
+    /// level does not make the session hop from route to route. A session
+    /// to it over a live direct link is held unconfirmed rather than dropped
+    /// ([`hold_unconfirmed`](Self::hold_unconfirmed)): the withdrawal may be
+    /// a lost directory link's, and a publication really withdrawn is
+    /// closed by its publisher's own node over that link.
     pub(super) fn route_withdrawn(&mut self, cx: &mut Context, w: RouteWithdrawn) {
         let keys: Vec<RouteKey> = self
             .routing
@@ -173,7 +201,19 @@ impl Node {
         let Some(mut routing) = self.routing.remove(&key) else {
             return;
         };
-        if let Choice::Switch { to, upgrade } = choose(routing.best(), routing.current()) {
+        let choice = match self.hold_unconfirmed(cx, &key, &mut routing, why) {
+            // A session held over its direct link gives way only to a
+            // nearer route (an upgrade); its own route may come back.
+            Some(held) => match routing.best() {
+                Some(best) if best.0 < held => Choice::Switch {
+                    to: Some(best),
+                    upgrade: true,
+                },
+                _ => Choice::Keep,
+            },
+            None => choose(routing.best(), routing.current()),
+        };
+        if let Choice::Switch { to, upgrade } = choice {
             if routing.active.is_some() {
                 let why = if upgrade { "a nearer route" } else { why };
                 self.end_active(cx, &key, &mut routing, why);
@@ -189,6 +229,111 @@ impl Node {
             return;
         }
         self.routing.insert(key, routing);
+    }
+
+    /// Whether the open session of `routing` is held although the tree no
+    /// longer offers its route: its publication is at the other end of a
+    /// live direct link, and the route went because a directory link was
+    /// lost on the way (a publication really withdrawn is closed by the
+    /// publisher's own node over that link, a dead publisher closes the
+    /// link). The session stays, *unconfirmed*, until the same route is
+    /// offered again — the tree has healed: silently re-confirmed — or
+    /// [`NodeOptions::reconfirm_within`](super::NodeOptions) passes: dropped.
+    /// Returns the held session's level; None when it is not held (no
+    /// session, its route is offered, or it has no live direct link).
+    fn hold_unconfirmed(
+        &mut self,
+        cx: &mut Context,
+        key: &RouteKey,
+        routing: &mut Routing,
+        why: &str,
+    ) -> Option<Scope> {
+        let active = routing.active.as_mut()?;
+        let offered = routing.candidates.iter().any(|(level, p)| {
+            *level == active.level
+                && p.id == active.publication
+                && p.incarnation == active.incarnation
+        });
+        if offered {
+            if let Some(since) = active.unconfirmed.take() {
+                tracing::info!(
+                    level = %self.options.level,
+                    "session to \"{}\" re-confirmed after {:.2} s",
+                    key.1,
+                    since.elapsed().as_secs_f64()
+                );
+            }
+            return None;
+        }
+        let alive = active
+            .peer
+            .as_ref()
+            .and_then(|at| self.peers.get(at))
+            .is_some_and(|p| matches!(p, Peer::Up(proxy) if !proxy.is_closed()));
+        if !alive {
+            return None;
+        }
+        if active.unconfirmed.is_none() {
+            active.unconfirmed = Some(Instant::now());
+            tracing::info!(
+                level = %self.options.level,
+                "session to \"{}\" kept over its direct link until the directory re-confirms it ({why})",
+                key.1
+            );
+            let level = active.level;
+            self.arm_reconfirm(cx);
+            return Some(level);
+        }
+        Some(active.level)
+    }
+
+    /// Starts the grace timer for unconfirmed sessions, unless it runs.
+    fn arm_reconfirm(&mut self, cx: &mut Context) {
+        if !self.reconfirm_armed {
+            self.reconfirm_armed = true;
+            cx.start_timer(Reconfirm, self.options.reconfirm_within);
+        }
+    }
+
+    /// The grace timer: every session unconfirmed for `reconfirm_within`
+    /// is dropped (on both sides), and the next best route, if any, opened.
+    pub(super) fn reconfirm_due(&mut self, cx: &mut Context) {
+        self.reconfirm_armed = false;
+        let grace = self.options.reconfirm_within;
+        let now = Instant::now();
+        let due: Vec<RouteKey> = self
+            .routing
+            .iter()
+            .filter(|(_, r)| {
+                r.active
+                    .as_ref()
+                    .and_then(|a| a.unconfirmed)
+                    .is_some_and(|since| now.duration_since(since) >= grace)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let why = format!(
+            "not re-confirmed by the directory within {} s of losing a link",
+            grace.as_secs_f64()
+        );
+        for key in due {
+            let Some(mut routing) = self.routing.remove(&key) else {
+                continue;
+            };
+            tracing::warn!(level = %self.options.level, "session to \"{}\" dropped: {why}", key.1);
+            self.end_active(cx, &key, &mut routing, &why);
+            self.routing.insert(key.clone(), routing);
+            self.reselect(cx, key, &why);
+        }
+        let earliest = self
+            .routing
+            .values()
+            .filter_map(|r| r.active.as_ref()?.unconfirmed)
+            .min();
+        if let Some(earliest) = earliest {
+            self.reconfirm_armed = true;
+            cx.start_timer(Reconfirm, (earliest + grace).saturating_duration_since(now));
+        }
     }
 
     pub(super) fn open(
@@ -210,6 +355,8 @@ impl Node {
                 publication: id,
                 publisher: publisher.clone(),
                 peer: None,
+                incarnation: publication.incarnation,
+                unconfirmed: None,
             });
             self.introduce(cx, key, routing, &publication, level, &publisher);
             let _ = cx.forward_from(
@@ -354,6 +501,8 @@ impl Node {
                     publication: id,
                     publisher: publisher.clone(),
                     peer,
+                    incarnation: publication.incarnation,
+                    unconfirmed: None,
                 });
                 self.introduce(cx, &key, &routing, &publication, level, &publisher);
             }
@@ -503,6 +652,34 @@ mod tests {
         assert_eq!(nearest(&offers), Some((Scope::Host, Uuid::from_u128(2))));
         let offers = [offer(Scope::Host, 2), offer(Scope::Process, 4)];
         assert_eq!(nearest(&offers), Some((Scope::Process, Uuid::from_u128(4))));
+    }
+
+    #[test]
+    fn among_equals_the_route_in_use_stays() {
+        let mut routing = Routing {
+            subscriber: Address::NULL,
+            candidates: vec![offer(Scope::Host, 1), offer(Scope::Host, 2)],
+            active: Some(Active {
+                level: Scope::Host,
+                publication: Uuid::from_u128(2),
+                publisher: Address::NULL,
+                peer: None,
+                incarnation: 0,
+                unconfirmed: None,
+            }),
+            opening: None,
+        };
+        // Offered again after the first: still the one in use.
+        assert_eq!(routing.best(), Some((Scope::Host, Uuid::from_u128(2))));
+        // A nearer one wins.
+        routing.candidates.push(offer(Scope::Group, 3));
+        assert_eq!(routing.best(), Some((Scope::Group, Uuid::from_u128(3))));
+        // Not offered any more: the first among the rest.
+        routing.candidates.retain(|(l, _)| *l == Scope::Host);
+        routing
+            .candidates
+            .retain(|(_, p)| p.id != Uuid::from_u128(2));
+        assert_eq!(routing.best(), Some((Scope::Host, Uuid::from_u128(1))));
     }
 
     #[test]
