@@ -423,19 +423,26 @@ async fn host_scope_one_name_per_host_and_back_after_a_restart() {
 
     // The host directory restarts: every child re-sends its snapshot, and
     // the publication it had is listed again — the same publication
-    // announced again is no clash.
+    // announced again is no clash. The session, whose direct link lived
+    // on, is re-confirmed: neither dropped nor offered again.
     host.send(Stop).unwrap();
-    wait_for::<Dropped>(&mut subscriber, |d| d.publication == second_id).await;
+    inspect_until(&g2, |l| !l.parent_connected).await;
     let (host, _) = daemon_at(Scope::Host, host_at.clone(), None).await;
-    let again = wait_for::<Available>(&mut subscriber, |a| a.publication == second_id).await;
-    let name: String = subscriber
-        .ask(Ack, &again.publisher, PATIENCE)
-        .await
-        .unwrap();
-    assert_eq!(name, "c");
     let listing = inspect_until(&host, |l| !held(l, "h-dup", Scope::Host).is_empty()).await;
     assert_eq!(held(&listing, "h-dup", Scope::Host), vec![second_id]);
     assert_eq!(refused(&listing, CLASH), 0, "{listing:#?}");
+    let later = drain(&mut subscriber, Duration::from_millis(300)).await;
+    assert!(
+        later
+            .iter()
+            .all(|m| !m.is::<Dropped>() && !m.is::<Available>()),
+        "{later:?}"
+    );
+    let name: String = subscriber
+        .ask(Ack, &available.publisher, PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(name, "c");
     no_refusal(&drain(&mut c.answers, Duration::from_millis(300)).await);
 }
 
