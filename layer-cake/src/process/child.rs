@@ -147,6 +147,23 @@ impl ProcessOptions {
         })
     }
 
+    /// The sub-role the child gets when this process is a role of a home
+    /// (`--home-path` and `--role-name`) and the options do not name a home
+    /// themselves: `<this role>.<the child's name>`.
+    fn sub_role(&self, config: &ProcessConfig) -> Option<String> {
+        match (&config.home_path, &config.role_name) {
+            (Some(_), Some(parent)) if !self.has_flag("home-path") => {
+                super::sub_role_name(parent, &self.name())
+            }
+            _ => None,
+        }
+    }
+
+    /// The `--role-name` the child gets: its sub-role, else its name.
+    fn role_in(&self, config: &ProcessConfig) -> String {
+        self.sub_role(config).unwrap_or_else(|| self.name())
+    }
+
     /// Whether the options give the flag `name` themselves.
     fn has_flag(&self, name: &str) -> bool {
         self.flags.iter().any(|(n, _)| n == name)
@@ -161,7 +178,15 @@ impl ProcessOptions {
         out.extend(self.flags.iter().map(|(n, v)| format!("--{n}={v}")));
         out.push("--child-process".into());
         out.push("--full-output".into());
-        out.push(format!("--role-name={}", self.name()));
+        out.push(format!("--role-name={}", self.role_in(config)));
+        // A role of a home gives its children roles of their own there
+        // (sub-roles, `<role>.<child>`), unless the options say where.
+        if let Some(home) = &config.home_path
+            && !self.has_flag("home-path")
+            && self.sub_role(config).is_some()
+        {
+            out.push(format!("--home-path={}", home.display()));
+        }
         if let Some(level) = config.debug_level
             && !self.has_flag("debug-level")
         {

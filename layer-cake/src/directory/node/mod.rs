@@ -365,6 +365,9 @@ impl Node {
             NotListening as n => self.not_listening(cx, n),
             Accepted as a => {
                 let child = self.accepting.as_ref() == Some(&a.listening);
+                if child {
+                    tracing::debug!(level = %self.level(), "Accepted a child directory from {}", a.remote);
+                }
                 self.accepted.insert(a.proxy, AcceptedLink { remote: a.remote, child, secret: None });
             },
             Connected as c => self.connected(cx, c),
