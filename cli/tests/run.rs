@@ -539,3 +539,68 @@ fn debug_level_tells_the_story_and_a_role_s_child_is_its_sub_role() {
     assert_eq!(history.lines().count(), 1, "{history}");
     assert!(history.contains("(Faulted)"), "{history}");
 }
+
+/// Under `start`, a role's lines and its sub-role's land in the group's
+/// logs: `log --sample=request` reads the server's request log as
+/// tab-separated columns, and `log server.worker --start=-1` the lines of
+/// the latest run of the server's child process.
+#[test]
+fn start_keeps_the_request_log_as_samples_and_the_sub_role_s_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_host, host_at) = host_cake();
+    let port = free_port();
+    ok(d, &["create", &format!("--directory-at-host={host_at}")]);
+    let server_address = format!("--server-address=127.0.0.1:{port}");
+    ok(d, &["add", "test_server_7", "server", &server_address]);
+    let _guard = HomeGuard(d.join(".layer-cake"));
+    ok(d, &["start", "--debug-level=CONSOLE"]);
+    let request = |x: u32| {
+        exchange(
+            port,
+            &format!("GET /Xy?x={x}&y=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .0
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while request(1) != 200 {
+        assert!(Instant::now() < deadline, "no answer in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((request(2), request(3)), (200, 200));
+    // The lines reach the files as they are written: wait for all three.
+    let deadline = Instant::now() + PATIENCE;
+    let samples = loop {
+        let samples = ok(d, &["log", "server", "--sample=request"]);
+        if samples.lines().count() >= 4 {
+            break samples;
+        }
+        assert!(Instant::now() < deadline, "no request log: {samples}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut lines = samples.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("time\tduration_ms\thttp_method\thttp_path\t"),
+        "{samples}"
+    );
+    for row in lines {
+        assert!(row.contains("\tGET\t/Xy\t"), "{samples}");
+        assert!(
+            row.split('\t').nth(1).unwrap().parse::<f64>().is_ok(),
+            "{samples}"
+        );
+    }
+    let worker = ok(d, &["log", "server.worker", "--start=-1"]);
+    for x in 1..=3 {
+        assert!(
+            worker.contains(&format!(
+                " ^ <00000001>server.worker - Computing a texture (x={x},y=2)"
+            )),
+            "{worker}"
+        );
+    }
+    assert!(ok(d, &["stop"]).starts_with("stopped "));
+}

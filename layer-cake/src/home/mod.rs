@@ -549,6 +549,33 @@ mod tests {
             Home::open(dir.path().join("nope")),
             Err(HomeError::NoHome(_))
         ));
+        // Sub-roles: never matched, shown on request, found by their role.
+        let server = home.role("server").unwrap();
+        let (sub, lock) = home.take_sub_role("server.worker", "/bin/true", 1).unwrap();
+        assert!(sub.is_sub_role() && !server.is_sub_role());
+        assert_eq!(sub.executable().unwrap(), "/bin/true");
+        assert!(sub.settings().unwrap().is_empty());
+        assert!(names(home.matching(&["server".into()]).unwrap()) == ["server"]);
+        assert_eq!(
+            names(home.select(&["server".into()], false, true).unwrap()),
+            ["server", "server.worker"]
+        );
+        assert_eq!(
+            names(home.select(&[], true, false).unwrap()),
+            ["group", "server", "worker-0", "worker-1", "worker-2"]
+        );
+        assert_eq!(names(home.sub_roles(&server).unwrap()), ["server.worker"]);
+        assert!(matches!(
+            home.take_sub_role("nobody.worker", "/bin/true", 1),
+            Err(HomeError::NoRole(_))
+        ));
+        assert_eq!(
+            Home::sub_role_name("server", "worker").as_deref(),
+            Some("server.worker")
+        );
+        assert_eq!(Home::sub_role_name("server", "a b"), None);
+        assert_eq!(Home::sub_role_name("server", &"w".repeat(60)), None);
+        drop(lock);
         Home::open(&path).unwrap().destroy().unwrap();
         assert!(!path.exists());
     }

@@ -963,6 +963,65 @@ mod tests {
         assert_eq!(overridden.name(), "worker");
     }
 
+    /// A role of a home gives its children sub-roles there; a child whose
+    /// options name a home (group-cake's roles) keeps its own name.
+    #[test]
+    fn a_role_s_children_are_its_sub_roles() {
+        let config = ProcessConfig {
+            home_path: Some("/srv/app/.layer-cake".into()),
+            role_name: Some("server".into()),
+            ..ProcessConfig::default()
+        };
+        let hub = HostPort::new("127.0.0.1", 9);
+        let args = ProcessOptions::new("worker")
+            .role_name("w-1")
+            .arguments(&config, &hub);
+        assert!(
+            args.contains(&"--role-name=server.w-1".to_owned()),
+            "{args:?}"
+        );
+        assert!(
+            args.contains(&"--home-path=/srv/app/.layer-cake".to_owned()),
+            "{args:?}"
+        );
+        let args = ProcessOptions::new("/bin/test_worker_7").arguments(&config, &hub);
+        assert!(
+            args.contains(&"--role-name=server.test_worker_7".to_owned()),
+            "{args:?}"
+        );
+        // Its own home: a role of its own, as group-cake starts them.
+        let args = ProcessOptions::new("worker")
+            .role_name("worker")
+            .flag("home-path", "/srv/app/.layer-cake")
+            .arguments(&config, &hub);
+        assert!(args.contains(&"--role-name=worker".to_owned()), "{args:?}");
+        assert_eq!(
+            args.iter().filter(|a| a.starts_with("--home-path")).count(),
+            1
+        );
+        // A name that cannot be a role: the child runs outside the home.
+        let args = ProcessOptions::new("worker")
+            .role_name("a name with spaces")
+            .arguments(&config, &hub);
+        assert!(
+            args.contains(&"--role-name=a name with spaces".to_owned()),
+            "{args:?}"
+        );
+        assert!(
+            !args.iter().any(|a| a.starts_with("--home-path")),
+            "{args:?}"
+        );
+        // Not a role of a home: nothing changes.
+        let args = ProcessOptions::new("worker")
+            .role_name("w-1")
+            .arguments(&ProcessConfig::default(), &hub);
+        assert!(args.contains(&"--role-name=w-1".to_owned()), "{args:?}");
+        assert!(
+            !args.iter().any(|a| a.starts_with("--home-path")),
+            "{args:?}"
+        );
+    }
+
     #[test]
     fn outcomes() {
         let value = outcome("p", exited(0), br#"{"value":["integer8",7,[]]}"#, &[]).unwrap();
