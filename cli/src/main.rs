@@ -44,9 +44,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "PATH", default_value = layer_cake::home::DEFAULT_HOME)]
     home_path: PathBuf,
     /// Log what the command does on stderr, at this level and above (FAULT,
-    /// WARNING, CONSOLE, OBJECT, TRACE, DEBUG); `run` and `start` pass it on
-    /// to group-cake and the roles.
-    #[arg(long, global = true, value_name = "LEVEL")]
+    /// WARNING, CONSOLE, OBJECT, TRACE, DEBUG). Given before the command:
+    /// after it, `--debug-level` is a setting (`create`, `add`, `update`),
+    /// a daemon's flag (`install-service`), or `run`'s and `start`'s own.
+    #[arg(long, value_name = "LEVEL")]
     debug_level: Option<layer_cake::log::DebugLevel>,
     #[command(subcommand)]
     command: Command,
@@ -169,15 +170,20 @@ struct RunCommand {
     /// The role whose end ends the run, with its value.
     #[arg(long)]
     main_role: Option<String>,
+    /// Log at this level and above (FAULT, WARNING, CONSOLE, OBJECT, TRACE,
+    /// DEBUG): this command, group-cake and the roles.
+    #[arg(long, value_name = "LEVEL")]
+    debug_level: Option<layer_cake::log::DebugLevel>,
 }
 
 impl RunCommand {
-    /// What to run; `--debug-level` (a global flag) goes on to group-cake.
+    /// What to run; its `--debug-level` (else the one given before the
+    /// command) goes on to group-cake.
     fn args(&self, debug_level: Option<layer_cake::log::DebugLevel>) -> run::RunArgs {
         run::RunArgs {
             patterns: self.patterns.clone(),
             main_role: self.main_role.clone(),
-            debug_level: debug_level.map(|l| l.to_string()),
+            debug_level: self.debug_level.or(debug_level).map(|l| l.to_string()),
         }
     }
 }
@@ -679,8 +685,13 @@ fn main() -> ExitCode {
     let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
         .map_err(|e| e.format(&mut <Cli as clap::CommandFactory>::command()))
         .unwrap_or_else(|e| e.exit());
-    if cli.debug_level.is_some() {
-        layer_cake::log::init(cli.debug_level);
+    // `layer-cake --debug-level=L COMMAND`, or `run`'s and `start`'s own.
+    let debug_level = match &cli.command {
+        Command::Run(args) | Command::Start(args) => args.debug_level.or(cli.debug_level),
+        _ => cli.debug_level,
+    };
+    if debug_level.is_some() {
+        layer_cake::log::init(debug_level);
     }
     let home = std::path::absolute(&cli.home_path).unwrap_or_else(|_| cli.home_path.clone());
     tracing::debug!(

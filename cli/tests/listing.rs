@@ -336,14 +336,15 @@ fn log_begins_and_ends_where_asked_and_reads_samples() {
     }
 }
 
-/// `--debug-level` is accepted by every command; at DEBUG the CLI says
-/// which command it runs on which home.
+/// `--debug-level` before any command; at DEBUG the CLI says which command
+/// it runs on which home. After a command that takes settings it is a
+/// setting, as before.
 #[test]
 fn the_cli_logs_what_it_does_at_debug_level() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(d, &["create"]);
-    let out = layer_cake(d, &["list", "--debug-level=DEBUG"]);
+    let out = layer_cake(d, &["--debug-level=DEBUG", "list"]);
     assert!(out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     let home = std::fs::canonicalize(d).unwrap().join(".layer-cake");
@@ -358,8 +359,17 @@ fn the_cli_logs_what_it_does_at_debug_level() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let e = fails(d, &["list", "--debug-level=LOUD"], 2);
+    let e = fails(d, &["--debug-level=LOUD", "list"], 2);
     assert!(e.contains("unknown debug level \"LOUD\""), "{e}");
+    // After `create`, `add` or `update` it is the role's setting.
+    ok(d, &["update", "group", "--debug-level=OBJECT"]);
+    ok(d, &["add", "test_worker_10", "w", "--debug-level=TRACE"]);
+    let long = ok(d, &["list", "-l", "--group-role"]);
+    assert!(long.contains("group-cake --debug-level=OBJECT"), "{long}");
+    assert!(
+        long.contains("test_worker_10 --debug-level=TRACE"),
+        "{long}"
+    );
 }
 
 /// `layer-cake list | head -1`: the reader goes away before the command
