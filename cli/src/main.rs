@@ -549,7 +549,7 @@ fn home_command(
             if settings.is_empty() {
                 return Err("update needs settings to change (--name=value)".into());
             }
-            let matched = roles::some_roles(&home, &patterns)?;
+            let matched = roles::roles_to_update(&home, &patterns)?;
             roles::update(&home, &matched, &settings, &mut out)
         }
         Command::Edit(args) => {

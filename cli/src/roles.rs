@@ -297,6 +297,23 @@ pub fn selected(home: &Home, patterns: &[String], show: Show) -> Result<Vec<Role
     Ok(roles)
 }
 
+/// The roles `update` changes: those matching `patterns` (the group when
+/// named). Sub-roles are not among them — they have no settings of their
+/// own, their flags come from their parent's process at every start — and
+/// patterns that name only sub-roles say so.
+pub fn roles_to_update(home: &Home, patterns: &[String]) -> Result<Vec<Role>, String> {
+    let with_subs = home
+        .select(patterns, false, true)
+        .map_err(|e| e.to_string())?;
+    match with_subs.iter().find(|r| r.is_sub_role()) {
+        Some(sub) if with_subs.iter().all(Role::is_sub_role) => Err(format!(
+            "{} is a sub-role: it has no settings of its own (its process takes its flags from its parent's); update the parent role",
+            sub.name()
+        )),
+        _ => some_roles(home, patterns),
+    }
+}
+
 /// `update`: merges `settings` into each role; refused, for all of them,
 /// if any runs. The whole read, merge, check and write happens under the
 /// home's lock, so two `update`s at once both land.

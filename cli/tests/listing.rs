@@ -142,6 +142,12 @@ fn sub_roles_are_hidden_unless_asked_for_and_go_with_their_role() {
         long.contains("stopped") && long.ends_with("  /bin/true\n"),
         "{long}"
     );
+    // A sub-role has no settings of its own to update.
+    let e = fails(d, &["update", "server.worker", "--x=1"], 1);
+    assert!(
+        e.starts_with("layer-cake: server.worker is a sub-role: it has no settings of its own"),
+        "{e}"
+    );
     // A sub-role is never a role to run.
     let e = fails(d, &["run", "server.worker"], 1);
     assert!(e.contains("no role matches server.worker"), "{e}");
