@@ -532,7 +532,9 @@ fn debug_level_tells_the_story_and_a_role_s_child_is_its_sub_role() {
     has(&format!(
         " - Connected to the parent directory at {host_at} (level=GROUP)"
     ));
-    has(" - Accepted a child directory from ");
+    has(
+        " - Accepted a child directory from a process of this host (Unix socket) (level=GROUP,link=",
+    );
     has("directory[PROCESS] - Connected to the parent directory at 127.0.0.1:");
     // The sub-role's run is in its own history.
     let history = ok(d, &["history", "server.worker"]);

@@ -366,7 +366,11 @@ impl Node {
             Accepted as a => {
                 let child = self.accepting.as_ref() == Some(&a.listening);
                 if child {
-                    tracing::debug!(level = %self.level(), "Accepted a child directory from {}", a.remote);
+                    let from = match a.transport {
+                        crate::net::Transport::Unix => "a process of this host (Unix socket)".to_owned(),
+                        crate::net::Transport::Tcp => a.remote.to_string(),
+                    };
+                    tracing::debug!(level = %self.level(), link = a.proxy.link_id(), "Accepted a child directory from {from}");
                 }
                 self.accepted.insert(a.proxy, AcceptedLink { remote: a.remote, child, secret: None });
             },
