@@ -19,8 +19,10 @@
 //! exit status 1 (`run` exits with group-cake's status); a bad command line
 //! is clap's message and status 2. See `docs/cli.md`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +43,12 @@ struct Cli {
     /// The home folder.
     #[arg(long, global = true, value_name = "PATH", default_value = layer_cake::home::DEFAULT_HOME)]
     home_path: PathBuf,
+    /// Log what the command does on stderr, at this level and above (FAULT,
+    /// WARNING, CONSOLE, OBJECT, TRACE, DEBUG). Given before the command:
+    /// after it, `--debug-level` is a setting (`create`, `add`, `update`),
+    /// a daemon's flag (`install-service`), or `run`'s and `start`'s own.
+    #[arg(long, value_name = "LEVEL")]
+    debug_level: Option<layer_cake::log::DebugLevel>,
     #[command(subcommand)]
     command: Command,
 }
@@ -117,12 +125,12 @@ fn lan_key_command(command: LanKeyCommand) -> Result<(), String> {
         LanKeyCommand::Create { path, force } => {
             let path = LanKey::locate(path.as_deref()).map_err(|e| e.to_string())?;
             LanKey::create(&path, force).map_err(|e| e.to_string())?;
-            println!("{}", path.display());
+            writeln!(Stdout::new(), "{}", path.display()).map_err(|e| e.to_string())?;
             Ok(())
         }
         LanKeyCommand::Path => {
             let path = LanKey::locate(None).map_err(|e| e.to_string())?;
-            println!("{}", path.display());
+            writeln!(Stdout::new(), "{}", path.display()).map_err(|e| e.to_string())?;
             Ok(())
         }
     }
@@ -162,17 +170,20 @@ struct RunCommand {
     /// The role whose end ends the run, with its value.
     #[arg(long)]
     main_role: Option<String>,
-    /// Log at this level and above (FAULT, WARNING, CONSOLE, OBJECT, TRACE, DEBUG).
-    #[arg(long)]
-    debug_level: Option<String>,
+    /// Log at this level and above (FAULT, WARNING, CONSOLE, OBJECT, TRACE,
+    /// DEBUG): this command, group-cake and the roles.
+    #[arg(long, value_name = "LEVEL")]
+    debug_level: Option<layer_cake::log::DebugLevel>,
 }
 
 impl RunCommand {
-    fn args(&self) -> run::RunArgs {
+    /// What to run; its `--debug-level` (else the one given before the
+    /// command) goes on to group-cake.
+    fn args(&self, debug_level: Option<layer_cake::log::DebugLevel>) -> run::RunArgs {
         run::RunArgs {
             patterns: self.patterns.clone(),
             main_role: self.main_role.clone(),
-            debug_level: self.debug_level.clone(),
+            debug_level: self.debug_level.or(debug_level).map(|l| l.to_string()),
         }
     }
 }
@@ -193,25 +204,35 @@ struct ServiceArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("begin").args(["tail", "from", "back", "last", "start"])))]
+#[command(group(clap::ArgGroup::new("end").args(["to", "span", "count"])))]
 struct LogArgs {
     /// The role.
     role: String,
-    /// The last N lines (40 when no start is given).
-    #[arg(long, conflicts_with_all = ["from", "back"])]
+    /// Begin: the last N lines (40 when no begin is given).
+    #[arg(long)]
     tail: Option<usize>,
-    /// From this time on (UTC, 2026-11-23T16:45:14).
-    #[arg(long, conflicts_with = "back")]
+    /// Begin: from this time on (UTC, 2026-11-23T16:45:14).
+    #[arg(long, alias = "from_")]
     from: Option<String>,
-    /// From this long ago on (90s, 10m, 2h, 1d).
+    /// Begin: from this long ago on (90s, 10m, 2h, 1d).
     #[arg(long)]
     back: Option<String>,
-    /// Until this time (UTC).
-    #[arg(long, conflicts_with_all = ["span", "count"])]
+    /// Begin: the last MONTH, WEEK, DAY, HOUR, HALF (hour), QUARTER (hour),
+    /// TEN or FIVE (minutes), or MINUTE.
+    #[arg(long, value_name = "PERIOD")]
+    last: Option<String>,
+    /// Begin: from the start of the role's run I of its history (0 the
+    /// oldest kept, -1 the latest).
+    #[arg(long, value_name = "I", allow_negative_numbers = true)]
+    start: Option<i64>,
+    /// End: before this time (UTC).
+    #[arg(long)]
     to: Option<String>,
-    /// For this long after the start.
-    #[arg(long, conflicts_with = "count")]
+    /// End: this long after the begin.
+    #[arg(long)]
     span: Option<String>,
-    /// At most N lines after the start.
+    /// End: at most N lines after the begin.
     #[arg(long)]
     count: Option<usize>,
     /// Only lines with these tag characters (e.g. '!?' for faults and warnings).
@@ -220,34 +241,39 @@ struct LogArgs {
     /// Show times in the local time zone (with a lowercase 't').
     #[arg(long)]
     clock: bool,
+    /// Only the samples named NAME (lines tagged '&' reading `NAME (k=v,…)`;
+    /// `request`: the HTTP request log), as tab-separated columns.
+    #[arg(long, value_name = "NAME")]
+    sample: Option<String>,
 }
 
 impl LogArgs {
     fn query(&self) -> Result<run::LogQuery, String> {
         let now = chrono::Utc::now();
-        let from = match (&self.from, &self.back) {
-            (Some(t), _) => Some(run::parse_time(t)?),
-            (None, Some(b)) => Some(now - run::parse_span(b)?),
-            (None, None) => None,
+        let begin = if let Some(t) = &self.from {
+            run::Begin::From(run::parse_time(t)?)
+        } else if let Some(b) = &self.back {
+            run::Begin::From(now - run::parse_span(b)?)
+        } else if let Some(l) = &self.last {
+            run::Begin::From(now - run::parse_last(l)?)
+        } else if let Some(i) = self.start {
+            run::Begin::Start(i)
+        } else {
+            run::Begin::Tail(self.tail.unwrap_or(run::DEFAULT_TAIL))
         };
-        let to = match (&self.to, &self.span) {
-            (Some(t), _) => Some(run::parse_time(t)?),
-            (None, Some(s)) => {
-                let start = from.ok_or("--span needs --from or --back")?;
-                Some(start + run::parse_span(s)?)
-            }
-            (None, None) => None,
+        let end = if let Some(t) = &self.to {
+            Some(run::End::To(run::parse_time(t)?))
+        } else if let Some(s) = &self.span {
+            Some(run::End::Span(run::parse_span(s)?))
+        } else {
+            self.count.map(run::End::Count)
         };
-        if self.count.is_some() && from.is_none() {
-            return Err("--count needs --from or --back".into());
-        }
         Ok(run::LogQuery {
-            tail: self.tail,
-            from,
-            to,
-            count: self.count,
+            begin,
+            end,
             tags: self.tags.clone(),
             clock: self.clock,
+            sample: self.sample.clone(),
         })
     }
 }
@@ -256,10 +282,27 @@ impl LogArgs {
 struct ListArgs {
     /// Regular expressions matched from the start of role names.
     patterns: Vec<String>,
-    /// Also show what each role runs, its settings and whether it runs now
-    /// (`-l`, or `-ll` as the original spells it).
+    /// Also show (`-l`, or `-ll` as the original spells it) for `list`:
+    /// whether each runs, its folder's folders/files/bytes, the full path
+    /// of what it runs and its settings; for `status`: pid and uptime.
     #[arg(long, short = 'l', action = clap::ArgAction::Count)]
     long_listing: u8,
+    /// Also show the group role (names starting `group` are reserved).
+    #[arg(long)]
+    group_role: bool,
+    /// Also show sub-roles: `ROLE.CHILD`, the roles of the child processes
+    /// a role's process starts.
+    #[arg(long)]
+    sub_roles: bool,
+}
+
+impl ListArgs {
+    fn show(&self) -> roles::Show {
+        roles::Show {
+            group_role: self.group_role,
+            sub_roles: self.sub_roles,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -424,8 +467,8 @@ async fn network_command(args: NetworkArgs) -> Result<(), String> {
         addresses: args.directory_addresses,
         full_identity: args.full_identity,
     };
-    print!("{}", network::render(&tree, &show));
-    Ok(())
+    let mut out = Stdout::new();
+    write!(out, "{}", network::render(&tree, &show)).map_err(|e| e.to_string())
 }
 
 async fn ping_command(args: PingArgs) -> Result<(), String> {
@@ -449,7 +492,7 @@ async fn ping_command(args: PingArgs) -> Result<(), String> {
             ));
         }
     };
-    let mut out = std::io::stdout();
+    let mut out = Stdout::new();
     let answered = ping::ping(&mut cx, &top, &path, args.ping_count, &mut out)
         .await
         .map_err(|e| format!("cannot write: {e}"))?;
@@ -471,8 +514,12 @@ fn open(home: &Path) -> Result<Home, String> {
 }
 
 /// The commands that work on the home's files.
-fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
-    let mut out = std::io::stdout();
+fn home_command(
+    home_path: &Path,
+    debug_level: Option<layer_cake::log::DebugLevel>,
+    command: Command,
+) -> Result<(), String> {
+    let mut out = Stdout::new();
     match command {
         Command::Create(args) => {
             let (words, mut group) = roles::split_settings(&args.args)?;
@@ -513,6 +560,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
             &open(home_path)?,
             &args.patterns,
             args.long_listing > 0,
+            args.show(),
             &mut out,
         ),
         Command::Update(args) => {
@@ -524,7 +572,7 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
             if settings.is_empty() {
                 return Err("update needs settings to change (--name=value)".into());
             }
-            let matched = roles::some_roles(&home, &patterns)?;
+            let matched = roles::roles_to_update(&home, &patterns)?;
             roles::update(&home, &matched, &settings, &mut out)
         }
         Command::Edit(args) => {
@@ -539,7 +587,13 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
         Command::Delete(args) => {
             let home = open(home_path)?;
             // No patterns (with --all-roles): every role but the group's.
-            roles::delete(roles::some_roles(&home, &args.patterns)?, &mut out)
+            // A role goes with its sub-roles; a sub-role can go alone.
+            let show = roles::Show {
+                group_role: false,
+                sub_roles: true,
+            };
+            let matched = roles::selected(&home, &args.patterns, show)?;
+            roles::delete(&home, matched, &mut out)
         }
         Command::Destroy => roles::destroy(open(home_path)?, &mut out),
         Command::History(args) => {
@@ -561,12 +615,13 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
             };
             roles::returned(&role, args.start, timeout, &mut out)
         }
-        Command::Start(args) => run::start(&open(home_path)?, &args.args(), &mut out),
+        Command::Start(args) => run::start(&open(home_path)?, &args.args(debug_level), &mut out),
         Command::Stop => run::stop(&open(home_path)?, &mut out),
         Command::Status(args) => run::status(
             &open(home_path)?,
             &args.patterns,
             args.long_listing > 0,
+            args.show(),
             &mut out,
         ),
         Command::Log(args) => run::log(&open(home_path)?, &args.role, &args.query()?, &mut out),
@@ -604,27 +659,82 @@ fn home_command(home_path: &Path, command: Command) -> Result<(), String> {
     }
 }
 
+/// Set when stdout's reader has gone away (`layer-cake list | head`): the
+/// command then ends quietly, with status 0, as it would have had the
+/// reader read everything.
+static READER_GONE: AtomicBool = AtomicBool::new(false);
+
+/// The process's stdout, noting when its reader has gone ([`READER_GONE`]).
+struct Stdout(std::io::Stdout);
+
+impl Stdout {
+    fn new() -> Self {
+        Stdout(std::io::stdout())
+    }
+}
+
+/// Notes a broken pipe in [`READER_GONE`].
+fn noted<T>(result: std::io::Result<T>) -> std::io::Result<T> {
+    if let Err(e) = &result
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        READER_GONE.store(true, Ordering::SeqCst);
+    }
+    result
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        noted(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        noted(self.0.flush())
+    }
+}
+
+/// The exit for a failure: one line on stderr and status 1 — or nothing
+/// and status 0 when the failure is that stdout's reader has gone.
+fn failed(e: &str) -> ExitCode {
+    if READER_GONE.load(Ordering::SeqCst) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("layer-cake: {e}");
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+        .map_err(|e| e.format(&mut <Cli as clap::CommandFactory>::command()))
+        .unwrap_or_else(|e| e.exit());
+    // `layer-cake --debug-level=L COMMAND`, or `run`'s and `start`'s own.
+    let debug_level = match &cli.command {
+        Command::Run(args) | Command::Start(args) => args.debug_level.or(cli.debug_level),
+        _ => cli.debug_level,
+    };
+    if debug_level.is_some() {
+        layer_cake::log::init(debug_level);
+    }
+    let home = std::path::absolute(&cli.home_path).unwrap_or_else(|_| cli.home_path.clone());
+    tracing::debug!(
+        home = %home.display(),
+        "layer-cake {}",
+        matches.subcommand_name().unwrap_or_default()
+    );
     if let Command::LanKey(command) = cli.command {
         return match lan_key_command(command) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("layer-cake: {e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => failed(&e),
         };
     }
     if !matches!(
         cli.command,
         Command::Network(_) | Command::Ping(_) | Command::Run(_)
     ) {
-        return match home_command(&cli.home_path, cli.command) {
+        return match home_command(&cli.home_path, cli.debug_level, cli.command) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("layer-cake: {e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => failed(&e),
         };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -642,16 +752,15 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Network(args) => network_command(args).await.map(|()| 0),
             Command::Ping(args) => ping_command(args).await.map(|()| 0),
-            Command::Run(args) => run::run(&open(&cli.home_path)?, &args.args()).await,
+            Command::Run(args) => {
+                run::run(&open(&cli.home_path)?, &args.args(cli.debug_level)).await
+            }
             _ => unreachable!("home commands run without a runtime"),
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
-        Err(e) => {
-            eprintln!("layer-cake: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => failed(&e),
     }
 }

@@ -213,31 +213,64 @@ pub fn flags(settings: &Settings) -> Vec<String> {
     settings.iter().map(|(k, v)| format!("--{k}={v}")).collect()
 }
 
-/// `list`: the roles matching `patterns`, one a line; with `long`, what
-/// each runs, its settings, and whether it runs now.
+/// Which roles `list` and `status` show besides the roles themselves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Show {
+    /// The group role (`--group-role`), hidden otherwise unless a pattern
+    /// names it.
+    pub group_role: bool,
+    /// Sub-roles, `<role>.<child>` (`--sub-roles`): the roles of the child
+    /// processes a role's process started.
+    pub sub_roles: bool,
+}
+
+/// `list`: the roles matching `patterns`, one a line; with `long`, whether
+/// each runs, what its folder holds (`folders/files/bytes`), the full path
+/// of what it runs and its settings:
+///
+/// ```text
+/// server    stopped               3/4/312  /opt/app/bin/test_server_10 --server-address=127.0.0.1:5050
+/// ```
 pub fn list(
     home: &Home,
     patterns: &[String],
     long: bool,
+    show: Show,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let roles = home.matching(patterns).map_err(|e| e.to_string())?;
+    let roles = home
+        .select(patterns, show.group_role, show.sub_roles)
+        .map_err(|e| e.to_string())?;
     let width = roles.iter().map(|r| r.name().len()).max().unwrap_or(0);
-    for role in roles {
-        let line = if long {
-            let executable = role.executable().map_err(|e| e.to_string())?;
-            let settings = flags(&role.settings().map_err(|e| e.to_string())?);
-            let state = match role.running() {
-                Some(r) => format!("running (pid {})", r.pid),
-                None => "stopped".to_owned(),
-            };
-            format!(
-                "{:<width$}  {state:<20}  {executable} {}",
-                role.name(),
-                settings.join(" ")
-            )
-        } else {
-            role.name().to_owned()
+    let mut lines = Vec::new();
+    for role in &roles {
+        if !long {
+            lines.push((role.name().to_owned(), String::new(), String::new()));
+            continue;
+        }
+        let executable = role.executable().map_err(|e| e.to_string())?;
+        let settings = flags(&role.settings().map_err(|e| e.to_string())?);
+        let state = match role.running() {
+            Some(r) => format!("running (pid {})", r.pid),
+            None => "stopped".to_owned(),
+        };
+        let usage = role.usage().map_err(|e| e.to_string())?.to_string();
+        // A bare name (group-cake) as the path it is found at.
+        let executable = match executable.contains('/') {
+            true => executable,
+            false => layer_cake::process::find_program(&executable).map_or_else(
+                || format!("{executable} (not found)"),
+                |p| p.display().to_string(),
+            ),
+        };
+        let rest = format!("{executable} {}", settings.join(" "));
+        lines.push((format!("{:<width$}  {state:<20}", role.name()), usage, rest));
+    }
+    let usage_width = lines.iter().map(|(_, u, _)| u.len()).max().unwrap_or(0);
+    for (head, usage, rest) in lines {
+        let line = match long {
+            true => format!("{head}  {usage:>usage_width$}  {rest}"),
+            false => head,
         };
         writeln!(out, "{}", line.trim_end()).map_err(|e| e.to_string())?;
     }
@@ -246,7 +279,15 @@ pub fn list(
 
 /// The roles matching `patterns`; an error when none do.
 pub fn some_roles(home: &Home, patterns: &[String]) -> Result<Vec<Role>, String> {
-    let roles = home.matching(patterns).map_err(|e| e.to_string())?;
+    selected(home, patterns, Show::default())
+}
+
+/// The roles matching `patterns`, with the group role and sub-roles as
+/// `show` says; an error when none do.
+pub fn selected(home: &Home, patterns: &[String], show: Show) -> Result<Vec<Role>, String> {
+    let roles = home
+        .select(patterns, show.group_role, show.sub_roles)
+        .map_err(|e| e.to_string())?;
     if roles.is_empty() {
         return Err(match patterns {
             [] => "the home has no roles (add some with `layer-cake add`)".to_owned(),
@@ -254,6 +295,23 @@ pub fn some_roles(home: &Home, patterns: &[String]) -> Result<Vec<Role>, String>
         });
     }
     Ok(roles)
+}
+
+/// The roles `update` changes: those matching `patterns` (the group when
+/// named). Sub-roles are not among them — they have no settings of their
+/// own, their flags come from their parent's process at every start — and
+/// patterns that name only sub-roles say so.
+pub fn roles_to_update(home: &Home, patterns: &[String]) -> Result<Vec<Role>, String> {
+    let with_subs = home
+        .select(patterns, false, true)
+        .map_err(|e| e.to_string())?;
+    match with_subs.iter().find(|r| r.is_sub_role()) {
+        Some(sub) if with_subs.iter().all(Role::is_sub_role) => Err(format!(
+            "{} is a sub-role: it has no settings of its own (its process takes its flags from its parent's); update the parent role",
+            sub.name()
+        )),
+        _ => some_roles(home, patterns),
+    }
 }
 
 /// `update`: merges `settings` into each role; refused, for all of them,
@@ -350,15 +408,25 @@ fn tempfile_dir() -> Result<std::path::PathBuf, String> {
     Ok(dir)
 }
 
-/// `delete`: removes the roles; refused, for all of them, if any runs.
-pub fn delete(roles: Vec<Role>, out: &mut dyn Write) -> Result<(), String> {
+/// `delete`: removes the roles and their sub-roles; refused, for all of
+/// them, if any runs.
+pub fn delete(home: &Home, roles: Vec<Role>, out: &mut dyn Write) -> Result<(), String> {
     if roles.iter().any(Role::is_group) {
         return Err(
             "the group role is the home's own; `layer-cake destroy` removes the home".into(),
         );
     }
-    refuse_running(&roles)?;
+    let mut all: Vec<Role> = Vec::new();
     for role in roles {
+        let subs = home.sub_roles(&role).map_err(|e| e.to_string())?;
+        for role in std::iter::once(role).chain(subs) {
+            if !all.iter().any(|r| r.name() == role.name()) {
+                all.push(role);
+            }
+        }
+    }
+    refuse_running(&all)?;
+    for role in all {
         let name = role.name().to_owned();
         role.delete().map_err(|e| e.to_string())?;
         writeln!(out, "deleted {name}").map_err(|e| e.to_string())?;

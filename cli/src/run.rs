@@ -85,7 +85,18 @@ pub fn group_command(
         let json = serde_json::to_string(&args.patterns).map_err(|e| e.to_string())?;
         command.arg(format!("--roles={json}"));
     }
+    let names: Vec<&str> = selected.iter().map(|r| r.name()).collect();
+    tracing::debug!("Roles to run: {}", names.join(" "));
     Ok(command)
+}
+
+/// A command line as a shell would show it (for the log).
+fn command_line(command: &std::process::Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `run`: group-cake in the foreground, its output and logs on this
@@ -95,6 +106,7 @@ pub fn group_command(
 /// command holds) close, and stops everything too.
 pub async fn run(home: &Home, args: &RunArgs) -> Result<i32, String> {
     let command = group_command(home, args, "RUN")?;
+    tracing::debug!("Starting group-cake: {}", command_line(&command));
     let mut child = tokio::process::Command::from(command)
         .stdin(Stdio::piped())
         .spawn()
@@ -103,6 +115,7 @@ pub async fn run(home: &Home, args: &RunArgs) -> Result<i32, String> {
     // group-cake sees it close and stops everything.
     let _lifeline = child.stdin.take();
     let pid = child.id().map(|p| p as i32);
+    tracing::debug!(pid, "Started group-cake in the foreground");
     loop {
         tokio::select! {
             status = child.wait() => {
@@ -135,6 +148,10 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 /// Returns once the composite is running.
 pub fn start(home: &Home, args: &RunArgs, out: &mut dyn Write) -> Result<(), String> {
     let mut command = group_command(home, args, "START")?;
+    tracing::debug!(
+        "Starting group-cake in the background: {}",
+        command_line(&command)
+    );
     let group = home.role(GROUP_ROLE).map_err(|e| e.to_string())?;
     let log_path = group.logs_dir().join(format!(
         "{}.log",
@@ -152,6 +169,7 @@ pub fn start(home: &Home, args: &RunArgs, out: &mut dyn Write) -> Result<(), Str
         .spawn()
         .map_err(|e| format!("cannot start group-cake: {e}"))?;
     let pid = child.id();
+    tracing::debug!(pid, log = %log_path.display(), "Started group-cake in the background");
     // Wait until it holds the group's lock (or has already failed).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut child = child;
@@ -209,24 +227,36 @@ pub fn stop(home: &Home, out: &mut dyn Write) -> Result<(), String> {
 }
 
 /// `status`: the running roles, one a line (with `long`, pid and how long
-/// it has run); nothing running is a failure.
+/// it has run); nothing running is a failure. The group role and sub-roles
+/// are shown as [`roles::Show`] says.
 pub fn status(
     home: &Home,
     patterns: &[String],
     long: bool,
+    show: roles::Show,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let mut all = home.roles().map_err(|e| e.to_string())?;
-    if !patterns.is_empty() {
-        all = home.matching(patterns).map_err(|e| e.to_string())?;
-    }
+    let all = home
+        .select(patterns, show.group_role, show.sub_roles)
+        .map_err(|e| e.to_string())?;
     let now = chrono::Utc::now();
     let running: Vec<(Role, layer_cake::home::Running)> = all
         .into_iter()
         .filter_map(|r| r.running().map(|x| (r, x)))
         .collect();
     if running.is_empty() {
-        return Err("nothing is running".into());
+        let hidden = home
+            .select(patterns, true, true)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|r| r.running().is_some());
+        return Err(match hidden {
+            true => {
+                "no role is running (the group or sub-roles are: see --group-role, --sub-roles)"
+                    .into()
+            }
+            false => "nothing is running".into(),
+        });
     }
     let width = running
         .iter()
@@ -262,21 +292,87 @@ fn log_files(home: &Home) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Which lines `log` shows.
-#[derive(Debug, Clone, Default)]
+/// Where `log` starts: exactly one of these.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Begin {
+    /// The last this many lines (`--tail`; 40 when no start is given).
+    Tail(usize),
+    /// From this time on (`--from`, `--back`, `--last`).
+    From(DateTime<Utc>),
+    /// From the start of the role's run with this index in its history
+    /// (`--start`; negative counts from the end, -1 the latest).
+    Start(i64),
+}
+
+/// Where `log` ends: at most one of these (the end of the logs when none).
+#[derive(Debug, Clone, PartialEq)]
+pub enum End {
+    /// Lines before this time (`--to`).
+    To(DateTime<Utc>),
+    /// Lines within this long after the start (`--span`).
+    Span(chrono::TimeDelta),
+    /// At most this many lines from the start (`--count`).
+    Count(usize),
+}
+
+/// Which lines `log` shows, and how.
+#[derive(Debug, Clone)]
 pub struct LogQuery {
-    /// The last this many lines (when no start is given).
-    pub tail: Option<usize>,
-    /// Lines from this time on.
-    pub from: Option<DateTime<Utc>>,
-    /// Lines before this time.
-    pub to: Option<DateTime<Utc>>,
-    /// At most this many lines from the start.
-    pub count: Option<usize>,
+    /// Where it starts.
+    pub begin: Begin,
+    /// Where it ends; `None`: at the end of the logs.
+    pub end: Option<End>,
     /// Only lines whose tag character is one of these (`^!?` …).
     pub tags: Option<String>,
     /// Times in the local time zone rather than UTC.
     pub clock: bool,
+    /// Only the samples of this name, as tab-separated columns (see
+    /// [`Samples`]).
+    pub sample: Option<String>,
+}
+
+impl Default for LogQuery {
+    fn default() -> Self {
+        LogQuery {
+            begin: Begin::Tail(DEFAULT_TAIL),
+            end: None,
+            tags: None,
+            clock: false,
+            sample: None,
+        }
+    }
+}
+
+/// How many lines `log` shows when no start is given.
+pub const DEFAULT_TAIL: usize = 40;
+
+/// A `--last` period: `MONTH` (30 days), `WEEK`, `DAY`, `HOUR`, `HALF` (an
+/// hour), `QUARTER` (of an hour), `TEN` and `FIVE` (minutes), `MINUTE`;
+/// case ignored.
+///
+/// ```
+/// use layer_cake_cli::run::parse_last;
+/// assert_eq!(parse_last("quarter").unwrap().num_minutes(), 15);
+/// assert!(parse_last("YEAR").unwrap_err().contains("MONTH, WEEK"));
+/// ```
+pub fn parse_last(text: &str) -> Result<chrono::TimeDelta, String> {
+    let minutes = match text.to_ascii_uppercase().as_str() {
+        "MONTH" => 30 * 24 * 60,
+        "WEEK" => 7 * 24 * 60,
+        "DAY" => 24 * 60,
+        "HOUR" => 60,
+        "HALF" => 30,
+        "QUARTER" => 15,
+        "TEN" => 10,
+        "FIVE" => 5,
+        "MINUTE" => 1,
+        _ => {
+            return Err(format!(
+                "--last={text}: give MONTH, WEEK, DAY, HOUR, HALF, QUARTER, TEN, FIVE or MINUTE"
+            ));
+        }
+    };
+    Ok(chrono::TimeDelta::minutes(minutes))
 }
 
 /// A span of time as `90s`, `10m`, `2h`, `1d` or a number of seconds.
@@ -327,22 +423,133 @@ fn stamp(line: &str) -> Option<(DateTime<Utc>, char)> {
     Some((time, tag))
 }
 
+/// The text of a log line: what follows the actor part's ` - ` (after
+/// the tag at column 35).
+fn text_of(line: &str) -> Option<&str> {
+    let rest = line.get(35..)?;
+    rest.find(" - ").map(|at| &rest[at + 3..]).or_else(|| {
+        // No actor part: `… ^ - text`.
+        rest.strip_prefix("- ")
+    })
+}
+
+/// The columns of one sample: each key with its value as text.
+type Fields = Vec<(String, String)>;
+
+/// A sample named `name` in a log line, if the line holds one:
+///
+/// - a line tagged `&` whose text is `NAME (k=v,k2=v2)`, as
+///   `tracing::info!(tag = "&", queue = 3, busy = 0.25, "spool")` logs
+///   one named `spool` (values holding `,` or `)` do not read back);
+/// - for the name `request`, the JSON request-log lines of HTTP fronts
+///   (target `layer_cake::request`): each key of the object a column.
+fn sample_in(line: &str, tag: char, name: &str) -> Option<Fields> {
+    let text = text_of(line)?;
+    if name == "request" && text.starts_with('{') {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
+        if !object.contains_key("http_method") {
+            return None;
+        }
+        return Some(
+            object
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        );
+    }
+    if tag != '&' {
+        return None;
+    }
+    let rest = text.strip_prefix(name)?;
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    let inner = rest.strip_prefix(" (")?.strip_suffix(')')?;
+    inner
+        .split(',')
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// Turns sample lines into tab-separated columns: a header line
+/// (`time`, then the keys) before the first sample and again whenever the
+/// keys change, then one line per sample (its time, then the values).
+#[derive(Debug, Default)]
+pub struct Samples {
+    keys: Option<Vec<String>>,
+}
+
+impl Samples {
+    /// The lines to print for one sample taken at `time`.
+    fn rows(&mut self, time: &str, fields: Fields) -> Vec<String> {
+        let clean = |s: &str| s.replace(['\t', '\n'], " ");
+        let keys: Vec<String> = fields.iter().map(|(k, _)| clean(k)).collect();
+        let mut out = Vec::new();
+        if self.keys.as_ref() != Some(&keys) {
+            let mut header = vec!["time".to_owned()];
+            header.extend(keys.iter().cloned());
+            out.push(header.join("\t"));
+            self.keys = Some(keys);
+        }
+        let mut row = vec![time.to_owned()];
+        row.extend(fields.iter().map(|(_, v)| clean(v)));
+        out.push(row.join("\t"));
+        out
+    }
+}
+
 /// `log`: the lines a role wrote while running under `start`, chosen by
 /// `query` (its lines carry its pids, which its history records; lines
 /// without a time of their own count as at the time of the line before).
 pub fn log(home: &Home, role: &str, query: &LogQuery, out: &mut dyn Write) -> Result<(), String> {
     let role = home.role(role).map_err(|e| e.to_string())?;
-    let pids: Vec<String> = role
-        .history()
-        .map_err(|e| e.to_string())?
+    let history = role.history().map_err(|e| e.to_string())?;
+    let pids: Vec<String> = history
         .iter()
         .map(|run| format!("[{:08}]", run.pid))
         .collect();
-    let tail = match (query.from, query.tail) {
-        (Some(_), tail) => tail,
-        (None, Some(tail)) => Some(tail),
-        (None, None) => Some(40),
+    let (tail, from) = match &query.begin {
+        Begin::Tail(n) => (Some(*n), None),
+        Begin::From(t) => (None, Some(*t)),
+        Begin::Start(i) => {
+            let n = history.len() as i64;
+            let at = if *i < 0 { n + i } else { *i };
+            let run = usize::try_from(at)
+                .ok()
+                .and_then(|at| history.get(at))
+                .ok_or_else(|| match n {
+                    0 => format!("{} has never run", role.name()),
+                    _ => format!(
+                        "--start={i}: {} has runs 0 to {} (-1 to -{n} from the latest)",
+                        role.name(),
+                        n - 1
+                    ),
+                })?;
+            (None, Some(run.start))
+        }
     };
+    let needs_start =
+        || "--span and --count need a begin time: --from, --back, --last or --start".to_owned();
+    let (to, count) = match &query.end {
+        None => (None, None),
+        Some(End::To(t)) => (Some(*t), None),
+        Some(End::Span(span)) => (Some(from.ok_or_else(needs_start)? + *span), None),
+        Some(End::Count(c)) => {
+            from.ok_or_else(needs_start)?;
+            (None, Some(*c))
+        }
+    };
+    let mut samples = query.sample.as_ref().map(|_| Samples::default());
     let mut lines = std::collections::VecDeque::new();
     let mut shown = 0usize;
     'files: for file in log_files(home)? {
@@ -358,16 +565,10 @@ pub fn log(home: &Home, role: &str, query: &LogQuery, out: &mut dyn Write) -> Re
             if !(role.is_group() || pids.iter().any(|p| line.starts_with(p.as_str()))) {
                 continue;
             }
-            if query
-                .from
-                .is_some_and(|from| last_time.is_none_or(|t| t < from))
-            {
+            if from.is_some_and(|from| last_time.is_none_or(|t| t < from)) {
                 continue;
             }
-            if query
-                .to
-                .is_some_and(|to| last_time.is_some_and(|t| t >= to))
-            {
+            if to.is_some_and(|to| last_time.is_some_and(|t| t >= to)) {
                 break 'files;
             }
             if let Some(tags) = &query.tags
@@ -375,28 +576,56 @@ pub fn log(home: &Home, role: &str, query: &LogQuery, out: &mut dyn Write) -> Re
             {
                 continue;
             }
-            let line = match (query.clock, stamped) {
-                (true, Some((time, _))) => format!(
-                    "{}{}{}",
-                    &line[..11],
-                    time.with_timezone(&chrono::Local)
-                        .format("%Y-%m-%dt%H:%M:%S%.3f"),
-                    &line[34..]
-                ),
-                _ => line,
+            let sample = match (&query.sample, stamped) {
+                (Some(name), Some((_, tag))) => match sample_in(&line, tag, name) {
+                    Some(fields) => Some(fields),
+                    None => continue,
+                },
+                (Some(_), None) => continue,
+                (None, _) => None,
             };
-            lines.push_back(line);
+            let time = match (query.clock, stamped) {
+                (true, Some((time, _))) => Some(
+                    time.with_timezone(&chrono::Local)
+                        .format("%Y-%m-%dt%H:%M:%S%.3f")
+                        .to_string(),
+                ),
+                _ => None,
+            };
+            let entry = match (sample, &time) {
+                (Some(fields), time) => {
+                    let time = time.clone().unwrap_or_else(|| line[11..34].to_owned());
+                    Entry::Sample(time, fields)
+                }
+                (None, Some(time)) => Entry::Line(format!("{}{time}{}", &line[..11], &line[34..])),
+                (None, None) => Entry::Line(line),
+            };
+            lines.push_back(entry);
             shown += 1;
             if tail.is_some_and(|t| lines.len() > t) {
                 lines.pop_front();
             }
-            if query.count.is_some_and(|c| shown >= c) && query.from.is_some() {
+            if count.is_some_and(|c| shown >= c) {
                 break 'files;
             }
         }
     }
-    for line in lines {
-        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+    for entry in lines {
+        match (entry, samples.as_mut()) {
+            (Entry::Line(line), _) => writeln!(out, "{line}"),
+            (Entry::Sample(time, fields), Some(samples)) => samples
+                .rows(&time, fields)
+                .iter()
+                .try_for_each(|row| writeln!(out, "{row}")),
+            (Entry::Sample(..), None) => Ok(()),
+        }
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// A line `log` shows: as it is, or a sample's columns.
+enum Entry {
+    Line(String),
+    Sample(String, Fields),
 }

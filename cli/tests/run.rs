@@ -416,3 +416,193 @@ fn a_corrupt_history_is_moved_aside_and_the_role_runs() {
     assert_eq!(history.lines().count(), 1, "{history}");
     assert!(history.contains("vector<vector<float8>>"), "{history}");
 }
+
+/// `--debug-level=DEBUG` tells the seed's story: the CLI says which home
+/// and command, and which group-cake it starts (its command line and pid);
+/// group-cake says which role it starts with which executable, the pid each
+/// got, and each restart; the directories say where they connect up, that
+/// they are connected, and each child directory they accept. A child
+/// process of a role runs as its sub-role, `server.worker`, shown by
+/// `status --sub-roles`, with a history of its own.
+#[test]
+fn debug_level_tells_the_story_and_a_role_s_child_is_its_sub_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_host, host_at) = host_cake();
+    let port = free_port();
+    ok(
+        d,
+        &[
+            "create",
+            &format!("--directory-at-host={host_at}"),
+            r#"--retry={"regular_steps": 1.0}"#,
+        ],
+    );
+    let server_address = format!("--server-address=127.0.0.1:{port}");
+    // test_server_7 starts one test_worker_7 child process, "worker".
+    ok(d, &["add", "test_server_7", "server", &server_address]);
+    ok(d, &["add", "test_worker_10", "worker"]);
+    let home = std::fs::canonicalize(d).unwrap().join(".layer-cake");
+    let _guard = HomeGuard(home.clone());
+    let mut run = cli(d);
+    run.args(["run", "--debug-level=DEBUG"]);
+    let mut run = Proc::start(run);
+
+    // The worker's process directory connects to the group's, which
+    // accepts it and connects up to host-cake for the worker's HOST name.
+    let mut seen = run.lines_until("Accepted a child directory from");
+    let deadline = Instant::now() + PATIENCE;
+    let pids = loop {
+        let pids = running(d);
+        if pids.len() == 4 {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "not all running: {pids:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let pid = |role: &str| pids.iter().find(|(r, _)| r == role).unwrap().1;
+    // The server's child is its sub-role: hidden unless asked for.
+    let status = ok(d, &["status"]);
+    assert_eq!(status, "server\nworker\n");
+    let status = ok(d, &["status", "--sub-roles", "-ll"]);
+    assert!(
+        status.contains(&format!(
+            "server.worker  pid {:<8} up ",
+            pid("server.worker")
+        )),
+        "{status}"
+    );
+    assert_eq!(
+        ok(d, &["list", "--sub-roles"]),
+        "server\nserver.worker\nworker\n"
+    );
+    // A request crosses to the sub-role's process.
+    let (status, _) = exchange(
+        port,
+        "GET /Xy?x=2&y=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    seen.extend(run.lines_until("<00000001>server.worker - Computing a texture"));
+    // A restart.
+    signal::kill(Pid::from_raw(pid("worker")), Signal::SIGKILL).unwrap();
+    seen.extend(run.lines_until("Restarting role worker"));
+
+    assert!(!run.interrupt_and_wait().success());
+    seen.extend(run.rest_of_lines());
+    let text = seen.join("\n");
+    let has = |wanted: &str| {
+        assert!(
+            seen.iter().any(|l| l.contains(wanted)),
+            "no line with {wanted:?} in:\n{text}"
+        )
+    };
+    // The CLI.
+    has(&format!(" ~ - layer-cake run (home={})", home.display()));
+    has(&format!(
+        " ~ - Starting group-cake: {} --home-path={} --role-name=group --origin=RUN --debug-level=DEBUG",
+        bin_dir().join("group-cake").display(),
+        home.display()
+    ));
+    has(&format!(
+        " ~ - Started group-cake in the foreground (pid={})",
+        pid("group")
+    ));
+    // group-cake: each role, its executable, its pid; the restart.
+    let exe = |name: &str| std::fs::canonicalize(bin_dir().join(name)).unwrap();
+    has(&format!(
+        "group - Starting role server (role=server,executable={})",
+        exe("test_server_7").display()
+    ));
+    has(&format!(
+        "server - Started a child process (pid={},program={},role=server)",
+        pid("server"),
+        exe("test_server_7").display()
+    ));
+    has(&format!(
+        "worker - Started a child process (pid={},program={},role=worker)",
+        pid("worker"),
+        exe("test_worker_10").display()
+    ));
+    has("group - Role worker ended; restarting it in 1.0s (role=worker)");
+    has("group - Restarting role worker (role=worker)");
+    // The directories.
+    has(&format!(
+        " - Connecting to the parent directory at {host_at} (level=GROUP)"
+    ));
+    has(&format!(
+        " - Connected to the parent directory at {host_at} (level=GROUP)"
+    ));
+    has(
+        " - Accepted a child directory from a process of this host (Unix socket) (level=GROUP,link=",
+    );
+    has("directory[PROCESS] - Connected to the parent directory at 127.0.0.1:");
+    // The sub-role's run is in its own history.
+    let history = ok(d, &["history", "server.worker"]);
+    assert_eq!(history.lines().count(), 1, "{history}");
+    assert!(history.contains("(Faulted)"), "{history}");
+}
+
+/// Under `start`, a role's lines and its sub-role's land in the group's
+/// logs: `log --sample=request` reads the server's request log as
+/// tab-separated columns, and `log server.worker --start=-1` the lines of
+/// the latest run of the server's child process.
+#[test]
+fn start_keeps_the_request_log_as_samples_and_the_sub_role_s_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_host, host_at) = host_cake();
+    let port = free_port();
+    ok(d, &["create", &format!("--directory-at-host={host_at}")]);
+    let server_address = format!("--server-address=127.0.0.1:{port}");
+    ok(d, &["add", "test_server_7", "server", &server_address]);
+    let _guard = HomeGuard(d.join(".layer-cake"));
+    ok(d, &["start", "--debug-level=CONSOLE"]);
+    let request = |x: u32| {
+        exchange(
+            port,
+            &format!("GET /Xy?x={x}&y=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .0
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while request(1) != 200 {
+        assert!(Instant::now() < deadline, "no answer in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((request(2), request(3)), (200, 200));
+    // The lines reach the files as they are written: wait for all three.
+    let deadline = Instant::now() + PATIENCE;
+    let samples = loop {
+        let samples = ok(d, &["log", "server", "--sample=request"]);
+        if samples.lines().count() >= 4 {
+            break samples;
+        }
+        assert!(Instant::now() < deadline, "no request log: {samples}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut lines = samples.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("time\tduration_ms\thttp_method\thttp_path\t"),
+        "{samples}"
+    );
+    for row in lines {
+        assert!(row.contains("\tGET\t/Xy\t"), "{samples}");
+        assert!(
+            row.split('\t').nth(1).unwrap().parse::<f64>().is_ok(),
+            "{samples}"
+        );
+    }
+    let worker = ok(d, &["log", "server.worker", "--start=-1"]);
+    for x in 1..=3 {
+        assert!(
+            worker.contains(&format!(
+                " ^ <00000001>server.worker - Computing a texture (x={x},y=2)"
+            )),
+            "{worker}"
+        );
+    }
+    assert!(ok(d, &["stop"]).starts_with("stopped "));
+}

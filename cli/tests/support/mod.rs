@@ -49,6 +49,7 @@ pub(crate) fn build_executables() {
             ])
             .args(["--bin", "test_server_10", "--bin", "test_worker_10"])
             .args(["--bin", "test_function_5"])
+            .args(["--bin", "test_server_7", "--bin", "test_worker_7"])
             .args(["--bin", "prime_server", "--bin", "prime_parse"])
             .args(["--bin", "prime_compute"])
             .arg("--target-dir")
@@ -100,6 +101,43 @@ impl Proc {
                 Ok(line) if line.contains(wanted) => return line,
                 Ok(_) => {}
                 Err(_) => panic!("no line with {wanted:?} in time"),
+            }
+        }
+    }
+
+    /// Every line from now on up to the first containing `wanted`, that
+    /// one included.
+    pub(crate) fn lines_until(&self, wanted: &str) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(wanted);
+                    lines.push(line);
+                    if found {
+                        return lines;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {wanted:?} in time; got:\n{}",
+                    lines.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Every line from now on until its stderr closes (it has ended, and
+    /// so has everything that shared its stderr), or the patience runs out.
+    pub(crate) fn rest_of_lines(&self) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(_) => return lines,
             }
         }
     }
@@ -219,9 +257,13 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// The pid of each running role, from `status --long-listing`.
+/// The pid of each running role (the group and sub-roles included), from
+/// `status --long-listing`.
 pub(crate) fn running(dir: &Path) -> Vec<(String, i32)> {
-    let out = cli(dir).args(["status", "-l"]).output().unwrap();
+    let out = cli(dir)
+        .args(["status", "-l", "--group-role", "--sub-roles"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {

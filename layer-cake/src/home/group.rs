@@ -153,6 +153,7 @@ pub async fn run_group(
     }
     let (node, directory) = start_directory(&mut cx, &options).await?;
     eprintln!("group-cake: listening on {directory}");
+    tracing::info!(home = %home.path().display(), roles = roles.len(), "Running the roles of the home; the group directory listens at {directory}");
 
     let mut supervised: HashMap<String, Supervised> = HashMap::new();
     let mut returned: BTreeMap<String, Payload> = BTreeMap::new();
@@ -191,6 +192,7 @@ pub async fn run_group(
                 match entry.delays.next() {
                     Some(delay) => {
                         eprintln!("group-cake: restarting {name} in {:.1}s", delay.as_secs_f64());
+                        tracing::info!(role = %name, "Role {name} ended; restarting it in {:.1}s", delay.as_secs_f64());
                         let me = cx.address().clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(delay).await;
@@ -206,6 +208,7 @@ pub async fn run_group(
                 }
             },
             RestartRole as r => {
+                tracing::info!(role = %r.name, "Restarting role {}", r.name);
                 if let Some(entry) = supervised.get_mut(&r.name)
                     && entry.proxy.is_none()
                     && let Err(fault) = start_role(&mut cx, &home, &directory, entry)
@@ -258,6 +261,7 @@ fn start_role(
     let settings = role.settings().map_err(|e| {
         Faulted::new(format!("cannot read role {}", role.name())).with_explanation(e.to_string())
     })?;
+    tracing::info!(role = %role.name(), executable = %executable, "Starting role {}", role.name());
     let mut options = ProcessOptions::new(executable)
         .role_name(role.name())
         .flag("home-path", home.path().display().to_string())

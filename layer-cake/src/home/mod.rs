@@ -47,13 +47,17 @@ use std::path::{Path, PathBuf};
 pub use group::{GroupOptions, RolesReturned, group_link, run_group};
 pub use history::StartStop;
 pub use role::{
-    MAX_ROLE_NAME, MovedAside, Role, RoleLock, Running, check_role_name, check_role_path,
+    MAX_ROLE_NAME, MovedAside, Role, RoleLock, Running, Usage, check_role_name, check_role_path,
 };
 
 /// A role's settings: flag name (without `--`) → the flag's value as text,
 /// exactly as it is given on a command line (`"2"`, `"127.0.0.1:5050"`,
 /// `{"regular_steps": 30.0}`).
 pub type Settings = std::collections::BTreeMap<String, String>;
+
+/// How many sub-roles of one name ([`Home::take_sub_role`]) may run at
+/// once: `name`, `name-1` … `name-255`.
+pub const MAX_SUB_ROLES: usize = 256;
 
 /// The name of the role that stands for the composite process itself.
 pub const GROUP_ROLE: &str = "group";
@@ -275,8 +279,25 @@ impl Home {
     /// The roles whose names match any of `patterns`, regular expressions
     /// matched from the start of the name (so `worker` matches `worker-3`);
     /// when `patterns` is empty, every role but the group role (which is
-    /// included only when a pattern names it).
+    /// included only when a pattern names it). Sub-roles
+    /// ([`Role::is_sub_role`]) are never included: they are the processes
+    /// of a role, not roles to run.
     pub fn matching(&self, patterns: &[String]) -> Result<Vec<Role>, MatchError> {
+        self.select(patterns, false, false)
+    }
+
+    /// What `list` and `status` show: the roles matching `patterns` as
+    /// [`matching`](Home::matching) finds them, plus the group role with
+    /// `group_role` (when no pattern is given; a pattern that names it
+    /// finds it anyway) and, with `sub_roles`, the sub-roles whose names
+    /// match (a pattern matching a role matches its sub-roles too:
+    /// `server` matches `server.worker`).
+    pub fn select(
+        &self,
+        patterns: &[String],
+        group_role: bool,
+        sub_roles: bool,
+    ) -> Result<Vec<Role>, MatchError> {
         let regexes = patterns
             .iter()
             .map(|p| {
@@ -289,11 +310,77 @@ impl Home {
         let roles = self.roles()?;
         Ok(roles
             .into_iter()
+            .filter(|r| sub_roles || !r.is_sub_role())
             .filter(|r| match regexes.is_empty() {
-                true => !r.is_group(),
+                true => group_role || !r.is_group(),
                 false => regexes.iter().any(|re| re.is_match(r.name())),
             })
             .collect())
+    }
+
+    /// The sub-roles of `role` (`<role>.<name>`, and theirs in turn), in
+    /// name order.
+    pub fn sub_roles(&self, role: &Role) -> Result<Vec<Role>, HomeError> {
+        let prefix = format!("{}.", role.name());
+        Ok(self
+            .roles()?
+            .into_iter()
+            .filter(|r| r.name().starts_with(&prefix))
+            .collect())
+    }
+
+    /// The role a child process of role `parent` runs as: the
+    /// `<parent>.<child>` sub-role, made on first use (see
+    /// [`Home::take_sub_role`]). `None` when that is not a usable role name
+    /// (too long, or `child` has characters a role name cannot have): the
+    /// child then runs outside the home.
+    pub fn sub_role_name(parent: &str, child: &str) -> Option<String> {
+        let name = format!("{parent}.{child}");
+        // Room for a `-N` suffix when several such children run at once.
+        (check_role_path(&name).is_ok() && name.len() + 4 <= MAX_ROLE_NAME).then_some(name)
+    }
+
+    /// Opens, or makes, the sub-role `name` (`<parent>.<child>`, its parent
+    /// an existing role) for a starting child process running `executable`,
+    /// and locks it for that process. When that sub-role is running already
+    /// (a parent runs several children of one name at once) the first free
+    /// one of `name-1`, `name-2` … is taken instead. A sub-role is made with
+    /// no settings: its process takes its flags from its parent's command
+    /// line, every run.
+    pub fn take_sub_role(
+        &self,
+        name: &str,
+        executable: &str,
+        parent_pid: u32,
+    ) -> Result<(Role, RoleLock), HomeError> {
+        let Some((parent, _)) = name.rsplit_once('.') else {
+            return Err(HomeError::NoRole(name.to_owned()));
+        };
+        self.role(parent)?;
+        let mut last = None;
+        for n in 0..MAX_SUB_ROLES {
+            let candidate = match n {
+                0 => name.to_owned(),
+                n => format!("{name}-{n}"),
+            };
+            let role = match self.role(&candidate) {
+                Ok(role) => role,
+                Err(HomeError::NoRole(_)) => {
+                    let held = self.lock()?;
+                    match Role::open(&self.path, &candidate) {
+                        Ok(role) => role,
+                        Err(_) => Role::create_sub(&held, &self.path, &candidate, executable)?,
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            match role.lock(parent_pid) {
+                Ok(lock) => return Ok((role, lock)),
+                Err(e @ HomeError::Running { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| HomeError::NoRole(name.to_owned())))
     }
 
     /// Removes the whole home, under its lock; refuses while any role runs.
@@ -360,22 +447,51 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 /// `--home-path` and `--role-name`) without naming this module: the role is
 /// locked for the process and its start recorded (a corrupt history moved
 /// aside is a warning for the entry point to print).
+///
+/// A sub-role (`<role>.<child>`, given by a role's process to the child
+/// processes it starts) is made on first use and taken as
+/// [`Home::take_sub_role`] says; no supervisor records its end, so the
+/// process records it itself ([`crate::process::TakenRole::finish`]).
 fn take_role(home: &std::path::Path, role: &str) -> Result<crate::process::TakenRole, String> {
     let taken = || -> Result<crate::process::TakenRole, HomeError> {
-        let role = Home::open(home)?.role(role)?;
-        let lock = role.lock(std::os::unix::process::parent_id())?;
+        let home = Home::open(home)?;
+        let parent_pid = std::os::unix::process::parent_id();
+        let (role, lock, sub) = if role.contains('.') {
+            let executable = std::env::current_exe()
+                .map(|e| e.display().to_string())
+                .unwrap_or_else(|_| "?".to_owned());
+            let (role, lock) = home.take_sub_role(role, &executable, parent_pid)?;
+            (role, lock, true)
+        } else {
+            let role = home.role(role)?;
+            let lock = role.lock(parent_pid)?;
+            (role, lock, false)
+        };
         let moved = role.record_start(std::process::id())?;
+        let finish: Option<Box<dyn FnOnce(Option<String>) + Send>> = sub.then(|| {
+            let role = role.clone();
+            Box::new(move |returned: Option<String>| {
+                let value = returned
+                    .and_then(|text| serde_json::from_str(&text).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                if let Err(e) = role.record_stop(value) {
+                    tracing::warn!("cannot record the end of {}: {e}", role.name());
+                }
+            }) as Box<dyn FnOnce(Option<String>) + Send>
+        });
         Ok(crate::process::TakenRole {
+            name: role.name().to_owned(),
             logs_dir: role.logs_dir(),
             held: Box::new(lock),
             warning: moved.map(|m| m.to_string()),
+            finish,
         })
     };
     taken().map_err(|e| e.to_string())
 }
 
 inventory::submit! {
-    crate::process::RoleKeeper { take: take_role }
+    crate::process::RoleKeeper { take: take_role, sub_role_name: Home::sub_role_name }
 }
 
 #[cfg(test)]
@@ -433,6 +549,33 @@ mod tests {
             Home::open(dir.path().join("nope")),
             Err(HomeError::NoHome(_))
         ));
+        // Sub-roles: never matched, shown on request, found by their role.
+        let server = home.role("server").unwrap();
+        let (sub, lock) = home.take_sub_role("server.worker", "/bin/true", 1).unwrap();
+        assert!(sub.is_sub_role() && !server.is_sub_role());
+        assert_eq!(sub.executable().unwrap(), "/bin/true");
+        assert!(sub.settings().unwrap().is_empty());
+        assert!(names(home.matching(&["server".into()]).unwrap()) == ["server"]);
+        assert_eq!(
+            names(home.select(&["server".into()], false, true).unwrap()),
+            ["server", "server.worker"]
+        );
+        assert_eq!(
+            names(home.select(&[], true, false).unwrap()),
+            ["group", "server", "worker-0", "worker-1", "worker-2"]
+        );
+        assert_eq!(names(home.sub_roles(&server).unwrap()), ["server.worker"]);
+        assert!(matches!(
+            home.take_sub_role("nobody.worker", "/bin/true", 1),
+            Err(HomeError::NoRole(_))
+        ));
+        assert_eq!(
+            Home::sub_role_name("server", "worker").as_deref(),
+            Some("server.worker")
+        );
+        assert_eq!(Home::sub_role_name("server", "a b"), None);
+        assert_eq!(Home::sub_role_name("server", &"w".repeat(60)), None);
+        drop(lock);
         Home::open(&path).unwrap().destroy().unwrap();
         assert!(!path.exists());
     }

@@ -55,6 +55,24 @@ pub struct Running {
     pub since: DateTime<Utc>,
 }
 
+/// What a role's folder holds ([`Role::usage`]), as `list -l` shows it:
+/// `folders/files/bytes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Folders below the role's folder.
+    pub folders: u64,
+    /// Files (and links) below it.
+    pub files: u64,
+    /// The files' sizes, added up.
+    pub bytes: u64,
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.folders, self.files, self.bytes)
+    }
+}
+
 /// Held while a role runs; released when dropped (or when the process
 /// ends, however it ends).
 #[derive(Debug)]
@@ -64,11 +82,19 @@ pub struct RoleLock {
 
 /// Whether `name` can name a new role: a safe folder name
 /// ([`check_role_path`]) that does not start with `group` (reserved for the
-/// group role, which is called just `group`).
+/// group role, which is called just `group`) and has no `.` (a
+/// `<role>.<child>` name is a sub-role, made by the role's process for a
+/// child process it starts).
 pub fn check_role_name(name: &str) -> Result<(), HomeError> {
     check_role_path(name)?;
     if name.starts_with(GROUP_ROLE) && name != GROUP_ROLE {
         return Err(bad_name(name, "names starting with \"group\" are reserved"));
+    }
+    if name.contains('.') {
+        return Err(bad_name(
+            name,
+            "'.' is reserved for sub-roles (<role>.<child>, made by a role's process)",
+        ));
     }
     Ok(())
 }
@@ -181,6 +207,32 @@ impl Role {
         settings: Settings,
     ) -> Result<Role, HomeError> {
         check_role_name(name)?;
+        Role::make(home, name, executable, settings)
+    }
+
+    /// Makes the sub-role `name` for a child process running `executable`
+    /// (the caller holds the home's lock, and has checked that the parent
+    /// role exists).
+    pub(crate) fn create_sub(
+        held: &HomeLock,
+        home: &Path,
+        name: &str,
+        executable: &str,
+    ) -> Result<Role, HomeError> {
+        held.check(home)?;
+        if !name.contains('.') {
+            return Err(bad_name(name, "a sub-role's name is <role>.<child>"));
+        }
+        Role::make(home, name, executable, Settings::new())
+    }
+
+    /// Makes the role's folder and files.
+    fn make(
+        home: &Path,
+        name: &str,
+        executable: &str,
+        settings: Settings,
+    ) -> Result<Role, HomeError> {
         let role = Role::at(home, name)?;
         if role.dir.exists() {
             return Err(HomeError::RoleExists(name.to_owned()));
@@ -226,6 +278,38 @@ impl Role {
     /// Whether it is the group role (the composite process itself).
     pub fn is_group(&self) -> bool {
         self.name == GROUP_ROLE
+    }
+
+    /// Whether it is a sub-role: `<role>.<child>`, the role of a child
+    /// process that a role's process started.
+    pub fn is_sub_role(&self) -> bool {
+        self.name.contains('.')
+    }
+
+    /// What its folder holds: how many folders, files and bytes (of the
+    /// files), everything below it counted; links are not followed.
+    pub fn usage(&self) -> Result<Usage, HomeError> {
+        fn walk(dir: &Path, usage: &mut Usage) -> Result<(), HomeError> {
+            for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+                let entry = entry.map_err(io(dir))?;
+                let path = entry.path();
+                // A file removed meanwhile (a temporary one) is not counted.
+                let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    usage.folders += 1;
+                    walk(&path, usage)?;
+                } else {
+                    usage.files += 1;
+                    usage.bytes += meta.len();
+                }
+            }
+            Ok(())
+        }
+        let mut usage = Usage::default();
+        walk(&self.dir, &mut usage)?;
+        Ok(usage)
     }
 
     /// What it runs.
@@ -455,7 +539,7 @@ mod tests {
             home.add_role("server", "x", Settings::new()),
             Err(HomeError::RoleExists(_))
         ));
-        for bad in ["", "group-x", "a/b", ".hidden", "sp ace"] {
+        for bad in ["", "group-x", "a/b", ".hidden", "sp ace", "server.worker"] {
             let e = home.add_role(bad, "x", Settings::new()).unwrap_err();
             assert!(matches!(e, HomeError::BadRoleName { .. }), "{bad}: {e}");
         }
@@ -475,7 +559,7 @@ mod tests {
     fn role_names_are_plain_folder_names_wherever_they_are_used() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::create(dir.path().join("h")).unwrap();
-        home.add_role("w.1_x-2", "x", Settings::new()).unwrap();
+        home.add_role("w-1_x-2", "x", Settings::new()).unwrap();
         let long = "w".repeat(MAX_ROLE_NAME + 1);
         for (bad, why) in [
             ("", "empty"),
@@ -502,7 +586,7 @@ mod tests {
             home.role(&"w".repeat(MAX_ROLE_NAME))
                 .is_err_and(|e| matches!(e, HomeError::NoRole(_)))
         );
-        assert_eq!(home.role("w.1_x-2").unwrap().name(), "w.1_x-2");
+        assert_eq!(home.role("w-1_x-2").unwrap().name(), "w-1_x-2");
         // A stray folder in role/ is not a role, and does not break listing.
         std::fs::create_dir(home.path().join("role/.stray")).unwrap();
         std::fs::write(home.path().join("role/.stray/executable.json"), "\"x\"").unwrap();

@@ -147,6 +147,23 @@ impl ProcessOptions {
         })
     }
 
+    /// The sub-role the child gets when this process is a role of a home
+    /// (`--home-path` and `--role-name`) and the options do not name a home
+    /// themselves: `<this role>.<the child's name>`.
+    fn sub_role(&self, config: &ProcessConfig) -> Option<String> {
+        match (&config.home_path, &config.role_name) {
+            (Some(_), Some(parent)) if !self.has_flag("home-path") => {
+                super::sub_role_name(parent, &self.name())
+            }
+            _ => None,
+        }
+    }
+
+    /// The `--role-name` the child gets: its sub-role, else its name.
+    fn role_in(&self, config: &ProcessConfig) -> String {
+        self.sub_role(config).unwrap_or_else(|| self.name())
+    }
+
     /// Whether the options give the flag `name` themselves.
     fn has_flag(&self, name: &str) -> bool {
         self.flags.iter().any(|(n, _)| n == name)
@@ -161,7 +178,15 @@ impl ProcessOptions {
         out.extend(self.flags.iter().map(|(n, v)| format!("--{n}={v}")));
         out.push("--child-process".into());
         out.push("--full-output".into());
-        out.push(format!("--role-name={}", self.name()));
+        out.push(format!("--role-name={}", self.role_in(config)));
+        // A role of a home gives its children roles of their own there
+        // (sub-roles, `<role>.<child>`), unless the options say where.
+        if let Some(home) = &config.home_path
+            && !self.has_flag("home-path")
+            && self.sub_role(config).is_some()
+        {
+            out.push(format!("--home-path={}", home.display()));
+        }
         if let Some(level) = config.debug_level
             && !self.has_flag("debug-level")
         {
@@ -936,6 +961,65 @@ mod tests {
         let args = overridden.arguments(&config, &HostPort::new("127.0.0.1", 9));
         assert_eq!(args.iter().filter(|a| a.contains("directory")).count(), 1);
         assert_eq!(overridden.name(), "worker");
+    }
+
+    /// A role of a home gives its children sub-roles there; a child whose
+    /// options name a home (group-cake's roles) keeps its own name.
+    #[test]
+    fn a_role_s_children_are_its_sub_roles() {
+        let config = ProcessConfig {
+            home_path: Some("/srv/app/.layer-cake".into()),
+            role_name: Some("server".into()),
+            ..ProcessConfig::default()
+        };
+        let hub = HostPort::new("127.0.0.1", 9);
+        let args = ProcessOptions::new("worker")
+            .role_name("w-1")
+            .arguments(&config, &hub);
+        assert!(
+            args.contains(&"--role-name=server.w-1".to_owned()),
+            "{args:?}"
+        );
+        assert!(
+            args.contains(&"--home-path=/srv/app/.layer-cake".to_owned()),
+            "{args:?}"
+        );
+        let args = ProcessOptions::new("/bin/test_worker_7").arguments(&config, &hub);
+        assert!(
+            args.contains(&"--role-name=server.test_worker_7".to_owned()),
+            "{args:?}"
+        );
+        // Its own home: a role of its own, as group-cake starts them.
+        let args = ProcessOptions::new("worker")
+            .role_name("worker")
+            .flag("home-path", "/srv/app/.layer-cake")
+            .arguments(&config, &hub);
+        assert!(args.contains(&"--role-name=worker".to_owned()), "{args:?}");
+        assert_eq!(
+            args.iter().filter(|a| a.starts_with("--home-path")).count(),
+            1
+        );
+        // A name that cannot be a role: the child runs outside the home.
+        let args = ProcessOptions::new("worker")
+            .role_name("a name with spaces")
+            .arguments(&config, &hub);
+        assert!(
+            args.contains(&"--role-name=a name with spaces".to_owned()),
+            "{args:?}"
+        );
+        assert!(
+            !args.iter().any(|a| a.starts_with("--home-path")),
+            "{args:?}"
+        );
+        // Not a role of a home: nothing changes.
+        let args = ProcessOptions::new("worker")
+            .role_name("w-1")
+            .arguments(&ProcessConfig::default(), &hub);
+        assert!(args.contains(&"--role-name=w-1".to_owned()), "{args:?}");
+        assert!(
+            !args.iter().any(|a| a.starts_with("--home-path")),
+            "{args:?}"
+        );
     }
 
     #[test]

@@ -157,7 +157,7 @@ where
 
     // A role of a home holds its role's lock while it runs (that is what
     // "running" means to the CLI) and records its start in the history.
-    let _role_lock = match (&config.home_path, &config.role_name) {
+    let mut role_lock = match (&config.home_path, &config.role_name) {
         (Some(home), Some(role)) => match take_role(home, role) {
             Ok(taken) => {
                 if let Some(warning) = &taken.warning {
@@ -175,7 +175,7 @@ where
                         taken.logs_dir.display()
                     );
                 }
-                Some(taken.held)
+                Some((taken.held, taken.finish, taken.name))
             }
             Err(e) => {
                 let _ = writeln!(stderr, "{program}: {e}");
@@ -203,9 +203,12 @@ where
     };
     crate::log::init(config.debug_level);
 
-    let name = config
-        .role_name
-        .clone()
+    // The role taken (a sub-role may have a `-N` suffix), else the role
+    // name, else the main actor's function.
+    let name = role_lock
+        .as_ref()
+        .map(|(_, _, name)| name.clone())
+        .or_else(|| config.role_name.clone())
         .unwrap_or_else(|| function_name::<F>().to_owned());
     let child_config = config.clone();
     // SIGTERM and SIGINT are watched on a thread of their own, so that an
@@ -232,6 +235,15 @@ where
     });
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
 
+    if let Some((_, finish, _)) = role_lock.as_mut()
+        && let Some(finish) = finish.take()
+    {
+        let typed = match &result {
+            Ok(value) => json::to_typed_string(value, false).ok(),
+            Err(fault) => json::to_typed_string(&Payload::new(fault.clone()), false).ok(),
+        };
+        finish(typed);
+    }
     let code = output(result, &config, &program, stdout, stderr);
     // The drain deadline holds until here; a later `run` in the same
     // process (tests) starts undrained.
@@ -340,18 +352,35 @@ fn exit_now(program: &str, signal: Signal, why: &str) -> ! {
 pub(crate) struct RoleKeeper {
     /// Takes role `role` of the home at `home` for this process.
     pub(crate) take: fn(home: &std::path::Path, role: &str) -> Result<TakenRole, String>,
+    /// The role name a child process of role `parent` gets (`None`: the
+    /// child runs outside the home).
+    pub(crate) sub_role_name: fn(parent: &str, child: &str) -> Option<String>,
 }
 
 inventory::collect!(RoleKeeper);
 
 /// A role taken for this process: held (locked) until dropped.
 pub(crate) struct TakenRole {
+    /// The role taken (a sub-role may get a `-N` suffix).
+    pub(crate) name: String,
     /// Where the role keeps its logs.
     pub(crate) logs_dir: std::path::PathBuf,
     /// The role's lock.
     pub(crate) held: Box<dyn Send>,
     /// Something to warn about (a corrupt history moved aside).
     pub(crate) warning: Option<String>,
+    /// For a role no supervisor watches (a sub-role): records the run's
+    /// end, given the result as typed JSON (`None`: not encodable).
+    pub(crate) finish: Option<Box<dyn FnOnce(Option<String>) + Send>>,
+}
+
+/// The role name a child process named `child` gets when this process is
+/// role `parent` of a home: `<parent>.<child>`, if the layer that keeps
+/// homes is linked in and the name is usable.
+pub(crate) fn sub_role_name(parent: &str, child: &str) -> Option<String> {
+    inventory::iter::<RoleKeeper>()
+        .next()
+        .and_then(|keeper| (keeper.sub_role_name)(parent, child))
 }
 
 /// Takes role `role` of the home at `home` through the registered keeper.

@@ -54,7 +54,7 @@ pub use child::{
 };
 pub use config::{DEFAULT_DRAIN, Origin, ProcessConfig, Scope, config};
 pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
-pub(crate) use entry::{RoleKeeper, TakenRole};
+pub(crate) use entry::{RoleKeeper, TakenRole, sub_role_name};
 
 /// Identifies this start of this process; see
 /// [`runtime::incarnation`](crate::runtime::incarnation), where it lives

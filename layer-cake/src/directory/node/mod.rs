@@ -401,6 +401,13 @@ impl Node {
             NotListening as n => self.not_listening(cx, n),
             Accepted as a => {
                 let child = self.accepting.as_ref() == Some(&a.listening);
+                if child {
+                    let from = match a.transport {
+                        crate::net::Transport::Unix => "a process of this host (Unix socket)".to_owned(),
+                        crate::net::Transport::Tcp => a.remote.to_string(),
+                    };
+                    tracing::debug!(level = %self.level(), link = a.proxy.link_id(), "Accepted a child directory from {from}");
+                }
                 self.accepted.insert(a.proxy, AcceptedLink { remote: a.remote, child, secret: None });
             },
             Connected as c => self.connected(cx, c),

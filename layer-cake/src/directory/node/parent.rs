@@ -66,6 +66,7 @@ impl Node {
             (self.options.parent.clone(), &self.parent)
         {
             self.parent = Parent::Connecting;
+            tracing::debug!(level = %self.level(), "Connecting to the parent directory at {at}");
             cx.connect(
                 at,
                 ConnectOptions::native()
@@ -99,6 +100,7 @@ impl Node {
         if matches!(self.parent, Parent::Connecting)
             && Some(&c.requested) == self.options.parent.as_ref()
         {
+            tracing::debug!(level = %self.level(), "Connected to the parent directory at {}", c.requested);
             self.parent = Parent::Up(c.proxy.clone());
             self.backoff = self.options.reconnect_first;
             let snapshot = self.snapshot();
@@ -120,6 +122,7 @@ impl Node {
         if matches!(self.parent, Parent::Connecting)
             && Some(&n.requested) == self.options.parent.as_ref()
         {
+            tracing::debug!(level = %self.level(), "Cannot connect to the parent directory at {}: {}", n.requested, n.reason);
             self.climbs_parent_unreachable(cx, &n.reason);
             self.retry_parent(cx);
             return;
