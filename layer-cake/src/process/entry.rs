@@ -175,6 +175,7 @@ where
                         taken.logs_dir.display()
                     );
                 }
+                super::folders::set(&config, Some(&taken.folders));
                 Some(taken.held)
             }
             Err(e) => {
@@ -182,7 +183,10 @@ where
                 return EXIT_CONFIG;
             }
         },
-        _ => None,
+        _ => {
+            super::folders::set(&config, None);
+            None
+        }
     };
 
     let mut builder = match config.worker_threads {
@@ -237,6 +241,7 @@ where
     // process (tests) starts undrained.
     drop(watch);
     crate::net::http::drain::end_drain();
+    super::folders::finish();
     code
 }
 
@@ -346,6 +351,8 @@ inventory::collect!(RoleKeeper);
 
 /// A role taken for this process: held (locked) until dropped.
 pub(crate) struct TakenRole {
+    /// The role's folders for its files.
+    pub(crate) folders: super::RoleFolders,
     /// Where the role keeps its logs.
     pub(crate) logs_dir: std::path::PathBuf,
     /// The role's lock.
