@@ -276,7 +276,7 @@ pub fn update(
     for role in roles {
         let mut new = role.settings().map_err(|e| e.to_string())?;
         new.extend(settings.clone());
-        check_settings(&role.executable().map_err(|e| e.to_string())?, &new)?;
+        check_settings(&launched(home, role)?, &new)?;
         merged.push(new);
     }
     for (role, merged) in roles.iter().zip(merged) {
@@ -285,6 +285,13 @@ pub fn update(
         writeln!(out, "updated {}", role.name()).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The program a role's stored executable starts ([`Home::program`]: a
+/// copy in `script/` first), as text for [`check_settings`].
+fn launched(home: &Home, role: &Role) -> Result<String, String> {
+    let stored = role.executable().map_err(|e| e.to_string())?;
+    Ok(home.program(&stored).to_string_lossy().into_owned())
 }
 
 /// Fails naming the first running role.
@@ -328,7 +335,7 @@ pub fn edit(home: &Home, role: &Role, editor: &str, out: &mut dyn Write) -> Resu
     if role.is_group() {
         check_group(&edited)?;
     }
-    check_settings(&role.executable().map_err(|e| e.to_string())?, &edited)?;
+    check_settings(&launched(home, role)?, &edited)?;
     if edited == settings {
         return writeln!(out, "{}: no change", role.name()).map_err(|e| e.to_string());
     }

@@ -424,10 +424,7 @@ impl Home {
             let text = serde_json::to_string_pretty(&rewritten).unwrap_or_default() + "\n";
             entries.push(PortableEntry::Text(dir.join(role::EXECUTABLE), text));
             for file in [role::SETTINGS, role::UNIQUE_ID] {
-                entries.push(PortableEntry::File(
-                    dir.join(file),
-                    role.dir().join(file),
-                ));
+                entries.push(PortableEntry::File(dir.join(file), role.dir().join(file)));
             }
             for sub in ["logs", "tmp", "model"] {
                 entries.push(PortableEntry::Folder(dir.join(sub)));
@@ -561,7 +558,11 @@ mod tests {
         );
         let copy = home.script_dir().join("server");
         write(&copy, "#!/bin/sh\n");
-        assert_eq!(home.program("/opt/app/server"), PathBuf::from("/opt/app/server"), "not executable");
+        assert_eq!(
+            home.program("/opt/app/server"),
+            PathBuf::from("/opt/app/server"),
+            "not executable"
+        );
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(home.program("/opt/app/server"), copy);
         assert_eq!(home.program("server"), copy);

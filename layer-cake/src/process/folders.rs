@@ -45,9 +45,10 @@ static FRESH_GUARD: Mutex<Option<tempfile::TempDir>> = Mutex::new(None);
 fn standalone(config: &ProcessConfig) -> Folders {
     Folders {
         resource: config.resource_path.clone(),
-        model: config.model_path.clone().unwrap_or_else(|| {
-            std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
-        }),
+        model: config
+            .model_path
+            .clone()
+            .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))),
         tmp: None,
     }
 }

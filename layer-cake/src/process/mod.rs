@@ -61,8 +61,8 @@ pub use child::{
 pub use config::{DEFAULT_DRAIN, Origin, ProcessConfig, Scope, config};
 pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
 pub(crate) use entry::{RoleKeeper, TakenRole};
-pub use folders::{model_path, resource_path, tmp_path};
 pub(crate) use folders::RoleFolders;
+pub use folders::{model_path, resource_path, tmp_path};
 
 /// Identifies this start of this process; see
 /// [`runtime::incarnation`](crate::runtime::incarnation), where it lives
