@@ -237,16 +237,32 @@ fn model_copies_into_a_role_and_get_latest_copies_back_out() {
 }
 
 /// The value `layer-cake run --main-role=show` prints: show_folders' JSON.
+/// Killed (and the test failed) if it has not ended within the patience.
 fn run_show(d: &Path) -> serde_json::Value {
     let _guard = HomeGuard(d.join(".layer-cake"));
-    let out = cli(d).args(["run", "--main-role=show"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "run: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    let output = d.join("run.out");
+    let mut child = cli(d)
+        .args(["run", "--main-role=show"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&output).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("layer-cake run did not end in time");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = std::fs::read_to_string(&output).unwrap();
+    assert!(status.success(), "run: {status}: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 #[test]
