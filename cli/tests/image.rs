@@ -144,6 +144,22 @@ fn an_unpacked_image_runs_with_nothing_else_installed() {
         "{said}"
     );
 
+    // Without --with-model: the model/ folders, empty.
+    let bare_archive = d.join("bare.tar.gz");
+    ok(
+        &source,
+        &with(&["image", &format!("--output={}", bare_archive.display())]),
+    );
+    let names = unpack(&bare_archive, &d.join("bare"));
+    assert!(
+        names.iter().any(|n| n == ".layer-cake/role/server/model"),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with("customers.json")),
+        "{names:?}"
+    );
+
     let names = unpack(&archive, &fresh);
     for wanted in [
         "bin/layer-cake",
