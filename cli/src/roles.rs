@@ -150,7 +150,8 @@ pub fn add(
     let executable = found
         .to_str()
         .ok_or_else(|| format!("the path of {executable} is not UTF-8: {}", found.display()))?;
-    check_settings(executable, settings)?;
+    // Checked by the program that will run: a copy in script/ wins.
+    check_settings(&home.program(executable).to_string_lossy(), settings)?;
     let mut added: Vec<Role> = Vec::new();
     for name in names {
         match home.add_role(name, executable, settings.clone()) {

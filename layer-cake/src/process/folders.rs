@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`resource_path`] | the home's `resource/<executable>/` | `--resource-path`, else none |
 //! | [`model_path`] | the role's `model/` | `--model-path`, else the current folder |
-//! | [`tmp_path`] | the role's `tmp/`, emptied when the role starts | a fresh temporary folder, removed when the process ends |
+//! | [`tmp_path`] | the role's `tmp/`, emptied when the role starts | a fresh temporary folder, removed when the main actor has returned |
 //!
 //! Inside a home the home decides: `--resource-path` and `--model-path`
 //! are not used there.
@@ -98,8 +98,10 @@ pub fn model_path() -> &'static Path {
 
 /// A scratch folder for this run: the role's `tmp/` for a role of a home
 /// (emptied when the role starts), else a fresh temporary folder, made at
-/// the first call and removed when the process ends (when [`run`] or
-/// [`create`] returns). An error only when that folder cannot be made.
+/// the first call and removed when the main actor has returned (when
+/// [`run`] returns, or [`create`] exits; not when the process is killed or
+/// exits at a second signal). An error only when that folder cannot be
+/// made.
 ///
 /// [`run`]: super::run
 /// [`create`]: super::create
