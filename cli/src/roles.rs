@@ -151,7 +151,7 @@ pub fn add(
         .to_str()
         .ok_or_else(|| format!("the path of {executable} is not UTF-8: {}", found.display()))?;
     // Checked by the program that will run: a copy in script/ wins.
-    check_settings(&home.program(executable).to_string_lossy(), settings)?;
+    check_settings(&launch_path(home, executable), settings)?;
     let mut added: Vec<Role> = Vec::new();
     for name in names {
         match home.add_role(name, executable, settings.clone()) {
@@ -292,7 +292,18 @@ pub fn update(
 /// copy in `script/` first), as text for [`check_settings`].
 fn launched(home: &Home, role: &Role) -> Result<String, String> {
     let stored = role.executable().map_err(|e| e.to_string())?;
-    Ok(home.program(&stored).to_string_lossy().into_owned())
+    Ok(launch_path(home, &stored))
+}
+
+/// [`Home::program`] for `stored`, made absolute (the home's path may be
+/// relative to the current folder).
+fn launch_path(home: &Home, stored: &str) -> String {
+    let program = home.program(stored);
+    let program = match program.components().count() > 1 {
+        true => std::path::absolute(&program).unwrap_or(program),
+        false => program,
+    };
+    program.to_string_lossy().into_owned()
 }
 
 /// Fails naming the first running role.
