@@ -8,6 +8,9 @@
 //!   starting group-cake, which supervises the roles
 //!   ([`layer_cake::home::run_group`]);
 //! - [`service`]: systemd units for host-cake, lan-cake or a home;
+//! - [`folders`]: the home's folders of files — `resource`, `model`,
+//!   `script` — and [`image`], a portable `.tar.gz` of a home and every
+//!   program it runs;
 //! - [`network`] walks a running directory tree and prints it, [`ping`]
 //!   times round trips to one node of it. Both are ordinary layer-cake actor
 //!   code: a detached [`Context`] connects to a directory node over the
@@ -21,6 +24,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod folders;
+pub mod image;
 pub mod network;
 pub mod ping;
 pub mod roles;

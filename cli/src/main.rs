@@ -10,6 +10,8 @@
 //! layer-cake network [--open-scope=…] [--list-routed …]  # the live directory tree
 //! layer-cake ping <ID-PREFIX> [--open-scope=…]
 //! layer-cake lan-key create [--path=P] [--force] | path
+//! layer-cake resource EXECUTABLE [FOLDER …] | model ROLE [FOLDER …] | script
+//! layer-cake image --output=FILE.tar.gz [--with-model]
 //! ```
 //!
 //! The home commands are in [`layer_cake_cli::roles`] and
@@ -95,6 +97,99 @@ enum Command {
     /// The LAN key that encrypts and authenticates links between hosts.
     #[command(subcommand)]
     LanKey(LanKeyCommand),
+    /// Copy folders into the home's resource/EXECUTABLE/ (a dry run unless
+    /// --make-changes), or list what is there.
+    Resource(ResourceArgs),
+    /// Copy folders into a role's model/ (a dry run unless --make-changes),
+    /// list what is there, or --get-latest=PATH to copy it back out.
+    Model(ModelArgs),
+    /// Copy the programs the roles run into the home's script/ folder (a dry
+    /// run unless --make-changes), where a launch looks first.
+    Script(ScriptArgs),
+    /// Write a portable .tar.gz of the home and every program it runs.
+    Image(ImageArgs),
+}
+
+/// How `resource` and `model` copy and list.
+#[derive(Debug, Args)]
+struct SyncFlags {
+    /// Make the changes (without it: print them, change nothing).
+    #[arg(long)]
+    make_changes: bool,
+    /// Empty the folder first (with no folders: just empty it).
+    #[arg(long)]
+    clear_all: bool,
+    /// List sizes and modification times too (`-l`, or `-ll`).
+    #[arg(long, short = 'l', action = clap::ArgAction::Count)]
+    long_listing: u8,
+    /// List everything below the folder, not only its entries.
+    #[arg(long)]
+    recursive_listing: bool,
+    /// List full paths.
+    #[arg(long)]
+    full_path: bool,
+}
+
+impl SyncFlags {
+    fn options(&self) -> layer_cake_cli::folders::SyncOptions {
+        layer_cake_cli::folders::SyncOptions {
+            make_changes: self.make_changes,
+            clear_all: self.clear_all,
+            long_listing: self.long_listing > 0,
+            recursive_listing: self.recursive_listing,
+            full_path: self.full_path,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ResourceArgs {
+    /// The executable (its name; a path is taken by its last part).
+    executable: String,
+    /// Folders (or files) to copy in, each under its own name.
+    folders: Vec<PathBuf>,
+    #[command(flatten)]
+    sync: SyncFlags,
+}
+
+#[derive(Debug, Args)]
+struct ModelArgs {
+    /// The role.
+    role: String,
+    /// Folders (or files) to copy in, each under its own name.
+    folders: Vec<PathBuf>,
+    /// Copy each entry of the role's model/ to PATH instead (a dry run
+    /// unless --make-changes).
+    #[arg(long, value_name = "PATH")]
+    get_latest: Option<PathBuf>,
+    #[command(flatten)]
+    sync: SyncFlags,
+}
+
+#[derive(Debug, Args)]
+struct ScriptArgs {
+    /// List the programs the roles run, and which roles run each.
+    #[arg(long, conflicts_with = "list_paths")]
+    list_executables: bool,
+    /// List where each program is found (what a copy is made from).
+    #[arg(long)]
+    list_paths: bool,
+    /// Make the changes (without it: print them, change nothing).
+    #[arg(long)]
+    make_changes: bool,
+    /// Empty script/ first.
+    #[arg(long)]
+    clear_all: bool,
+}
+
+#[derive(Debug, Args)]
+struct ImageArgs {
+    /// The .tar.gz to write (replaced if there; outside the home).
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+    /// Also the files of the roles' model/ folders.
+    #[arg(long)]
+    with_model: bool,
 }
 
 /// `layer-cake lan-key …`
@@ -652,6 +747,34 @@ fn home_command(
                 &args.unit_dir,
                 &mut out,
             )
+        }
+        Command::Resource(args) => layer_cake_cli::folders::resource(
+            &open(home_path)?,
+            &args.executable,
+            &args.folders,
+            &args.sync.options(),
+            &mut out,
+        ),
+        Command::Model(args) => layer_cake_cli::folders::model(
+            &open(home_path)?,
+            &args.role,
+            &args.folders,
+            args.get_latest.as_deref(),
+            &args.sync.options(),
+            &mut out,
+        ),
+        Command::Script(args) => layer_cake_cli::folders::script(
+            &open(home_path)?,
+            &layer_cake_cli::folders::ScriptOptions {
+                list_executables: args.list_executables,
+                list_paths: args.list_paths,
+                make_changes: args.make_changes,
+                clear_all: args.clear_all,
+            },
+            &mut out,
+        ),
+        Command::Image(args) => {
+            layer_cake_cli::image::image(&open(home_path)?, &args.output, args.with_model, &mut out)
         }
         Command::Network(_) | Command::Ping(_) | Command::Run(_) | Command::LanKey(_) => {
             unreachable!("not a home command")

@@ -150,7 +150,8 @@ pub fn add(
     let executable = found
         .to_str()
         .ok_or_else(|| format!("the path of {executable} is not UTF-8: {}", found.display()))?;
-    check_settings(executable, settings)?;
+    // Checked by the program that will run: a copy in script/ wins.
+    check_settings(&launch_path(home, executable), settings)?;
     let mut added: Vec<Role> = Vec::new();
     for name in names {
         match home.add_role(name, executable, settings.clone()) {
@@ -334,7 +335,7 @@ pub fn update(
     for role in roles {
         let mut new = role.settings().map_err(|e| e.to_string())?;
         new.extend(settings.clone());
-        check_settings(&role.executable().map_err(|e| e.to_string())?, &new)?;
+        check_settings(&launched(home, role)?, &new)?;
         merged.push(new);
     }
     for (role, merged) in roles.iter().zip(merged) {
@@ -343,6 +344,24 @@ pub fn update(
         writeln!(out, "updated {}", role.name()).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The program a role's stored executable starts ([`Home::program`]: a
+/// copy in `script/` first), as text for [`check_settings`].
+fn launched(home: &Home, role: &Role) -> Result<String, String> {
+    let stored = role.executable().map_err(|e| e.to_string())?;
+    Ok(launch_path(home, &stored))
+}
+
+/// [`Home::program`] for `stored`, made absolute (the home's path may be
+/// relative to the current folder).
+fn launch_path(home: &Home, stored: &str) -> String {
+    let program = home.program(stored);
+    let program = match program.components().count() > 1 {
+        true => std::path::absolute(&program).unwrap_or(program),
+        false => program,
+    };
+    program.to_string_lossy().into_owned()
 }
 
 /// Fails naming the first running role.
@@ -386,7 +405,7 @@ pub fn edit(home: &Home, role: &Role, editor: &str, out: &mut dyn Write) -> Resu
     if role.is_group() {
         check_group(&edited)?;
     }
-    check_settings(&role.executable().map_err(|e| e.to_string())?, &edited)?;
+    check_settings(&launched(home, role)?, &edited)?;
     if edited == settings {
         return writeln!(out, "{}: no change", role.name()).map_err(|e| e.to_string());
     }

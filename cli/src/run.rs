@@ -62,9 +62,15 @@ pub fn group_command(
         ));
     }
     roles::refuse_running(&selected)?;
-    let program = layer_cake::process::find_program("group-cake").ok_or(
-        "cannot find group-cake next to layer-cake or on PATH (see README: installing the tools)",
-    )?;
+    // The group role stores "group-cake"; a copy in script/ wins.
+    let stored = group.executable().map_err(|e| e.to_string())?;
+    let program = home.program(&stored);
+    if !layer_cake::process::is_executable(&program) {
+        return Err(format!(
+            "cannot find {stored} in {}, next to layer-cake or on PATH (see README: installing the tools)",
+            home.script_dir().display()
+        ));
+    }
     let home_path = std::fs::canonicalize(home.path())
         .map_err(|e| format!("{}: {e}", home.path().display()))?;
     let mut settings: Settings = group.settings().map_err(|e| e.to_string())?;

@@ -19,7 +19,8 @@
 //!
 //! The records are `customers.json` in the model folder: the role's
 //! `model/` when run as a role of a home (`layer-cake add
-//! test_server_resource server`), else `--model-path` (default `./model`).
+//! test_server_resource server`), else `--model-path` (default: the current
+//! folder) — [`layer_cake::process::model_path`], a standard flag.
 //! Each change is written to a temporary file and renamed over the old one.
 //!
 //! ```text
@@ -34,12 +35,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use layer_cake::home::Home;
 use layer_cake::net::http::{
     FormRequest, HandlerResult, HttpError, Resources, UriForm, json_response,
 };
 use layer_cake::net::{HttpResponse, HttpServer, ListenOptions, Listening, NotListening};
-use layer_cake::{Context, Faulted, HostPort, Stop, on};
+use layer_cake::{Context, Faulted, Stop, on};
 use layer_cake_demos as demo;
 use serde::{Deserialize, Serialize};
 
@@ -143,34 +143,13 @@ fn delete(db: &mut Customers, request: &FormRequest) -> HandlerResult {
     })
 }
 
-/// The arguments: where to listen, and the model folder when not run as a
-/// role.
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct Args {
-    server_address: HostPort,
-    model_path: PathBuf,
-}
-
-impl Default for Args {
-    fn default() -> Self {
-        Args {
-            server_address: demo::ServerArgs::default().server_address,
-            model_path: PathBuf::from("model"),
-        }
-    }
-}
-
-/// The role's `model/` folder when this process is a role of a home.
-fn role_model_folder() -> Option<PathBuf> {
-    let config = layer_cake::process::config();
-    let home = Home::open(config.home_path.clone()?).ok()?;
-    Some(home.role(config.role_name.as_deref()?).ok()?.model_dir())
-}
+/// The arguments: where to listen. (The model folder is the standard
+/// `--model-path`, or the role's `model/`.)
+type Args = demo::ServerArgs;
 
 async fn test_server_resource(mut cx: Context, args: Args) -> Result<(), Faulted> {
-    let folder = role_model_folder().unwrap_or(args.model_path);
-    let mut customers = Customers::open(&folder)?;
+    let folder = layer_cake::process::model_path();
+    let mut customers = Customers::open(folder)?;
     let resources = Resources::new()
         .on("customer", "POST", &[], create)
         .on("customer", "GET", &[], list)

@@ -262,7 +262,8 @@ fn start_role(
         Faulted::new(format!("cannot read role {}", role.name())).with_explanation(e.to_string())
     })?;
     tracing::info!(role = %role.name(), executable = %executable, "Starting role {}", role.name());
-    let mut options = ProcessOptions::new(executable)
+    // A copy in the home's script/ folder wins (see `Home::program`).
+    let mut options = ProcessOptions::new(home.program(&executable))
         .role_name(role.name())
         .flag("home-path", home.path().display().to_string())
         .flag("connect-to-directory", directory.to_string());

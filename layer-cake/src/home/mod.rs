@@ -15,7 +15,9 @@
 //!       history.json           the last 16 starts: when, pid, when it stopped, what it returned
 //!       logs/  model/  tmp/    logs (the group's: what `start` writes); persistent and scratch folders
 //!       lock                   held while the role runs (pid and parent pid inside)
-//!   resource/                  read-only files per executable
+//!   resource/<executable>/     read-only files per executable (`layer-cake resource`)
+//!   script/                    copies of the programs the roles run, preferred at launch
+//!                              ([`Home::program`]; `layer-cake script`)
 //!   home.lock                  held while a file of the home is read, changed and written
 //! ```
 //!
@@ -38,12 +40,17 @@
 //! assert_eq!(roles[0].settings().unwrap()["x"], "2");
 //! ```
 
+mod folders;
 mod group;
 mod history;
 mod role;
 
 use std::path::{Path, PathBuf};
 
+pub use folders::{
+    Change, Executable, Listed, PortableEntry, RESOURCE, SCRIPT, apply, copy_file, list_folder,
+    plan_clear, plan_sync, program_name,
+};
 pub use group::{GroupOptions, RolesReturned, group_link, run_group};
 pub use history::StartStop;
 pub use role::{
@@ -189,7 +196,7 @@ impl Home {
             return Err(HomeError::Exists(path));
         }
         std::fs::create_dir(&path).map_err(io(&path))?;
-        for dir in ["role", "resource"] {
+        for dir in ["role", folders::RESOURCE, folders::SCRIPT] {
             let sub = path.join(dir);
             std::fs::create_dir(&sub).map_err(io(&sub))?;
         }
@@ -479,8 +486,17 @@ fn take_role(home: &std::path::Path, role: &str) -> Result<crate::process::Taken
                 }
             }) as Box<dyn FnOnce(Option<String>) + Send>
         });
+        let tmp = role.tmp_dir();
+        // The role's scratch folder starts empty at every run.
+        folders::apply(&folders::plan_clear(&tmp)?)?;
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
         Ok(crate::process::TakenRole {
             name: role.name().to_owned(),
+            folders: crate::process::RoleFolders {
+                resource: home.resource_dir(&role.executable()?),
+                model: role.model_dir(),
+                tmp,
+            },
             logs_dir: role.logs_dir(),
             held: Box::new(lock),
             warning: moved.map(|m| m.to_string()),

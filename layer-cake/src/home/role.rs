@@ -12,8 +12,8 @@ use super::history::{KEPT, StartStop};
 use super::{GROUP_ROLE, HomeError, HomeLock, Settings, io};
 
 pub(crate) const EXECUTABLE: &str = "executable.json";
-const SETTINGS: &str = "settings.json";
-const UNIQUE_ID: &str = "unique_id.json";
+pub(crate) const SETTINGS: &str = "settings.json";
+pub(crate) const UNIQUE_ID: &str = "unique_id.json";
 const HISTORY: &str = "history.json";
 const LOCK: &str = "lock";
 

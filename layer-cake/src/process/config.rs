@@ -67,6 +67,14 @@ pub struct ProcessConfig {
     pub home_path: Option<PathBuf>,
     /// `--role-name=NAME`: this process's role in its home.
     pub role_name: Option<String>,
+    /// `--resource-path=PATH`: the folder of read-only files that come
+    /// with the program, when it is not a role of a home (see
+    /// [`resource_path`](crate::process::resource_path)).
+    pub resource_path: Option<PathBuf>,
+    /// `--model-path=PATH`: the folder of files kept from run to run, when
+    /// the process is not a role of a home (default: the current folder;
+    /// see [`model_path`](crate::process::model_path)).
+    pub model_path: Option<PathBuf>,
     /// `--full-output`: print the return value as a typed envelope.
     pub full_output: bool,
     /// `--child-process`: started by another layer-cake process; output is
@@ -167,6 +175,16 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         name: "role-name",
         value: "NAME",
         text: "this process's role in its home",
+    },
+    FlagHelp {
+        name: "resource-path",
+        value: "PATH",
+        text: "read-only files of the program, outside a home (a role's: resource/<executable>/)",
+    },
+    FlagHelp {
+        name: "model-path",
+        value: "PATH",
+        text: "files kept from run to run, outside a home (default: the current folder; a role's: model/)",
     },
     FlagHelp {
         name: "full-output",

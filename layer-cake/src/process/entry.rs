@@ -175,6 +175,7 @@ where
                         taken.logs_dir.display()
                     );
                 }
+                super::folders::set(&config, Some(&taken.folders));
                 Some((taken.held, taken.finish, taken.name))
             }
             Err(e) => {
@@ -182,7 +183,10 @@ where
                 return EXIT_CONFIG;
             }
         },
-        _ => None,
+        _ => {
+            super::folders::set(&config, None);
+            None
+        }
     };
 
     let mut builder = match config.worker_threads {
@@ -249,6 +253,7 @@ where
     // process (tests) starts undrained.
     drop(watch);
     crate::net::http::drain::end_drain();
+    super::folders::finish();
     code
 }
 
@@ -363,6 +368,8 @@ inventory::collect!(RoleKeeper);
 pub(crate) struct TakenRole {
     /// The role taken (a sub-role may get a `-N` suffix).
     pub(crate) name: String,
+    /// The role's folders for its files.
+    pub(crate) folders: super::RoleFolders,
     /// Where the role keeps its logs.
     pub(crate) logs_dir: std::path::PathBuf,
     /// The role's lock.

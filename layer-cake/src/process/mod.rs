@@ -39,12 +39,18 @@
 //! reachable through the proxy address it returns, and its result comes back
 //! as [`Returned`](crate::Returned).
 //!
+//! [`resource_path`], [`model_path`] and [`tmp_path`] are the folders a
+//! process keeps its files in: a role's folders in its home, else
+//! `--resource-path`, `--model-path` (or the current folder) and a fresh
+//! temporary folder (see `docs/home.md`).
+//!
 //! See `docs/processes.md` for the whole story.
 
 mod args;
 mod child;
 mod config;
 mod entry;
+mod folders;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +61,8 @@ pub use child::{
 pub use config::{DEFAULT_DRAIN, Origin, ProcessConfig, Scope, config};
 pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
 pub(crate) use entry::{RoleKeeper, TakenRole, sub_role_name};
+pub(crate) use folders::RoleFolders;
+pub use folders::{model_path, resource_path, tmp_path};
 
 /// Identifies this start of this process; see
 /// [`runtime::incarnation`](crate::runtime::incarnation), where it lives
