@@ -4,7 +4,7 @@
 //! $ cargo run -p layer-cake-demos --example tutorial_2_http
 //! tutorial_2_http: listening on 127.0.0.1:5050
 //! $ curl -s 'http://127.0.0.1:5050/Greet?name=Ann'      # from another terminal
-//! "hello Ann"
+//! {"value":["unicode","hello Ann",[]]}
 //! ```
 
 use layer_cake::net::{HttpServer, ListenOptions, Listening, NotListening};

@@ -6,7 +6,7 @@
 //! $ target/debug/examples/tutorial_3_server --workers=3
 //! tutorial_3_server: listening on 127.0.0.1:5050
 //! $ curl -s 'http://127.0.0.1:5050/Greet?name=Ann'      # from another terminal
-//! "hello Ann from worker 48213"
+//! {"value":["unicode","hello Ann from worker 48213",[]]}
 //! ```
 
 use std::time::Duration;

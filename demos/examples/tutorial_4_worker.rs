@@ -7,10 +7,8 @@ use layer_cake_demos::tutorial::Greet;
 
 async fn worker(mut cx: Context, (): ()) -> Result<(), Faulted> {
     // A name of its own (many workers), under a prefix the server looks for.
-    cx.publish(
-        format!("tutorial-greeter:{}", std::process::id()),
-        Scope::Host,
-    );
+    let name = format!("tutorial-greeter:{}", std::process::id());
+    cx.publish(name, Scope::Host);
     loop {
         on!(cx.input().await, {
             Published as p => eprintln!("tutorial_4_worker: published {}", p.name),

@@ -137,3 +137,69 @@ fn step_4_workers_found_through_the_directory_feed_the_spool() {
     server.kill();
     second.kill();
 }
+
+/// The code `docs/tutorial.md` shows is the examples' code: each example,
+/// without its leading `//!` comment, is one of the page's Rust blocks
+/// (hidden `# ` lines left out, `hello_cake` for this package's
+/// `layer_cake_demos::tutorial`).
+#[test]
+fn the_tutorial_shows_the_examples_code() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("../docs/tutorial.md")).expect("the page");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in page.lines() {
+        match &mut current {
+            None if line.starts_with("```rust") => current = Some(String::new()),
+            Some(block) if line == "```" => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) if line == "#" || line.starts_with("# ") => {}
+            Some(block) => {
+                block.push_str(&line.replace("hello_cake::", "layer_cake_demos::tutorial::"));
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    let sorted_uses = |code: &str| {
+        // The page's `use hello_cake::…` sits where rustfmt would not put
+        // it: compare the `use` lines as a set.
+        let (mut uses, rest): (Vec<&str>, Vec<&str>) =
+            code.lines().partition(|l| l.starts_with("use "));
+        uses.sort_unstable();
+        (uses.join("\n"), rest.join("\n").trim().to_owned())
+    };
+    let shown: Vec<_> = blocks.iter().map(|b| sorted_uses(b)).collect();
+    for name in [
+        "tutorial_1_actor",
+        "tutorial_2_http",
+        "tutorial_3_worker",
+        "tutorial_3_server",
+        "tutorial_4_worker",
+        "tutorial_4_server",
+    ] {
+        let source =
+            std::fs::read_to_string(root.join(format!("examples/{name}.rs"))).expect("the example");
+        let code: String = source
+            .lines()
+            .skip_while(|l| l.starts_with("//!"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            shown.contains(&sorted_uses(&code)),
+            "docs/tutorial.md does not show examples/{name}.rs as it is"
+        );
+    }
+    let lib = std::fs::read_to_string(root.join("src/tutorial.rs")).expect("the module");
+    let lib: String = lib
+        .lines()
+        .skip_while(|l| l.starts_with("//!"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        shown.contains(&sorted_uses(&lib)),
+        "docs/tutorial.md does not show src/tutorial.rs as it is"
+    );
+}
