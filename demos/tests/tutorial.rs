@@ -120,8 +120,8 @@ fn step_4_workers_found_through_the_directory_feed_the_spool() {
         &["--server-address=127.0.0.1:0".into(), at.clone()],
     );
     let port = server.port();
-    let first = Proc::start(example("tutorial_4_worker"), &[at.clone()]);
-    let second = Proc::start(example("tutorial_4_worker"), &[at.clone()]);
+    let first = Proc::start(example("tutorial_4_worker"), std::slice::from_ref(&at));
+    let second = Proc::start(example("tutorial_4_worker"), std::slice::from_ref(&at));
     first.line_with("published tutorial-greeter:");
     second.line_with("published tutorial-greeter:");
     server.line_with("(1 in all)");
