@@ -149,7 +149,7 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-/// `start`: group-cake in the background (its own session, no terminal);
+/// `start`: group-cake in the background (its own process group, stdin closed);
 /// its output and its roles' logs go to a file in the group's `logs/`.
 /// Returns once the composite is running.
 pub fn start(home: &Home, args: &RunArgs, out: &mut dyn Write) -> Result<(), String> {

@@ -66,6 +66,7 @@ fn the_seed_scenario_runs_a_server_and_eight_workers() {
     );
     run.line_with("(8 in all)");
     assert_eq!(running(d).len(), 10, "the group and its 9 roles");
+    assert_origins(d, "RUN");
 
     // The group sits under host-cake.
     let tree = ok(d, &["network", &format!("--directory-at={host_at}")]);
@@ -180,6 +181,7 @@ fn start_runs_in_the_background_with_logs_and_stop_ends_it() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("is running"));
 
+    assert_origins(d, "START");
     let pids: Vec<i32> = running(d).into_iter().map(|(_, pid)| pid).collect();
     assert_eq!(
         ok(d, &["stop"]).trim(),
@@ -270,6 +272,24 @@ fn the_boot_recipe_keeps_host_cake_running() {
 
 /// Runs `layer-cake run ARGS` to the end (killed past the deadline); its
 /// status and stdout.
+/// group-cake was started with `--origin=ORIGIN` (`RUN` or `START`), and
+/// gave each of its roles `--origin=ORIGIN_CHILD`.
+fn assert_origins(dir: &Path, origin: &str) {
+    for (name, pid) in running(dir) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let wanted = if name == "group" {
+            format!("--origin={origin}")
+        } else {
+            format!("--origin={origin}_CHILD")
+        };
+        assert!(args.contains(&wanted), "{name} (pid {pid}): {args:?}");
+    }
+}
+
 fn run_to_end(dir: &Path, args: &[&str]) -> (i32, String) {
     let mut child = cli(dir)
         .arg("run")

@@ -9,6 +9,7 @@ pub mod calc;
 pub mod load;
 pub mod prime;
 pub mod steps;
+pub mod tutorial;
 
 use layer_cake::Message;
 use serde::{Deserialize, Serialize};

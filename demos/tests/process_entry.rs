@@ -152,7 +152,29 @@ fn bad_command_lines_exit_2_naming_the_flag() {
     );
     assert_usage_error(&["--x=1", "--x=2"], "--x given twice");
     assert_usage_error(&["2"], "unexpected argument \"2\"");
-    assert_usage_error(&["--directory-scope=WIDE"], "--directory-scope");
+    // Not standard flags (docs/processes.md): refused, not ignored.
+    assert_usage_error(
+        &["--directory-scope=GROUP"],
+        "unknown flag --directory-scope",
+    );
+    assert_usage_error(
+        &["--accept-directories-at=127.0.0.1:0"],
+        "unknown flag --accept-directories-at",
+    );
+}
+
+#[test]
+fn dump_types_lists_what_the_program_can_decode() {
+    let out = run(TEXTURE, &["--dump-types", "--x=1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let types = text(&out.stdout);
+    let lines: Vec<&str> = types.lines().collect();
+    for wanted in ["Faulted", "Stop", "Xy", "float8"] {
+        assert!(lines.contains(&wanted), "{wanted} in {types}");
+    }
+    let mut sorted = lines.clone();
+    sorted.sort_unstable();
+    assert_eq!(lines, sorted, "one per line, sorted");
 }
 
 #[test]

@@ -47,8 +47,8 @@ async fn run(cx: Context, options: GroupOptions) -> Result<Payload, Faulted> {
                 .with_exit_status(2),
         );
     }
-    // `--home-path` and `--accept-directories-at` are standard flags, read
-    // from the process's configuration.
+    // `--home-path` is a standard flag, read from the process's
+    // configuration.
     let config = layer_cake::process::config();
     if let Some(home) = config.home_path.clone() {
         return run_group(cx, home, options).await;
@@ -63,7 +63,7 @@ async fn run(cx: Context, options: GroupOptions) -> Result<Payload, Faulted> {
         .directory_at_lan
         .or(options.directory_at_host)
         .unwrap_or_else(lan::directory_at_host);
-    let accept_at = config
+    let accept_at = options
         .accept_directories_at
         .clone()
         .unwrap_or_else(|| HostPort::new("127.0.0.1", 0));

@@ -65,4 +65,6 @@ mod guides {
     struct HomeGuide;
     #[doc = include_str!("../../docs/cli.md")]
     struct Cli;
+    #[doc = include_str!("../../docs/tutorial.md")]
+    struct Tutorial;
 }

@@ -5,14 +5,22 @@
 //! returns the table. From a shell it prints the table; as a child process
 //! (started with `spawn_process`, as `test_server_5` and `test_server_6` do)
 //! it gets `--child-process --full-output` and the parent decodes the typed
-//! result.
+//! result. From a shell the JSON is pretty-printed
+//! (`serde_json::to_string_pretty`: one number a line); the numbers are
+//! random.
 //!
 //! ```text
 //! $ cargo build -p layer-cake-demos
 //! $ target/debug/test_function_5 --x=2 --y=2
 //! [
-//!   [0.58, 0.57],
-//!   [0.01, 0.29]
+//!   [
+//!     0.58,
+//!     0.57
+//!   ],
+//!   [
+//!     0.01,
+//!     0.29
+//!   ]
 //! ]
 //! $ target/debug/test_function_5 --x=2 --y=2 --full-output --child-process
 //! {"value":["vector<vector<float8>>",[[0.58,0.57],[0.01,0.29]],[]]}

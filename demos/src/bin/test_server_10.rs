@@ -2,19 +2,15 @@
 //!
 //! The server subscribes to the regular expression
 //! `test-multihosting:worker-10:[-a-f0-9]+`, which every `test_worker_10`
-//! matches under its own name. It keeps the set of workers that are
-//! [`Available`] (dropping each on [`Dropped`]) and forwards each [`Xy`] to
-//! the next one in turn, so the worker's reply goes straight back to the
-//! HTTP session. With no worker left a request is answered
-//! `TemporarilyUnavailable` (503).
-//!
-//! The workers go into an [`ObjectSpool`](layer_cake::spool) fed by the
-//! directory: every `Available` and `Dropped` is forwarded to the spool,
-//! which puts the publisher in rotation or takes it out. Each [`Xy`] is
-//! forwarded to the spool, which sends it to the least-loaded worker; the
-//! table goes back to the HTTP session. A worker that dies with a request is
-//! replaced for that request by another (one retry); with no worker at all a
-//! request is answered `TemporarilyUnavailable` (503).
+//! matches under its own name, and feeds the workers into an
+//! [`ObjectSpool`](layer_cake::spool): every [`Available`] and [`Dropped`]
+//! the directory sends is forwarded to the spool, which puts the publisher
+//! in rotation or takes it out. Each [`Xy`] is forwarded to the spool,
+//! which sends it to the least-loaded worker (not round robin: the one
+//! holding the fewest requests); the worker's table goes straight back to
+//! the HTTP session. A worker that dies holding a request is replaced for
+//! that request by another (one retry); with no worker at all a request is
+//! answered `TemporarilyUnavailable` (503).
 //!
 //! Standalone, against a host-cake on this host:
 //!

@@ -2,13 +2,21 @@
 //! entry point.
 //!
 //! The main actor takes its arguments ([`Xy`]) from the command line and its
-//! return value becomes the output:
+//! return value becomes the output — pretty-printed JSON from a shell
+//! (`serde_json::to_string_pretty`: one number a line), one compact line
+//! with `--child-process`. The numbers are random:
 //!
 //! ```text
 //! $ cargo run -p layer-cake-demos --bin texture -- --x=2 --y=2
 //! [
-//!   [0.58, 0.57],
-//!   [0.01, 0.29]
+//!   [
+//!     0.58,
+//!     0.57
+//!   ],
+//!   [
+//!     0.01,
+//!     0.29
+//!   ]
 //! ]
 //! $ cargo run -p layer-cake-demos --bin texture -- --x=2 --y=2 --full-output --child-process
 //! {"value":["vector<vector<float8>>",[[0.58,0.57],[0.01,0.29]],[]]}

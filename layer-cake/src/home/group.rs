@@ -24,7 +24,7 @@ use crate::directory::{NodeOptions, Scope, run_node};
 use crate::message::codec::json;
 use crate::message::{Faulted, Payload, Returned, Stop};
 use crate::net::{HostPort, LinkOptions, Listening, NotListening};
-use crate::process::ProcessOptions;
+use crate::process::{Origin, ProcessOptions};
 use crate::runtime::{Address, Context, RetryPolicy};
 use crate::{Message, on};
 
@@ -55,6 +55,10 @@ pub struct GroupOptions {
     pub retry: Option<RetryPolicy>,
     /// The role whose end ends the composite, with its value.
     pub main_role: Option<String>,
+    /// Where the group's directory listens for its processes' directories
+    /// (`--accept-directories-at`; default 127.0.0.1:0, a free port). Each
+    /// role is given it as `--connect-to-directory`.
+    pub accept_directories_at: Option<HostPort>,
 }
 
 /// The group directory's link settings: the process's `--allow-group` (a
@@ -73,7 +77,7 @@ async fn start_directory(
     cx: &mut Context,
     options: &GroupOptions,
 ) -> Result<(Address, HostPort), Faulted> {
-    let accept_at = crate::process::config()
+    let accept_at = options
         .accept_directories_at
         .clone()
         .unwrap_or_else(|| HostPort::new("127.0.0.1", 0));
@@ -267,6 +271,17 @@ fn start_role(
         .role_name(role.name())
         .flag("home-path", home.path().display().to_string())
         .flag("connect-to-directory", directory.to_string());
+    // A role of a group that `layer-cake run` or `start` started says so.
+    let origin = match crate::process::config().origin {
+        Origin::Run | Origin::RunChild => Some("RUN_CHILD"),
+        Origin::Start | Origin::StartChild => Some("START_CHILD"),
+        Origin::Shell => None,
+    };
+    if let Some(origin) = origin
+        && !settings.contains_key("origin")
+    {
+        options = options.flag("origin", origin);
+    }
     for (name, value) in settings {
         options = options.flag(&name, value);
     }

@@ -142,14 +142,8 @@ mod tests {
         assert_eq!(initials("debug-level"), "dl");
         assert_eq!(initials("server_address"), "sa");
         assert_eq!(initials("x"), "x");
-        let names = [
-            "debug-level",
-            "directory-scope",
-            "dump-log",
-            "x",
-            "home-path",
-        ];
-        assert_eq!(resolve_short("ds", &names).unwrap(), "directory-scope");
+        let names = ["debug-level", "drain-seconds", "dump-log", "x", "home-path"];
+        assert_eq!(resolve_short("ds", &names).unwrap(), "drain-seconds");
         assert_eq!(resolve_short("x", &names).unwrap(), "x");
         assert_eq!(
             resolve_short("dl", &names).unwrap_err(),

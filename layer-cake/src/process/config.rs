@@ -9,29 +9,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::log::DebugLevel;
 use crate::net::HostPort;
 
-/// How far the directory inside a process reaches: the value of
-/// `--directory-scope`, and the scope a name is published or subscribed at.
-///
-/// Written on the command line by name: `--directory-scope=GROUP`.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Scope {
-    /// Only this process.
-    #[default]
-    Process,
-    /// The composite process (one `group-cake` and its roles).
-    Group,
-    /// Every process on this host (`host-cake`).
-    Host,
-    /// Every host on the LAN (`lan-cake`).
-    Lan,
-    /// A library process: it publishes its role name at PROCESS scope for the
-    /// process that started it.
-    Library,
-}
-
 /// Where a process sits in the chain of processes that started it: the value
 /// of `--origin`, set by whoever starts it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,13 +57,11 @@ pub struct ProcessConfig {
     /// `--child-process`: started by another layer-cake process; output is
     /// compact.
     pub child_process: bool,
-    /// `--directory-scope=SCOPE`: the scope of this process's directory.
-    pub directory_scope: Scope,
-    /// `--connect-to-directory=HOST:PORT`: the parent directory to connect to.
+    /// `--connect-to-directory=HOST:PORT`: the parent of this process's
+    /// directory, which it connects to the first time it lists something
+    /// wider than the process (default: host-cake at 127.0.0.1:54195).
+    /// Passed on to child processes.
     pub connect_to_directory: Option<HostPort>,
-    /// `--accept-directories-at=HOST:PORT`: where to listen for child
-    /// directories.
-    pub accept_directories_at: Option<HostPort>,
     /// `--lan-key=PATH`: the LAN key file, which encrypts and authenticates
     /// the links that leave the host (else `LAYER_CAKE_LAN_KEY`, else the
     /// default place: see [`LanKey`](crate::net::LanKey)).
@@ -115,11 +90,12 @@ pub struct ProcessConfig {
     /// answered, then the main actor gets [`Stop`](crate::Stop). SECONDS
     /// after the signal the process exits whatever is still running (a
     /// second signal: at once). Default [`DEFAULT_DRAIN`] (28 s); passed on
-    /// to child processes. See [`ProcessConfig::drain_duration`]. (Not
-    /// `--drain-seconds`: its short form `-ds` would clash with
-    /// `--directory-scope`'s.)
+    /// to child processes. See [`ProcessConfig::drain_duration`].
     pub drain_time: Option<u64>,
-    /// `--origin=ORIGIN`: where this process sits in the chain of processes.
+    /// `--origin=ORIGIN`: where this process sits in the chain of processes:
+    /// `layer-cake run` starts group-cake with `RUN`, `layer-cake start` with
+    /// `START`, and group-cake gives its roles `RUN_CHILD` or `START_CHILD`
+    /// to match. A process started from a shell is `SHELL`.
     pub origin: Origin,
     /// `--keep-logs`: keep rolling log files even in the foreground.
     pub keep_logs: bool,
@@ -127,6 +103,11 @@ pub struct ProcessConfig {
     pub output_file: Option<PathBuf>,
     /// `--help`: list the flags and exit.
     pub help: bool,
+    /// `--dump-types`: print the signature of every message type this
+    /// program has registered, one per line, sorted, and exit 0 without
+    /// running (see [`registry::signatures`](crate::message::registry::signatures)).
+    /// It has no short form: `-dt` is `--drain-time`.
+    pub dump_types: bool,
     /// `--check-settings`: read the command line as usual — a bad flag is
     /// one line on stderr and exit status 2 — but exit 0 without running the
     /// main actor. The CLI checks a role's settings this way before storing
@@ -197,19 +178,9 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         text: "started by another layer-cake process: compact output",
     },
     FlagHelp {
-        name: "directory-scope",
-        value: "SCOPE",
-        text: "scope of this process's directory: PROCESS (default), GROUP, HOST, LAN, LIBRARY",
-    },
-    FlagHelp {
         name: "connect-to-directory",
         value: "HOST:PORT",
-        text: "the parent directory (also {\"host\":...,\"port\":...})",
-    },
-    FlagHelp {
-        name: "accept-directories-at",
-        value: "HOST:PORT",
-        text: "listen here for child directories",
+        text: "the parent directory (default host-cake, 127.0.0.1:54195; also {\"host\":...,\"port\":...})",
     },
     FlagHelp {
         name: "lan-key",
@@ -252,6 +223,11 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         text: "show this help and exit",
     },
     FlagHelp {
+        name: "dump-types",
+        value: "",
+        text: "print the registered message types, one per line, and exit",
+    },
+    FlagHelp {
         name: "check-settings",
         value: "",
         text: "check the command line and exit (0, or 2 with the error) without running",
@@ -271,6 +247,10 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
 /// gives each child to end, so that a supervisor stopping its children is
 /// not cut short.
 pub const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(28);
+
+/// Standard flags without a short form, because their initials are taken
+/// (`--dump-types` would be `-dt`, which is `--drain-time`).
+pub(crate) const NO_SHORT_FORM: &[&str] = &["dump-types"];
 
 /// The most `--drain-time` may ask for (a day).
 pub(crate) const MAX_DRAIN_SECONDS: u64 = 86_400;
@@ -310,10 +290,10 @@ pub(crate) fn set(config: ProcessConfig) {
 /// its own) every flag has its default.
 ///
 /// ```
-/// use layer_cake::process::{Scope, config};
+/// use layer_cake::process::{Origin, config};
 ///
 /// // Not started through `create`: the defaults.
-/// assert_eq!(config().directory_scope, Scope::Process);
+/// assert_eq!(config().origin, Origin::Shell);
 /// assert_eq!(config().debug_level, None);
 /// ```
 pub fn config() -> &'static ProcessConfig {

@@ -109,14 +109,21 @@ where
     let (config, arguments) = match parse::<A, S>(&program, rest) {
         Ok(Parsed::Run(config, arguments)) => (*config, arguments),
         Ok(Parsed::Checked) => return 0,
-        Ok(Parsed::Help(text)) => {
+        Ok(parsed @ (Parsed::Help(_) | Parsed::Types)) => {
+            let text = match parsed {
+                Parsed::Help(text) => text,
+                _ => crate::message::registry::signatures()
+                    .iter()
+                    .map(|signature| format!("{signature}\n"))
+                    .collect(),
+            };
             return match stdout
                 .write_all(text.as_bytes())
                 .and_then(|()| stdout.flush())
             {
                 Ok(()) => 0,
                 Err(e) => {
-                    let _ = writeln!(stderr, "{program}: cannot write the help: {e}");
+                    let _ = writeln!(stderr, "{program}: cannot write to stdout: {e}");
                     EXIT_IO
                 }
             };
@@ -458,6 +465,8 @@ pub(crate) enum Parsed<A> {
     Help(String),
     /// `--check-settings` was given and the command line is good: exit 0.
     Checked,
+    /// `--dump-types` was given: print the registered types and exit 0.
+    Types,
 }
 
 /// A command line that cannot be run: the exit status and one line saying
@@ -496,7 +505,12 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
             ),
         });
     }
-    let mut all: Vec<&str> = standard.clone();
+    // The names a short form may stand for.
+    let mut all: Vec<&str> = standard
+        .iter()
+        .copied()
+        .filter(|name| !super::config::NO_SHORT_FORM.contains(name))
+        .collect();
     all.extend(own.iter().flatten().map(String::as_str));
 
     let mut standard_fields = Vec::new();
@@ -540,6 +554,9 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
     if config.help {
         return Ok(Parsed::Help(help_text(program, own.as_deref(), &all)));
     }
+    if config.dump_types {
+        return Ok(Parsed::Types);
+    }
     let arguments: A =
         text::from_fields(&own_fields, Source::Flag).map_err(|e| usage(e.to_string()))?;
     if config.check_settings {
@@ -553,8 +570,8 @@ fn help_text(program: &str, own: Option<&[String]>, all: &[&str]) -> String {
     let short = |long: &str| {
         let s = args::initials(long);
         match args::resolve_short(&s, all) {
-            Ok(_) => format!("-{s}"),
-            Err(_) => String::new(),
+            Ok(found) if found == long => format!("-{s}"),
+            _ => String::new(),
         }
     };
     let spelled = |flag: &super::config::FlagHelp| {

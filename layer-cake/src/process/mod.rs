@@ -58,7 +58,7 @@ pub use child::{
     ChildReady, DEFAULT_STDERR_LINES, DEFAULT_STOP_GRACE, LIFELINE_GRACE, ProcessOptions,
     find_program, is_executable,
 };
-pub use config::{DEFAULT_DRAIN, Origin, ProcessConfig, Scope, config};
+pub use config::{DEFAULT_DRAIN, Origin, ProcessConfig, config};
 pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
 pub(crate) use entry::{RoleKeeper, TakenRole, sub_role_name};
 pub(crate) use folders::RoleFolders;

@@ -29,6 +29,7 @@ fn ok<A: serde::de::DeserializeOwned>(args: &[&str]) -> (ProcessConfig, A) {
         Ok(Parsed::Run(config, a)) => (*config, a),
         Ok(Parsed::Help(h)) => panic!("{args:?}: unexpected help {h}"),
         Ok(Parsed::Checked) => panic!("{args:?}: unexpected check"),
+        Ok(Parsed::Types) => panic!("{args:?}: unexpected dump of the types"),
         Err(e) => panic!("{args:?}: {}", e.text),
     }
 }
@@ -74,9 +75,7 @@ fn standard_flags_are_taken_first() {
         "--x=1",
         "--debug-level=object",
         "--child-process=true",
-        "--directory-scope=LAN",
-        "--connect-to-directory=127.0.0.1:54195",
-        r#"--accept-directories-at={"host":"0.0.0.0","port":54196}"#,
+        r#"--connect-to-directory={"host":"127.0.0.1","port":54195}"#,
         "--role-name=worker-1",
         "--home-path=/tmp/home",
         "--origin=RUN_CHILD",
@@ -92,12 +91,10 @@ fn standard_flags_are_taken_first() {
         Some(std::path::Path::new("/etc/layer-cake/lan.key"))
     );
     assert_eq!(config.debug_level, Some(DebugLevel::OBJECT));
-    assert_eq!(config.directory_scope, Scope::Lan);
     assert_eq!(
         config.connect_to_directory,
         Some(HostPort::new("127.0.0.1", 54195))
     );
-    assert_eq!(config.accept_directories_at.unwrap().port, 54196);
     assert_eq!(config.role_name.as_deref(), Some("worker-1"));
     assert_eq!(config.home_path.unwrap().to_str(), Some("/tmp/home"));
     assert_eq!(config.origin, Origin::RunChild);
@@ -162,9 +159,12 @@ fn drain_time_is_a_standard_flag_up_to_a_day() {
     assert_eq!(e.code, EXIT_USAGE);
     assert!(e.text.contains("drain-time"), "{}", e.text);
     // Its short form clashes with no other standard flag's.
-    let (config, ()) = ok::<()>(&["-dt=5", "-ds=LAN"]);
+    let (config, ()) = ok::<()>(&["-dt=5", "-ctd=127.0.0.1:1"]);
     assert_eq!(config.drain_time, Some(5));
-    assert_eq!(config.directory_scope, crate::process::Scope::Lan);
+    assert_eq!(
+        config.connect_to_directory,
+        Some(HostPort::new("127.0.0.1", 1))
+    );
 }
 
 #[test]
@@ -222,8 +222,8 @@ fn bad_command_lines_name_the_flag_and_exit_2() {
             "--debug-level: invalid value \"NOPE\": unknown debug level",
         ),
         (
-            &["--x=1", "--directory-scope=WIDE"],
-            "--directory-scope: invalid value \"WIDE\"",
+            &["--x=1", "--origin=WIDE"],
+            "--origin: invalid value \"WIDE\"",
         ),
         (
             &["--x=1", "--full-output=maybe"],
@@ -389,4 +389,55 @@ fn check_settings_reads_the_flags_and_does_not_run() {
     let bad = parse::<Xy, _>("demo", &["--x=two", "--check-settings"]).unwrap_err();
     assert_eq!(bad.code, EXIT_USAGE);
     assert!(bad.text.contains("x"), "{}", bad.text);
+}
+
+#[test]
+fn dump_types_prints_the_registered_signatures_and_does_not_run() {
+    // Without the main actor's arguments, like --help.
+    assert!(matches!(
+        parse::<Xy, _>("demo", &["--dump-types"]),
+        Ok(Parsed::Types)
+    ));
+    let (code, out, err) = run_area(&["--dump-types"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let lines: Vec<&str> = out.lines().collect();
+    // Other tests of this binary may register types meanwhile: every line
+    // is a registered signature, in order.
+    for line in &lines {
+        assert!(
+            crate::message::registry::lookup(line).is_some(),
+            "{line} is not registered"
+        );
+    }
+    let mut sorted = lines.clone();
+    sorted.sort_unstable();
+    assert_eq!(lines, sorted);
+    for built_in in ["Faulted", "Stop", "Returned", "integer8"] {
+        assert!(lines.contains(&built_in), "{built_in} in {out}");
+    }
+    // No short form: -dt is --drain-time, and --help shows none for it.
+    let (config, ()) = ok::<()>(&["-dt=3"]);
+    assert_eq!(config.drain_time, Some(3));
+    let Ok(Parsed::Help(text)) = parse::<(), _>("demo", &["--help"]) else {
+        panic!("no help");
+    };
+    let line = text.lines().find(|l| l.contains("--dump-types")).unwrap();
+    assert!(!line.contains("-dt"), "{line}");
+    let line = text.lines().find(|l| l.contains("--drain-time")).unwrap();
+    assert!(line.contains("-dt "), "{line}");
+}
+
+#[test]
+fn the_directory_flags_of_the_daemons_are_not_standard_flags() {
+    // A process's directory is always at PROCESS level, and only the
+    // daemons listen for child directories (group-cake takes
+    // --accept-directories-at as its own argument): refused, not ignored.
+    for flag in [
+        "--directory-scope=GROUP",
+        "--accept-directories-at=127.0.0.1:0",
+    ] {
+        let e = err::<Xy>(&[flag]);
+        assert_eq!(e.code, EXIT_USAGE, "{flag}");
+        assert!(e.text.starts_with("unknown flag --"), "{flag}: {}", e.text);
+    }
 }

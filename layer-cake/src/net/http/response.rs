@@ -27,6 +27,7 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// | `Busy`, `Overloaded` | 503 with `Retry-After` |
 /// | `TimedOut` | 504 |
 /// | `TemporarilyUnavailable`, `OutOfService` | 503 with `Retry-After` |
+/// | `Lost` | 502 |
 /// | any other with an `error_code` in 400..=599 | that code |
 /// | anything else | 500 |
 ///
