@@ -1388,6 +1388,7 @@ fn bounded(text: &str) -> String {
     out
 }
 
+#[derive(Debug)]
 struct Parsed {
     input: String,
     webhook: Option<String>,
