@@ -15,8 +15,8 @@
 //! spool, serving `POST /environments/production/predict` (sync) and the
 //! async requests alike. A model input that is an object may steer the
 //! worker, for tests and demos: `sleep_ms` (work that long), `fail_code`
-//! (answer that status) and `fail_until_attempt` (fail only the attempts
-//! before that one). The answer is `{"echo": <input>, "attempt": n}`.
+//! (answer that status), `fail_until_attempt` (fail only the attempts
+//! before that one) and `sleep_until_attempt` (sleep only in those). The answer is `{"echo": <input>, "attempt": n}`.
 //!
 //! Flags: `--server-address` (127.0.0.1:5050); `--store=PATH` (the role's
 //! `model/async-requests.sqlite`); `--workers=N`; `--max-pending=N`
@@ -77,22 +77,37 @@ async fn predict_worker(mut cx: Context) -> Result<(), Faulted> {
 }
 
 async fn predict(p: &Predict) -> Result<String, Faulted> {
-    let input: serde_json::Value = serde_json::from_str(&p.input)
-        .map_err(|e| Faulted::new("bad input").with_explanation(e.to_string()).with_error_code(422))?;
-    eprintln!("predict_worker: {} attempt {} started", p.request_id, p.attempt);
-    if let Some(ms) = input.get("sleep_ms").and_then(|v| v.as_u64()) {
+    let input: serde_json::Value = serde_json::from_str(&p.input).map_err(|e| {
+        Faulted::new("bad input")
+            .with_explanation(e.to_string())
+            .with_error_code(422)
+    })?;
+    eprintln!(
+        "predict_worker: {} attempt {} started",
+        p.request_id, p.attempt
+    );
+    let sleep_until = input.get("sleep_until_attempt").and_then(|v| v.as_u64());
+    if let Some(ms) = input.get("sleep_ms").and_then(|v| v.as_u64())
+        && sleep_until.is_none_or(|u| u64::from(p.attempt) < u)
+    {
         tokio::time::sleep(Duration::from_millis(ms.min(600_000))).await;
     }
     if let Some(code) = input.get("fail_code").and_then(|v| v.as_i64()) {
         let until = input.get("fail_until_attempt").and_then(|v| v.as_u64());
         if until.is_none_or(|u| u64::from(p.attempt) < u) {
-            eprintln!("predict_worker: {} attempt {} fails with {code}", p.request_id, p.attempt);
+            eprintln!(
+                "predict_worker: {} attempt {} fails with {code}",
+                p.request_id, p.attempt
+            );
             return Err(Faulted::new("the model failed")
                 .with_explanation(format!("asked to fail with {code}"))
                 .with_error_code(code as i32));
         }
     }
-    eprintln!("predict_worker: {} attempt {} finished", p.request_id, p.attempt);
+    eprintln!(
+        "predict_worker: {} attempt {} finished",
+        p.request_id, p.attempt
+    );
     Ok(serde_json::json!({"echo": input, "attempt": p.attempt}).to_string())
 }
 
@@ -101,21 +116,29 @@ async fn async_server(mut cx: Context, args: Args) -> Result<(), Faulted> {
         .store
         .clone()
         .unwrap_or_else(|| layer_cake::process::model_path().join("async-requests.sqlite"));
-    eprintln!("async_server: store {} (WAL, synchronous=FULL)", store.display());
+    eprintln!(
+        "async_server: store {} (WAL, synchronous=FULL)",
+        store.display()
+    );
     let spool = SpoolOptions::new()
         .request_timeout(Duration::from_secs(args.request_timeout_seconds.max(1)))
         .responsiveness(None)
         .size_of_queue(100_000);
     let mut options = AsyncOptions::new(store)
         .listen(args.server_address.clone())
-        .service("predict", Workers::local(args.workers.max(1), predict_worker), spool)
+        .service(
+            "predict",
+            Workers::local(args.workers.max(1), predict_worker),
+            spool,
+        )
         .environment("production", "predict")
         .environment("development", "predict")
         .max_pending(args.max_pending)
         .retention(Duration::from_secs(args.retention_seconds));
     if let Some(path) = &args.webhook_secret_file {
         let secret = std::fs::read(path).map_err(|e| {
-            Faulted::new("cannot read --webhook-secret-file").with_explanation(format!("{}: {e}", path.display()))
+            Faulted::new("cannot read --webhook-secret-file")
+                .with_explanation(format!("{}: {e}", path.display()))
         })?;
         let secret = secret.strip_suffix(b"\n").unwrap_or(&secret).to_vec();
         options = options.webhook_secret(secret);

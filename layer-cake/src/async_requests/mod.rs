@@ -44,10 +44,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::message::{FaultKind, Faulted, Message, Returned, Stop};
-use crate::net::{HostPort, HttpRequest, HttpResponse, HttpServer, ListenOptions, Listening, NotListening};
+use crate::net::{
+    HostPort, HttpRequest, HttpResponse, HttpServer, ListenOptions, Listening, NotListening,
+};
+use crate::on;
 use crate::runtime::{Address, Context, Meta, RequestId, ReturnPath, TraceContext};
 use crate::spool::{InspectSpool, SpoolOptions, SpoolStatus, Workers};
-use crate::on;
 
 pub use webhook::{MAX_URL, RequestError, signature};
 
@@ -184,7 +186,12 @@ impl AsyncOptions {
 
     /// A service named `name` (1 to 64 of `A-Z a-z 0-9 _ . -`) served by a
     /// spool of `workers`.
-    pub fn service(mut self, name: impl Into<String>, workers: Workers, spool: SpoolOptions) -> Self {
+    pub fn service(
+        mut self,
+        name: impl Into<String>,
+        workers: Workers,
+        spool: SpoolOptions,
+    ) -> Self {
         self.services.push((name.into(), workers, spool));
         self
     }
@@ -329,6 +336,8 @@ fn in_range(name: &str, value: Option<i64>, default: i64, lo: i64, hi: i64) -> R
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Accepted, not yet committed: counted as queued.
+    Inserting,
     Queued,
     Starting,
     Running,
@@ -351,6 +360,8 @@ struct Entry {
     created_at: i64,
     attempts: u32,
     state: State,
+    /// A cancellation that came while the request was being stored.
+    cancel: Option<ReturnPath>,
 }
 
 #[derive(Debug)]
@@ -409,7 +420,10 @@ fn respond(status: u16, body: serde_json::Value) -> HttpResponse {
 }
 
 fn error(status: u16, code: &str, message: impl Into<String>) -> HttpResponse {
-    respond(status, json!({"error": {"code": code, "message": message.into()}}))
+    respond(
+        status,
+        json!({"error": {"code": code, "message": message.into()}}),
+    )
 }
 
 fn errors_json(errors: &[RequestError]) -> String {
@@ -426,7 +440,10 @@ fn trace_of(id: &str) -> Option<TraceContext> {
 }
 
 fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Runs the async request service as the actor `cx` until it is stopped.
@@ -487,12 +504,7 @@ pub async fn serve(mut cx: Context, options: AsyncOptions) -> Result<(), Faulted
         on!(message, {
             HttpRequest as request => server.http(&mut cx, request),
             AsyncAccepted as a => server.accepted(&mut cx, a.id),
-            AsyncRefused as r => {
-                if let Some(e) = server.entries.remove(&r.id) {
-                    drop(e);
-                }
-                server.inserting = server.inserting.saturating_sub(1);
-            },
+            AsyncRefused as r => server.refused(r.id),
             AsyncAttemptRecorded as a => server.ask_worker(&mut cx, a.id),
             AsyncFinished as f => server.finished(&mut cx, f.id),
             AsyncDelivered as d => server.delivered(d),
@@ -553,6 +565,7 @@ impl Server {
                 created_at: row.created_at,
                 attempts: row.attempts,
                 state: State::Queued,
+                cancel: None,
             };
             let id = row.id.clone();
             match (row.status.as_str(), row.outcome.as_deref()) {
@@ -563,13 +576,16 @@ impl Server {
                 }
                 (_, Some(outcome)) => {
                     // The worker had answered; the webhook may not have gone.
-                    let errors: Vec<RequestError> = serde_json::from_str(&row.errors).unwrap_or_default();
+                    let errors: Vec<RequestError> =
+                        serde_json::from_str(&row.errors).unwrap_or_default();
                     let output = row.output.as_deref().map(parse_output);
                     let outcome = outcome.to_string();
                     self.entries.insert(id.clone(), entry);
                     self.count_in_progress(&id, 1);
                     self.deliver(&id, &outcome, output, errors);
-                    eprintln!("async requests: {id} was answered before the restart; delivering its outcome");
+                    eprintln!(
+                        "async requests: {id} was answered before the restart; delivering its outcome"
+                    );
                 }
                 _ if row.attempts < row.max_attempts => {
                     self.entries.insert(id.clone(), entry);
@@ -608,13 +624,20 @@ impl Server {
         }
     }
 
+    /// Puts a request in its queue; it is counted as queued from its
+    /// submission on ([`State::Inserting`]), or from now on if recovered.
     fn enqueue(&mut self, id: &str) {
-        let Some(e) = self.entries.get_mut(id) else { return };
+        let Some(e) = self.entries.get_mut(id) else {
+            return;
+        };
+        let counted = e.state == State::Inserting;
         e.state = State::Queued;
         self.expiries.insert((e.expires, id.to_string()));
         if let Some(s) = self.services.get_mut(&e.service) {
             s.queue.insert((e.priority, e.seq, id.to_string()));
-            s.queued += 1;
+            if !counted {
+                s.queued += 1;
+            }
         }
     }
 
@@ -627,15 +650,21 @@ impl Server {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let method = request.method.as_str();
         let answer = match (method, segments.as_slice()) {
-            ("POST", ["environments", env, "async_predict"]) => self.resolve_env(env).map(|s| (s, env.to_string())),
+            ("POST", ["environments", env, "async_predict"]) => {
+                self.resolve_env(env).map(|s| (s, env.to_string()))
+            }
             ("POST", [env @ ("production" | "development"), "async_predict"]) => {
                 self.resolve_env(env).map(|s| (s, env.to_string()))
             }
-            ("POST", ["services", service, "async_predict"]) => self.resolve_service(service).map(|s| (s.clone(), s)),
+            ("POST", ["services", service, "async_predict"]) => {
+                self.resolve_service(service).map(|s| (s.clone(), s))
+            }
             _ => Err(None),
         };
         match answer {
-            Ok((service, deployment)) => return self.submit(cx, &request.body, service, deployment),
+            Ok((service, deployment)) => {
+                return self.submit(cx, &request.body, service, deployment);
+            }
             Err(Some(refusal)) => {
                 let _ = cx.reply(refusal);
                 return;
@@ -643,7 +672,8 @@ impl Server {
             Err(None) => {}
         }
         let response = match (method, segments.as_slice()) {
-            ("POST", ["environments", env, "predict"]) | ("POST", [env @ ("production" | "development"), "predict"]) => {
+            ("POST", ["environments", env, "predict"])
+            | ("POST", [env @ ("production" | "development"), "predict"]) => {
                 match self.resolve_env(env) {
                     Ok(service) => return self.predict(cx, &request.body, &service),
                     Err(r) => r.unwrap_or_else(|| error(404, "NOT_FOUND", "no such route")),
@@ -660,10 +690,12 @@ impl Server {
                     Err(r) => r.unwrap_or_else(|| error(404, "NOT_FOUND", "no such route")),
                 }
             }
-            ("GET", ["services", service, "async_queue_status"]) => match self.resolve_service(service) {
-                Ok(service) => self.queue_status(&service, &service),
-                Err(r) => r.unwrap_or_else(|| error(404, "NOT_FOUND", "no such route")),
-            },
+            ("GET", ["services", service, "async_queue_status"]) => {
+                match self.resolve_service(service) {
+                    Ok(service) => self.queue_status(&service, &service),
+                    Err(r) => r.unwrap_or_else(|| error(404, "NOT_FOUND", "no such route")),
+                }
+            }
             ("GET", ["async_request", id]) => match check_id(id) {
                 Ok(()) => return self.status(cx, id),
                 Err(r) => r,
@@ -672,18 +704,34 @@ impl Server {
                 Ok(()) => return self.cancel(cx, id),
                 Err(r) => r,
             },
-            (_, ["environments", _, "async_predict" | "predict"] | ["services", _, "async_predict" | "predict"]
-                | ["production" | "development", "async_predict" | "predict"]) => {
-                let mut r = error(405, "METHOD_NOT_ALLOWED", format!("{method} is not allowed here; use POST"));
+            (
+                _,
+                ["environments", _, "async_predict" | "predict"]
+                | ["services", _, "async_predict" | "predict"]
+                | ["production" | "development", "async_predict" | "predict"],
+            ) => {
+                let mut r = error(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    format!("{method} is not allowed here; use POST"),
+                );
                 r.headers.push(("Allow".into(), "POST".into()));
                 r
             }
             (_, ["async_request", _]) => {
-                let mut r = error(405, "METHOD_NOT_ALLOWED", format!("{method} is not allowed here; use GET or DELETE"));
+                let mut r = error(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    format!("{method} is not allowed here; use GET or DELETE"),
+                );
                 r.headers.push(("Allow".into(), "GET, DELETE".into()));
                 r
             }
-            _ => error(404, "NOT_FOUND", format!("no route {method} {}", bounded(&path))),
+            _ => error(
+                404,
+                "NOT_FOUND",
+                format!("no route {method} {}", bounded(&path)),
+            ),
         };
         let _ = cx.reply(response);
     }
@@ -723,7 +771,10 @@ impl Server {
             let mut r = error(
                 429,
                 "TOO_MANY_REQUESTS",
-                format!("{} requests are queued or in progress, the most this server takes; try again later", self.max_pending),
+                format!(
+                    "{} requests are queued or in progress, the most this server takes; try again later",
+                    self.max_pending
+                ),
             );
             r.headers.push(("Retry-After".into(), "1".into()));
             let _ = cx.reply(r);
@@ -746,7 +797,12 @@ impl Server {
             initial_delay_ms: parsed.initial_delay_ms,
             max_delay_ms: parsed.max_delay_ms,
             status: "QUEUED".into(),
-            webhook_status: if parsed.webhook.is_some() { "PENDING" } else { "NO_WEBHOOK_PROVIDED" }.into(),
+            webhook_status: if parsed.webhook.is_some() {
+                "PENDING"
+            } else {
+                "NO_WEBHOOK_PROVIDED"
+            }
+            .into(),
             created_at: now,
             status_at: now,
             attempts: 0,
@@ -770,10 +826,14 @@ impl Server {
                 max_delay_ms: parsed.max_delay_ms,
                 created_at: now,
                 attempts: 0,
-                state: State::Starting,
+                state: State::Inserting,
+                cancel: None,
             },
         );
         self.inserting += 1;
+        if let Some(s) = self.services.get_mut(&self.entries[&id].service) {
+            s.queued += 1;
+        }
         let answer = cx.return_path();
         let me = self.me.clone();
         let sent = self.store.run(Box::new(move |tx| {
@@ -788,7 +848,11 @@ impl Server {
                         Ok(()) => "the commit failed".into(),
                     };
                     tracing::error!("async request {} not stored: {why}", row.id);
-                    let _ = answer.reply(error(503, "STORE_UNAVAILABLE", format!("the request could not be stored: {why}")));
+                    let _ = answer.reply(error(
+                        503,
+                        "STORE_UNAVAILABLE",
+                        format!("the request could not be stored: {why}"),
+                    ));
                     let _ = me.send(AsyncRefused { id: row.id });
                 }
             })
@@ -800,10 +864,30 @@ impl Server {
         }
     }
 
+    fn refused(&mut self, id: String) {
+        self.inserting = self.inserting.saturating_sub(1);
+        if let Some(e) = self.entries.remove(&id)
+            && let Some(s) = self.services.get_mut(&e.service)
+        {
+            s.queued = s.queued.saturating_sub(1);
+            if let Some(cancel) = e.cancel {
+                let _ = cancel.reply(error(
+                    404,
+                    "REQUEST_NOT_FOUND",
+                    format!("no async request {id}"),
+                ));
+            }
+        }
+    }
+
     fn accepted(&mut self, cx: &mut Context, id: String) {
         self.inserting = self.inserting.saturating_sub(1);
         if self.entries.contains_key(&id) {
             self.enqueue(&id);
+            if let Some(cancel) = self.entries.get_mut(&id).and_then(|e| e.cancel.take()) {
+                self.cancel_queued(&id, cancel);
+                return;
+            }
             let service = self.entries[&id].service.clone();
             self.pump(cx, &service);
         }
@@ -811,7 +895,11 @@ impl Server {
 
     fn predict(&mut self, cx: &mut Context, body: &[u8], service: &str) {
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            let _ = cx.reply(error(400, "INVALID_JSON", format!("the body is not JSON: {e}")));
+            let _ = cx.reply(error(
+                400,
+                "INVALID_JSON",
+                format!("the body is not JSON: {e}"),
+            ));
             return;
         }
         let spool = self.services[service].spool.clone();
@@ -826,7 +914,11 @@ impl Server {
                 self.pending.insert(rid, Pending::Sync(answer));
             }
             Err(e) => {
-                let _ = cx.reply(error(503, "MODEL_UNAVAILABLE", format!("the spool is gone: {e}")));
+                let _ = cx.reply(error(
+                    503,
+                    "MODEL_UNAVAILABLE",
+                    format!("the spool is gone: {e}"),
+                ));
             }
         }
     }
@@ -865,23 +957,20 @@ impl Server {
 
     fn cancel(&mut self, cx: &mut Context, id: &str) {
         let id = id.to_string();
-        let queued = self.entries.get(&id).map(|e| e.state == State::Queued);
-        match queued {
-            Some(true) => {
-                let e = self.entries.get(&id).expect("present");
-                let had_webhook = e.webhook.is_some();
-                self.dequeue(&id);
+        let state = self.entries.get(&id).map(|e| e.state);
+        match state {
+            Some(State::Inserting) => {
+                // Committed in a moment: cancel it then.
                 let answer = cx.return_path();
-                let id2 = id.clone();
-                self.finish_job(&id, "CANCELED", if had_webhook { "CANCELED" } else { "NO_WEBHOOK_PROVIDED" }, &[], Some(Box::new(move |committed| {
-                    let _ = answer.reply(if committed {
-                        respond(200, json!({"request_id": id2, "canceled": true, "message": "the request was canceled"}))
-                    } else {
-                        error(503, "STORE_UNAVAILABLE", "the cancellation could not be stored")
-                    });
-                })));
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.cancel = Some(answer);
+                }
             }
-            Some(false) => {
+            Some(State::Queued) => {
+                let answer = cx.return_path();
+                self.cancel_queued(&id, answer);
+            }
+            Some(_) => {
                 let _ = cx.reply(respond(
                     200,
                     json!({"request_id": id, "canceled": false,
@@ -906,9 +995,36 @@ impl Server {
         }
     }
 
+    /// Cancels a queued request; `answer` hears once it is recorded.
+    fn cancel_queued(&mut self, id: &str, answer: ReturnPath) {
+        let Some(e) = self.entries.get(id) else {
+            return;
+        };
+        let had_webhook = e.webhook.is_some();
+        self.dequeue(id);
+        if let Some(e) = self.entries.get_mut(id) {
+            e.state = State::Delivering;
+        }
+        let id2 = id.to_string();
+        let webhook_status = if had_webhook {
+            "CANCELED"
+        } else {
+            "NO_WEBHOOK_PROVIDED"
+        };
+        self.finish_job(id, "CANCELED", webhook_status, &[], Some(Box::new(move |committed| {
+            let _ = answer.reply(if committed {
+                respond(200, json!({"request_id": id2, "canceled": true, "message": "the request was canceled"}))
+            } else {
+                error(503, "STORE_UNAVAILABLE", "the cancellation could not be stored")
+            });
+        })));
+    }
+
     /// Takes a queued request out of its queue (to run, expire or cancel).
     fn dequeue(&mut self, id: &str) {
-        let Some(e) = self.entries.get(id) else { return };
+        let Some(e) = self.entries.get(id) else {
+            return;
+        };
         self.expiries.remove(&(e.expires, id.to_string()));
         if let Some(s) = self.services.get_mut(&e.service)
             && s.queue.remove(&(e.priority, e.seq, id.to_string()))
@@ -945,12 +1061,29 @@ impl Server {
         }));
     }
 
-    fn complete_without_worker(&mut self, id: &str, status: &'static str, webhook: bool, errors: &[RequestError]) {
+    fn complete_without_worker(
+        &mut self,
+        id: &str,
+        status: &'static str,
+        webhook: bool,
+        errors: &[RequestError],
+    ) {
         let errors = errors_json(errors);
         let id = id.to_string();
         let now = now_ms();
         self.store.run(Box::new(move |tx| {
-            let _ = store::finish(tx, &id, status, if webhook { "CANCELED" } else { "NO_WEBHOOK_PROVIDED" }, &errors, now);
+            let _ = store::finish(
+                tx,
+                &id,
+                status,
+                if webhook {
+                    "CANCELED"
+                } else {
+                    "NO_WEBHOOK_PROVIDED"
+                },
+                &errors,
+                now,
+            );
             Box::new(|_| {})
         }));
     }
@@ -958,25 +1091,36 @@ impl Server {
     /// Asks the spool of `service` whether a worker is free, if any request
     /// of it waits.
     fn pump(&mut self, cx: &mut Context, service: &str) {
-        let Some(s) = self.services.get_mut(service) else { return };
+        let Some(s) = self.services.get_mut(service) else {
+            return;
+        };
         if s.inspecting || (s.queue.is_empty() && s.ready.is_empty()) {
             return;
         }
         if let Ok(rid) = cx.request(InspectSpool, &s.spool) {
             s.inspecting = true;
-            self.pending.insert(rid, Pending::Inspect(service.to_string()));
+            self.pending
+                .insert(rid, Pending::Inspect(service.to_string()));
         }
     }
 
     fn inspected(&mut self, cx: &mut Context, status: SpoolStatus) {
-        let Some(Pending::Inspect(service)) = cx.answers().and_then(|rid| self.pending.remove(&rid)) else {
+        let Some(Pending::Inspect(service)) =
+            cx.answers().and_then(|rid| self.pending.remove(&rid))
+        else {
             return;
         };
-        let Some(s) = self.services.get_mut(&service) else { return };
+        let Some(s) = self.services.get_mut(&service) else {
+            return;
+        };
         s.inspecting = false;
         // Synchronous requests waiting in the spool go first: no async
         // request is sent while any waits.
-        let mut free = if status.queued > 0 { 0 } else { status.idle.saturating_sub(s.starting) };
+        let mut free = if status.queued > 0 {
+            0
+        } else {
+            status.idle.saturating_sub(s.starting)
+        };
         let now = now_ms();
         while free > 0 {
             let s = self.services.get_mut(&service).expect("present");
@@ -1000,22 +1144,38 @@ impl Server {
     }
 
     fn expire(&mut self, id: &str) {
-        let Some(e) = self.entries.get(id) else { return };
+        let Some(e) = self.entries.get(id) else {
+            return;
+        };
         let waited = (now_ms() - e.created_at) as f64 / 1000.0;
         let max = (e.expires - e.created_at) / 1000;
         let webhook = e.webhook.is_some();
         let errors = [RequestError {
             code: "REQUEST_EXPIRED".into(),
-            message: format!("not started within max_time_in_queue_seconds ({max} s; waited {waited:.1} s)"),
+            message: format!(
+                "not started within max_time_in_queue_seconds ({max} s; waited {waited:.1} s)"
+            ),
         }];
         if let Some(e) = self.entries.get_mut(id) {
             e.state = State::Delivering;
         }
-        self.finish_job(id, "EXPIRED", if webhook { "CANCELED" } else { "NO_WEBHOOK_PROVIDED" }, &errors, None);
+        self.finish_job(
+            id,
+            "EXPIRED",
+            if webhook {
+                "CANCELED"
+            } else {
+                "NO_WEBHOOK_PROVIDED"
+            },
+            &errors,
+            None,
+        );
     }
 
     fn start_attempt(&mut self, id: &str) {
-        let Some(e) = self.entries.get_mut(id) else { return };
+        let Some(e) = self.entries.get_mut(id) else {
+            return;
+        };
         e.attempts += 1;
         e.state = State::Starting;
         let attempts = e.attempts;
@@ -1029,7 +1189,9 @@ impl Server {
             let result = store::start_attempt(tx, &id, attempts, now);
             Box::new(move |committed| {
                 if !committed || result.is_err() {
-                    tracing::error!("async request {id}: attempt {attempts} not recorded: {result:?}");
+                    tracing::error!(
+                        "async request {id}: attempt {attempts} not recorded: {result:?}"
+                    );
                 }
                 let _ = me.send(AsyncAttemptRecorded { id });
             })
@@ -1037,8 +1199,12 @@ impl Server {
     }
 
     fn ask_worker(&mut self, cx: &mut Context, id: String) {
-        let Some(e) = self.entries.get_mut(&id) else { return };
-        let Some(s) = self.services.get_mut(&e.service) else { return };
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Some(s) = self.services.get_mut(&e.service) else {
+            return;
+        };
         s.starting = s.starting.saturating_sub(1);
         e.state = State::Running;
         let request = Predict {
@@ -1088,15 +1254,13 @@ impl Server {
                 };
                 let _ = path.reply(response);
             }
-            Pending::Async(id) => {
-                match answer {
-                    Ok(p) => {
-                        let output = parse_output(&p.output);
-                        self.outcome(&id, "SUCCEEDED", Some(output), Vec::new());
-                    }
-                    Err(f) => self.attempt_failed(&id, &f),
+            Pending::Async(id) => match answer {
+                Ok(p) => {
+                    let output = parse_output(&p.output);
+                    self.outcome(&id, "SUCCEEDED", Some(output), Vec::new());
                 }
-            }
+                Err(f) => self.attempt_failed(&id, &f),
+            },
             Pending::Inspect(service) => {
                 // A spool that answers an inspection with a fault has ended.
                 if let Some(s) = self.services.get_mut(&service) {
@@ -1112,11 +1276,19 @@ impl Server {
     }
 
     fn attempt_failed(&mut self, id: &str, fault: &Faulted) {
-        let Some(e) = self.entries.get_mut(id) else { return };
+        let Some(e) = self.entries.get_mut(id) else {
+            return;
+        };
         let status = status_of(fault);
         if retryable(status) && e.attempts < e.max_attempts {
             let delay = backoff(e.initial_delay_ms, e.max_delay_ms, e.attempts);
-            tracing::info!(id, attempt = e.attempts, status, delay_ms = delay, "async attempt failed; retrying");
+            tracing::info!(
+                id,
+                attempt = e.attempts,
+                status,
+                delay_ms = delay,
+                "async attempt failed; retrying"
+            );
             e.state = State::Backoff(Instant::now() + Duration::from_millis(delay));
             return;
         }
@@ -1133,8 +1305,16 @@ impl Server {
     }
 
     /// The worker's outcome is known: store it, then deliver it.
-    fn outcome(&mut self, id: &str, outcome: &'static str, output: Option<serde_json::Value>, errors: Vec<RequestError>) {
-        let Some(e) = self.entries.get_mut(id) else { return };
+    fn outcome(
+        &mut self,
+        id: &str,
+        outcome: &'static str,
+        output: Option<serde_json::Value>,
+        errors: Vec<RequestError>,
+    ) {
+        let Some(e) = self.entries.get_mut(id) else {
+            return;
+        };
         e.state = State::Delivering;
         if e.webhook.is_none() {
             let errs = errors_json(&errors);
@@ -1158,7 +1338,11 @@ impl Server {
         let me = self.me.clone();
         let runtime = self.runtime.clone();
         let delivery = self.delivery.clone();
-        let (service, deployment, webhook) = (e.service.clone(), e.deployment.clone(), e.webhook.clone().unwrap_or_default());
+        let (service, deployment, webhook) = (
+            e.service.clone(),
+            e.deployment.clone(),
+            e.webhook.clone().unwrap_or_default(),
+        );
         self.store.run(Box::new(move |tx| {
             let result = store::outcome(tx, &key, outcome, stored_output.as_deref(), &errs);
             Box::new(move |committed| {
@@ -1182,10 +1366,22 @@ impl Server {
     }
 
     /// Delivers an outcome recovered from the store.
-    fn deliver(&mut self, id: &str, outcome: &str, output: Option<serde_json::Value>, errors: Vec<RequestError>) {
-        let Some(e) = self.entries.get_mut(id) else { return };
+    fn deliver(
+        &mut self,
+        id: &str,
+        outcome: &str,
+        output: Option<serde_json::Value>,
+        errors: Vec<RequestError>,
+    ) {
+        let Some(e) = self.entries.get_mut(id) else {
+            return;
+        };
         e.state = State::Delivering;
-        let outcome: &'static str = if outcome == "SUCCEEDED" { "SUCCEEDED" } else { "FAILED" };
+        let outcome: &'static str = if outcome == "SUCCEEDED" {
+            "SUCCEEDED"
+        } else {
+            "FAILED"
+        };
         let job = DeliverJob {
             id: id.to_string(),
             service: e.service.clone(),
@@ -1282,7 +1478,9 @@ impl Server {
                 let result = store::purge(tx, before);
                 Box::new(move |_| match result {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!("async requests: {n} completed records past retention removed"),
+                    Ok(n) => tracing::info!(
+                        "async requests: {n} completed records past retention removed"
+                    ),
                     Err(e) => tracing::error!("async requests: purge failed: {e}"),
                 })
             }));
@@ -1374,7 +1572,10 @@ fn check_id(id: &str) -> Result<(), HttpResponse> {
         Err(error(
             400,
             "INVALID_REQUEST_ID",
-            format!("a request id is 32 lowercase hex digits; got {:?}", bounded(id)),
+            format!(
+                "a request id is 32 lowercase hex digits; got {:?}",
+                bounded(id)
+            ),
         ))
     }
 }
@@ -1421,15 +1622,43 @@ fn parse_submission(body: &[u8]) -> Result<Parsed, HttpResponse> {
         None => None,
     };
     let priority = in_range("priority", s.priority, 0, 0, 2).map_err(bad)? as u8;
-    let max_queue = in_range("max_time_in_queue_seconds", s.max_time_in_queue_seconds, 600, 10, 72 * 3600).map_err(bad)?;
+    let max_queue = in_range(
+        "max_time_in_queue_seconds",
+        s.max_time_in_queue_seconds,
+        600,
+        10,
+        72 * 3600,
+    )
+    .map_err(bad)?;
     let retry = s.inference_retry_config.unwrap_or(RetryConfig {
         max_attempts: None,
         initial_delay_ms: None,
         max_delay_ms: None,
     });
-    let max_attempts = in_range("inference_retry_config.max_attempts", retry.max_attempts, 3, 1, 10).map_err(bad)?;
-    let initial = in_range("inference_retry_config.initial_delay_ms", retry.initial_delay_ms, 1000, 0, 10_000).map_err(bad)?;
-    let max_delay = in_range("inference_retry_config.max_delay_ms", retry.max_delay_ms, 5000, 0, 60_000).map_err(bad)?;
+    let max_attempts = in_range(
+        "inference_retry_config.max_attempts",
+        retry.max_attempts,
+        3,
+        1,
+        10,
+    )
+    .map_err(bad)?;
+    let initial = in_range(
+        "inference_retry_config.initial_delay_ms",
+        retry.initial_delay_ms,
+        1000,
+        0,
+        10_000,
+    )
+    .map_err(bad)?;
+    let max_delay = in_range(
+        "inference_retry_config.max_delay_ms",
+        retry.max_delay_ms,
+        5000,
+        0,
+        60_000,
+    )
+    .map_err(bad)?;
     Ok(Parsed {
         input,
         webhook,
@@ -1448,19 +1677,31 @@ mod tests {
     #[test]
     fn submissions_are_checked() {
         let ok = parse_submission(br#"{"model_input":{"a":1},"priority":2,"webhook_endpoint":"http://127.0.0.1:9003/webhook"}"#).unwrap();
-        assert_eq!((ok.input.as_str(), ok.priority, ok.max_queue_ms, ok.max_attempts), (r#"{"a":1}"#, 2, 600_000, 3));
+        assert_eq!(
+            (
+                ok.input.as_str(),
+                ok.priority,
+                ok.max_queue_ms,
+                ok.max_attempts
+            ),
+            (r#"{"a":1}"#, 2, 600_000, 3)
+        );
         let r = parse_submission(b"{nope").unwrap_err();
         assert_eq!(r.status, 400);
         let r = parse_submission(br#"{"model_input":1,"priority":3}"#).unwrap_err();
         assert_eq!(r.status, 422);
-        assert!(String::from_utf8_lossy(&r.body).contains("priority must be between 0 and 2; got 3"));
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("priority must be between 0 and 2; got 3")
+        );
         let r = parse_submission(br#"{"priority":1}"#).unwrap_err();
         assert!(String::from_utf8_lossy(&r.body).contains("model_input is required"));
-        let r = parse_submission(br#"{"model_input":1,"max_time_in_queue_seconds":5}"#).unwrap_err();
+        let r =
+            parse_submission(br#"{"model_input":1,"max_time_in_queue_seconds":5}"#).unwrap_err();
         assert!(String::from_utf8_lossy(&r.body).contains("between 10 and 259200"));
         let r = parse_submission(br#"{"model_input":1,"bogus":5}"#).unwrap_err();
         assert!(String::from_utf8_lossy(&r.body).contains("unknown field `bogus`"));
-        let r = parse_submission(br#"{"model_input":1,"webhook_endpoint":"file:///etc/passwd"}"#).unwrap_err();
+        let r = parse_submission(br#"{"model_input":1,"webhook_endpoint":"file:///etc/passwd"}"#)
+            .unwrap_err();
         assert!(String::from_utf8_lossy(&r.body).contains("must be an http:// URL"));
     }
 
@@ -1480,6 +1721,11 @@ mod tests {
         assert!(valid_id("653335653076454c8c76dc48f75d526d"));
         assert!(!valid_id("653335653076454C8C76DC48F75D526D"));
         assert!(!valid_id("abc"));
-        assert_eq!(trace_of("653335653076454c8c76dc48f75d526d").unwrap().trace_id, 0x653335653076454c8c76dc48f75d526d);
+        assert_eq!(
+            trace_of("653335653076454c8c76dc48f75d526d")
+                .unwrap()
+                .trace_id,
+            0x653335653076454c8c76dc48f75d526d
+        );
     }
 }

@@ -111,7 +111,9 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, String> {
             .split_once(']')
             .ok_or_else(|| format!("webhook_endpoint has a bad host: {url:?}"))?;
         let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| format!("webhook_endpoint has a bad port: {url:?}"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("webhook_endpoint has a bad port: {url:?}"))?,
             None if after.is_empty() => 80,
             None => return Err(format!("webhook_endpoint has a bad host: {url:?}")),
         };
@@ -120,7 +122,8 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, String> {
         match authority.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse().map_err(|_| format!("webhook_endpoint has a bad port: {url:?}"))?,
+                p.parse()
+                    .map_err(|_| format!("webhook_endpoint has a bad port: {url:?}"))?,
             ),
             None => (authority.to_string(), 80),
         }
@@ -258,16 +261,34 @@ mod tests {
     #[test]
     fn urls() {
         let u = parse_url("http://127.0.0.1:9003/webhook").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("127.0.0.1", 9003, "/webhook"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("127.0.0.1", 9003, "/webhook")
+        );
         let u = parse_url("http://example.org").unwrap();
         assert_eq!((u.port, u.target.as_str()), (80, "/"));
         let u = parse_url("http://[::1]:81/x?y=1").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("::1", 81, "/x?y=1"));
-        assert!(parse_url("https://example.org/").unwrap_err().contains("https"));
-        assert!(parse_url("ftp://example.org/").unwrap_err().contains("http://"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("::1", 81, "/x?y=1")
+        );
+        assert!(
+            parse_url("https://example.org/")
+                .unwrap_err()
+                .contains("https")
+        );
+        assert!(
+            parse_url("ftp://example.org/")
+                .unwrap_err()
+                .contains("http://")
+        );
         assert!(parse_url("http://:80/").is_err());
         assert!(parse_url("http://h:99999/").unwrap_err().contains("port"));
         assert!(parse_url("http://u@h/").is_err());
-        assert!(parse_url(&format!("http://h/{}", "a".repeat(MAX_URL))).unwrap_err().contains("at most"));
+        assert!(
+            parse_url(&format!("http://h/{}", "a".repeat(MAX_URL)))
+                .unwrap_err()
+                .contains("at most")
+        );
     }
 }
