@@ -286,8 +286,10 @@ fn a_503_twice_then_success_is_retried_with_backoff() {
     );
     p.line_with(&format!("{id} attempt 1 fails with 503"));
     let t1 = Instant::now();
-    p.line_with(&format!("{id} attempt 2 started"));
+    let line = p.line_with(&format!("{id} attempt 2 started"));
     let gap1 = t1.elapsed();
+    // The worker hop carries the request id as its trace id.
+    assert!(line.contains(&format!("(trace 00-{id}-")), "{line}");
     p.line_with(&format!("{id} attempt 2 fails with 503"));
     let t2 = Instant::now();
     p.line_with(&format!("{id} attempt 3 started"));

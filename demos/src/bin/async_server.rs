@@ -64,7 +64,8 @@ async fn predict_worker(mut cx: Context) -> Result<(), Faulted> {
     loop {
         on!(cx.input().await, {
             Predict as p => {
-                let answer = predict(&p).await;
+                let trace = cx.meta().and_then(|m| m.trace).map(|t| t.to_string()).unwrap_or_default();
+                let answer = predict(&p, trace).await;
                 match answer {
                     Ok(output) => { let _ = cx.reply(Prediction { output }); },
                     Err(fault) => { let _ = cx.reply(fault); },
@@ -76,14 +77,14 @@ async fn predict_worker(mut cx: Context) -> Result<(), Faulted> {
     }
 }
 
-async fn predict(p: &Predict) -> Result<String, Faulted> {
+async fn predict(p: &Predict, trace: String) -> Result<String, Faulted> {
     let input: serde_json::Value = serde_json::from_str(&p.input).map_err(|e| {
         Faulted::new("bad input")
             .with_explanation(e.to_string())
             .with_error_code(422)
     })?;
     eprintln!(
-        "predict_worker: {} attempt {} started",
+        "predict_worker: {} attempt {} started (trace {trace})",
         p.request_id, p.attempt
     );
     let sleep_until = input.get("sleep_until_attempt").and_then(|v| v.as_u64());

@@ -392,6 +392,8 @@ struct Server {
     /// Submissions not yet committed.
     inserting: usize,
     expiries: BTreeSet<(i64, String)>,
+    /// Requests waiting to be tried again, by when.
+    backoffs: BTreeSet<(Instant, String)>,
     pending: HashMap<RequestId, Pending>,
     next_seq: i64,
     max_pending: usize,
@@ -487,6 +489,7 @@ pub async fn serve(mut cx: Context, options: AsyncOptions) -> Result<(), Faulted
         entries: HashMap::new(),
         inserting: 0,
         expiries: BTreeSet::new(),
+        backoffs: BTreeSet::new(),
         pending: HashMap::new(),
         next_seq: rows.iter().map(|r| r.seq).max().unwrap_or(0) + 1,
         max_pending: options.max_pending,
@@ -591,7 +594,9 @@ impl Server {
                     self.entries.insert(id.clone(), entry);
                     self.count_in_progress(&id, 1);
                     if let Some(e) = self.entries.get_mut(&id) {
-                        e.state = State::Backoff(Instant::now());
+                        let at = Instant::now();
+                        e.state = State::Backoff(at);
+                        self.backoffs.insert((at, id.clone()));
                     }
                     eprintln!(
                         "async requests: {id} was in progress (attempt {} of {}); trying again",
@@ -1289,7 +1294,9 @@ impl Server {
                 delay_ms = delay,
                 "async attempt failed; retrying"
             );
-            e.state = State::Backoff(Instant::now() + Duration::from_millis(delay));
+            let at = Instant::now() + Duration::from_millis(delay);
+            e.state = State::Backoff(at);
+            self.backoffs.insert((at, id.to_string()));
             return;
         }
         let message = if retryable(status) {
@@ -1445,12 +1452,14 @@ impl Server {
 
     fn tick(&mut self, cx: &mut Context) {
         let now = Instant::now();
-        let due: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| matches!(e.state, State::Backoff(at) if at <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let mut due = Vec::new();
+        while let Some((at, id)) = self.backoffs.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.backoffs.pop_first();
+            due.push(id);
+        }
         for id in due {
             let e = self.entries.get_mut(&id).expect("present");
             e.state = State::Starting;
