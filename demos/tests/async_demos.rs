@@ -603,9 +603,18 @@ fn records_are_dropped_after_the_retention() {
 
 #[test]
 fn nothing_accepted_is_lost_across_a_sigkill() {
+    sigkill_and_restart("--durability=fsync");
+}
+
+#[test]
+fn nothing_accepted_is_lost_across_a_sigkill_without_fsync() {
+    sigkill_and_restart("--durability=process");
+}
+
+fn sigkill_and_restart(durability: &str) {
     let dir = tempdir();
     let hook = Hook::start(&[]);
-    let (p, port) = server(dir.path(), &["--workers=2"]);
+    let (p, port) = server(dir.path(), &["--workers=2", durability]);
     let retried = submit(
         port,
         json!({"model_input": {"sleep_ms": 60000, "sleep_until_attempt": 2}, "webhook_endpoint": hook.url()}),
@@ -627,7 +636,7 @@ fn nothing_accepted_is_lost_across_a_sigkill() {
     assert_eq!(record(port, &queued[0])["status"], "QUEUED");
     assert_eq!(record(port, &retried)["status"], "IN_PROGRESS");
     p.kill(); // SIGKILL
-    let (_p, port) = server(dir.path(), &["--workers=2"]);
+    let (_p, port) = server(dir.path(), &["--workers=2", durability]);
     let mut seen = HashMap::new();
     for _ in 0..4 {
         let hit = hook.next();

@@ -16,13 +16,15 @@
 //! async requests alike. A model input that is an object may steer the
 //! worker, for tests and demos: `sleep_ms` (work that long), `fail_code`
 //! (answer that status), `fail_until_attempt` (fail only the attempts
-//! before that one) and `sleep_until_attempt` (sleep only in those). The answer is `{"echo": <input>, "attempt": n}`.
+//! before that one) and `sleep_until_attempt` (sleep only in those). The answer is `{"echo": <input>, "attempt": n, "finished_at_us": t}`.
 //!
 //! Flags: `--server-address` (127.0.0.1:5050); `--store=PATH` (the role's
 //! `model/async-requests.sqlite`); `--workers=N`; `--max-pending=N`
 //! (5000); `--retention-seconds=S` (3600); `--webhook-secret-file=PATH`
 //! (the secret that signs webhooks; never on the command line);
-//! `--request-timeout-seconds=S` (the spool's per-attempt deadline, 60).
+//! `--request-timeout-seconds=S` (the spool's per-attempt deadline, 60);
+//! `--durability=fsync|process` (fsync: each commit fsynced before its
+//! 201s; process: written to the WAL, safe from a crash of the process).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +45,7 @@ struct Args {
     retention_seconds: u64,
     webhook_secret_file: Option<PathBuf>,
     request_timeout_seconds: u64,
+    durability: async_requests::Durability,
 }
 
 impl Default for Args {
@@ -55,6 +58,7 @@ impl Default for Args {
             retention_seconds: 3600,
             webhook_secret_file: None,
             request_timeout_seconds: 60,
+            durability: async_requests::Durability::Fsync,
         }
     }
 }
@@ -109,7 +113,16 @@ async fn predict(p: &Predict, trace: String) -> Result<String, Faulted> {
         "predict_worker: {} attempt {} finished",
         p.request_id, p.attempt
     );
-    Ok(serde_json::json!({"echo": input, "attempt": p.attempt}).to_string())
+    // When the work ended (µs since the epoch): the benchmark's webhook
+    // receiver measures completion → webhook POST from it.
+    let finished_at_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    Ok(
+        serde_json::json!({"echo": input, "attempt": p.attempt, "finished_at_us": finished_at_us})
+            .to_string(),
+    )
 }
 
 async fn async_server(mut cx: Context, args: Args) -> Result<(), Faulted> {
@@ -135,6 +148,7 @@ async fn async_server(mut cx: Context, args: Args) -> Result<(), Faulted> {
         .environment("production", "predict")
         .environment("development", "predict")
         .max_pending(args.max_pending)
+        .durability(args.durability)
         .retention(Duration::from_secs(args.retention_seconds));
     if let Some(path) = &args.webhook_secret_file {
         let secret = std::fs::read(path).map_err(|e| {

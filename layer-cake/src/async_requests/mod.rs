@@ -143,6 +143,22 @@ pub fn backoff(initial_ms: u64, max_ms: u64, attempt: u32) -> u64 {
     initial_ms.saturating_mul(factor).min(max_ms)
 }
 
+/// When a commit counts as done — and so when a `201` may go out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// SQLite `synchronous=FULL`: each group commit is fsynced before its
+    /// `201`s go out. Survives a crash of the process and of the machine
+    /// (power loss). The default.
+    #[default]
+    Fsync,
+    /// SQLite `synchronous=NORMAL` in WAL mode: a commit is written to the
+    /// WAL (in the OS's page cache) before its `201`s go out and fsynced at
+    /// checkpoints. Survives a crash of the process (SIGKILL, a panic);
+    /// a power loss may lose the last commits.
+    Process,
+}
+
 /// How an async request service runs.
 #[derive(Debug)]
 pub struct AsyncOptions {
@@ -157,6 +173,7 @@ pub struct AsyncOptions {
     webhook_backoff: Duration,
     webhook_timeout: Duration,
     tick: Duration,
+    durability: Durability,
 }
 
 impl AsyncOptions {
@@ -175,7 +192,14 @@ impl AsyncOptions {
             webhook_backoff: Duration::from_secs(2),
             webhook_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(50),
+            durability: Durability::Fsync,
         }
+    }
+
+    /// When a commit counts as done ([`Durability::Fsync`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
     }
 
     /// Listens for HTTP at `at`.
@@ -454,7 +478,7 @@ pub async fn serve(mut cx: Context, options: AsyncOptions) -> Result<(), Faulted
     options
         .check()
         .map_err(|e| Faulted::from_error("cannot start async requests", &e))?;
-    let (store, rows) = store::Store::open(&options.store)
+    let (store, rows) = store::Store::open(&options.store, options.durability)
         .map_err(|e| Faulted::from_error("cannot open the async request store", &e))?;
     let mut services = HashMap::new();
     for (name, workers, spool) in options.services {

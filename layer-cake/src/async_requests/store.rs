@@ -13,7 +13,7 @@ use std::sync::mpsc;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::AsyncError;
+use super::{AsyncError, Durability};
 
 /// At most this many jobs share one transaction.
 pub(crate) const GROUP: usize = 1024;
@@ -184,14 +184,19 @@ pub(crate) fn purge(tx: &Transaction<'_>, before: i64) -> rusqlite::Result<usize
 impl Store {
     /// Opens (or creates) the database at `path`, and returns the handle and
     /// every request not yet complete, oldest first.
-    pub(crate) fn open(path: &Path) -> Result<(Store, Vec<Row>), AsyncError> {
+    pub(crate) fn open(
+        path: &Path,
+        durability: Durability,
+    ) -> Result<(Store, Vec<Row>), AsyncError> {
         let fail = |e: rusqlite::Error| AsyncError::Store {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
         let mut conn = Connection::open(path).map_err(fail)?;
-        // WAL: readers never block the writer; FULL: every commit is
-        // fsynced, so a 201 is never sent for a request a crash can lose.
+        // WAL: readers never block the writer. FULL: every commit is
+        // fsynced, so a 201 is never sent for a request a crash of the
+        // machine can lose; NORMAL: the commit is in the OS's page cache,
+        // safe from a crash of the process, not from one of the machine.
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(fail)?;
@@ -201,9 +206,14 @@ impl Store {
                 reason: format!("the database refused WAL mode (it is in {mode} mode)"),
             });
         }
+        let synchronous = match durability {
+            Durability::Fsync => "FULL",
+            Durability::Process => "NORMAL",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};"))
+            .map_err(fail)?;
         conn.execute_batch(
-            "PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;
+            "PRAGMA busy_timeout = 5000;
              CREATE TABLE IF NOT EXISTS requests (
                  id TEXT PRIMARY KEY NOT NULL,
                  seq INTEGER NOT NULL,
