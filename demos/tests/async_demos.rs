@@ -364,9 +364,11 @@ fn a_request_not_started_in_time_expires() {
 fn cancel_only_a_queued_request() {
     let dir = tempdir();
     let (p, port) = server(dir.path(), &["--workers=1"]);
+    // Back to back: the second must wait for the only worker, in the queue.
     let running = submit(port, json!({"model_input": {"sleep_ms": 3000}}));
-    p.line_with(&format!("{running} attempt 1 started"));
     let queued = submit(port, json!({"model_input": 2}));
+    p.line_with(&format!("{running} attempt 1 started"));
+    std::thread::sleep(Duration::from_millis(300));
     let (status, q) = exchange(
         port,
         "GET",

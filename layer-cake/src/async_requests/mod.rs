@@ -396,7 +396,11 @@ struct Service {
     queued: usize,
     in_progress: usize,
     inspecting: bool,
+    /// Async requests being recorded before they go to the spool.
     starting: usize,
+    /// Async requests sent to the spool after the pending inspection was
+    /// asked: its answer does not count them yet.
+    sent_since_inspect: usize,
 }
 
 enum Pending {
@@ -495,6 +499,7 @@ pub async fn serve(mut cx: Context, options: AsyncOptions) -> Result<(), Faulted
                 in_progress: 0,
                 inspecting: false,
                 starting: 0,
+                sent_since_inspect: 0,
             },
         );
     }
@@ -1128,6 +1133,7 @@ impl Server {
         }
         if let Ok(rid) = cx.request(InspectSpool, &s.spool) {
             s.inspecting = true;
+            s.sent_since_inspect = 0;
             self.pending
                 .insert(rid, Pending::Inspect(service.to_string()));
         }
@@ -1148,7 +1154,9 @@ impl Server {
         let mut free = if status.queued > 0 {
             0
         } else {
-            status.idle.saturating_sub(s.starting)
+            status
+                .idle
+                .saturating_sub(s.starting + s.sent_since_inspect)
         };
         let now = now_ms();
         while free > 0 {
@@ -1235,6 +1243,9 @@ impl Server {
             return;
         };
         s.starting = s.starting.saturating_sub(1);
+        if s.inspecting {
+            s.sent_since_inspect += 1;
+        }
         e.state = State::Running;
         let request = Predict {
             request_id: id.clone(),
