@@ -572,7 +572,6 @@ fn pass_up<M: Message>(cx: &Context, message: M) {
 impl Server {
     /// Puts back what the store held when the process stopped.
     fn recover(&mut self, rows: Vec<store::Row>) {
-        let now = now_ms();
         for row in rows {
             if !self.services.contains_key(&row.model_id) {
                 tracing::warn!(id = %row.id, service = %row.model_id, "a stored request names a service no longer served");
@@ -647,7 +646,6 @@ impl Server {
                 }
             }
         }
-        let _ = now;
     }
 
     fn count_in_progress(&mut self, id: &str, delta: isize) {
@@ -1404,7 +1402,6 @@ impl Server {
                 }));
             })
         }));
-        let _ = self.store.clone();
     }
 
     /// Delivers an outcome recovered from the store.
@@ -1447,11 +1444,7 @@ impl Server {
             }));
             return;
         }
-        let store = self.store.clone();
-        self.runtime.spawn(async move {
-            let _ = store;
-            deliver(job).await
-        });
+        self.runtime.spawn(deliver(job));
     }
 
     /// A webhook delivery ended: the final state goes to the store.
