@@ -294,30 +294,35 @@ fn valid_name(name: &str) -> bool {
 
 /// A submission is committed.
 #[derive(Debug, Clone, Serialize, Deserialize, crate::Message)]
+#[message(name = "layer_cake.async_requests.AsyncAccepted")]
 struct AsyncAccepted {
     id: String,
 }
 
 /// A submission could not be committed.
 #[derive(Debug, Clone, Serialize, Deserialize, crate::Message)]
+#[message(name = "layer_cake.async_requests.AsyncRefused")]
 struct AsyncRefused {
     id: String,
 }
 
 /// An attempt is recorded: the worker may be asked.
 #[derive(Debug, Clone, Serialize, Deserialize, crate::Message)]
+#[message(name = "layer_cake.async_requests.AsyncAttemptRecorded")]
 struct AsyncAttemptRecorded {
     id: String,
 }
 
 /// A request is complete (status final, webhook done).
 #[derive(Debug, Clone, Serialize, Deserialize, crate::Message)]
+#[message(name = "layer_cake.async_requests.AsyncFinished")]
 struct AsyncFinished {
     id: String,
 }
 
 /// The service's clock: backoffs due, expiry, dispatch, purge.
 #[derive(Debug, Clone, Serialize, Deserialize, crate::Message)]
+#[message(name = "layer_cake.async_requests.AsyncTick")]
 struct AsyncTick;
 
 // ---- the submission body ----
@@ -533,14 +538,18 @@ pub async fn serve(mut cx: Context, options: AsyncOptions) -> Result<(), Faulted
     cx.start_repeating_timer(AsyncTick, options.tick);
     loop {
         let message = cx.input().await;
+        let from_here = local(&cx);
         on!(message, {
             HttpRequest as request => server.http(&mut cx, request),
-            AsyncAccepted as a => server.accepted(&mut cx, a.id),
-            AsyncRefused as r => server.refused(r.id),
-            AsyncAttemptRecorded as a => server.ask_worker(&mut cx, a.id),
-            AsyncFinished as f => server.finished(&mut cx, f.id),
-            AsyncDelivered as d => server.delivered(d),
-            AsyncTick as _ => server.tick(&mut cx),
+            // The service's own events (from its store thread, its timer,
+            // its webhook tasks) never come over a link: a peer that
+            // learned this address cannot forge them.
+            AsyncAccepted as a => if from_here { server.accepted(&mut cx, a.id) },
+            AsyncRefused as r => if from_here { server.refused(r.id) },
+            AsyncAttemptRecorded as a => if from_here { server.ask_worker(&mut cx, a.id) },
+            AsyncFinished as f => if from_here { server.finished(&mut cx, f.id) },
+            AsyncDelivered as d => if from_here { server.delivered(d) },
+            AsyncTick as _ => if from_here { server.tick(&mut cx) },
             SpoolStatus as status => server.inspected(&mut cx, status),
             Prediction as p => server.answer(&mut cx, Ok(p)),
             Faulted as f => server.answer(&mut cx, Err(f)),
@@ -561,6 +570,11 @@ pub async fn serve(mut cx: Context, options: AsyncOptions) -> Result<(), Faulted
             other => tracing::warn!("async requests ignore {}", other.signature()),
         })
     }
+}
+
+/// Whether the message being handled came from this process.
+fn local(cx: &Context) -> bool {
+    !cx.return_address().is_remote()
 }
 
 fn pass_up<M: Message>(cx: &Context, message: M) {
@@ -1575,6 +1589,7 @@ async fn deliver(job: DeliverJob) {
 
 /// A webhook delivery ended; the record's final state.
 #[derive(Debug, Clone, Serialize, Deserialize, crate::Message)]
+#[message(name = "layer_cake.async_requests.AsyncDelivered")]
 struct AsyncDelivered {
     id: String,
     status: String,
