@@ -336,6 +336,27 @@ fn a_422_fails_at_once_and_so_does_a_404() {
     let r = wait_status(port, &id, "FAILED");
     assert_eq!(r["errors"][0]["code"], "MODEL_PREDICT_ERROR");
     assert_eq!(r["attempts"], 3);
+    // A worker answering the wrong type: a fault (500), not a request left waiting.
+    let id = submit(
+        port,
+        json!({"model_input": {"wrong_type": true}, "inference_retry_config": {"max_attempts": 1}}),
+    );
+    let r = wait_status(port, &id, "FAILED");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not Prediction"),
+        "{r}"
+    );
+    let (status, answer) = exchange(
+        port,
+        "POST",
+        "/environments/production/predict",
+        br#"{"wrong_type":true}"#,
+    );
+    assert_eq!(status, 500, "{answer}");
+    assert_eq!(answer["error"]["code"], "MODEL_PREDICT_ERROR");
 }
 
 #[test]

@@ -16,7 +16,9 @@
 //! async requests alike. A model input that is an object may steer the
 //! worker, for tests and demos: `sleep_ms` (work that long), `fail_code`
 //! (answer that status), `fail_until_attempt` (fail only the attempts
-//! before that one) and `sleep_until_attempt` (sleep only in those). The answer is `{"echo": <input>, "attempt": n, "finished_at_us": t}`.
+//! before that one) and `sleep_until_attempt` (sleep only in those); an
+//! input with a `wrong_type` member is answered with a string, not a
+//! `Prediction`, as a misbehaving worker would. The answer is `{"echo": <input>, "attempt": n, "finished_at_us": t}`.
 //!
 //! Flags: `--server-address` (127.0.0.1:5050); `--store=PATH` (the role's
 //! `model/async-requests.sqlite`); `--workers=N`; `--max-pending=N`
@@ -68,6 +70,11 @@ async fn predict_worker(mut cx: Context) -> Result<(), Faulted> {
     loop {
         on!(cx.input().await, {
             Predict as p => {
+                if p.input.contains("\"wrong_type\"") {
+                    // A misbehaving worker, for the tests: not a Prediction.
+                    let _ = cx.reply(format!("not a prediction for {}", p.request_id));
+                    continue;
+                }
                 let trace = cx.meta().and_then(|m| m.trace).map(|t| t.to_string()).unwrap_or_default();
                 let answer = predict(&p, trace).await;
                 match answer {

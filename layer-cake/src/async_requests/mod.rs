@@ -567,7 +567,17 @@ pub async fn serve(mut cx: Context, options: AsyncOptions) -> Result<(), Faulted
                 cx.abort();
                 return Ok(());
             },
-            other => tracing::warn!("async requests ignore {}", other.signature()),
+            other => {
+                // An answer of a type a worker should not give still ends
+                // its request (as a fault), rather than leaving it waiting.
+                if cx.answers().is_some_and(|rid| server.pending.contains_key(&rid)) {
+                    let fault = Faulted::new("unexpected answer")
+                        .with_explanation(format!("the worker answered {}, not Prediction", other.signature()));
+                    server.answer(&mut cx, Err(fault));
+                } else {
+                    tracing::warn!("async requests ignore {}", other.signature());
+                }
+            },
         })
     }
 }
