@@ -106,12 +106,17 @@ fn command_line(command: &std::process::Command) -> String {
 }
 
 /// `run`: group-cake in the foreground, its output and logs on this
-/// terminal. Ctrl-C stops everything cleanly: group-cake gets SIGINT and
-/// stops its roles; this command waits for it and exits with its status.
-/// If this command is killed, group-cake sees its stdin (a lifeline this
-/// command holds) close, and stops everything too.
+/// terminal. Ctrl-C stops everything cleanly: this command passes the
+/// SIGINT on to group-cake, which drains and stops its roles; this command
+/// waits for it and exits with its status. A second Ctrl-C is passed on
+/// too, and group-cake then exits at once. group-cake runs in a process
+/// group of its own, so that a terminal's Ctrl-C (sent to the whole
+/// foreground group) reaches it once, through this command, rather than
+/// twice. If this command is killed, group-cake sees its stdin (a lifeline
+/// this command holds) close, and stops everything too.
 pub async fn run(home: &Home, args: &RunArgs) -> Result<i32, String> {
-    let command = group_command(home, args, "RUN")?;
+    let mut command = group_command(home, args, "RUN")?;
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     tracing::debug!("Starting group-cake: {}", command_line(&command));
     let mut child = tokio::process::Command::from(command)
         .stdin(Stdio::piped())
@@ -132,8 +137,8 @@ pub async fn run(home: &Home, args: &RunArgs) -> Result<i32, String> {
                 if interrupted.is_err() {
                     continue;
                 }
-                // From a terminal group-cake has it too; from `kill` it
-                // would not: pass it on either way.
+                // group-cake is in a group of its own: only this copy
+                // reaches it, from a terminal as from `kill`.
                 if let Some(pid) = pid {
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT);
                 }
