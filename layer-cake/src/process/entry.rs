@@ -577,13 +577,16 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
             .map_err(config_error)?;
     let arguments: A = match text::from_fields(&own_fields.0, Source::Flag) {
         Ok(arguments) => arguments,
-        // `--check-settings` without the key checks all but the secrets.
+        // `--check-settings` without the key checks all but the secrets'
+        // own values.
         Err(e)
             if config.check_settings
                 && key.is_none()
                 && super::secrets::checked_without(&e, &secrets) =>
         {
-            return Ok(Parsed::Checked);
+            return super::secrets::check_around::<A>(&own_fields.0, &secrets)
+                .map(|()| Parsed::Checked)
+                .map_err(usage);
         }
         Err(e) => {
             return Err(usage(super::secrets::redacted(e, &secrets, &own_fields.0)));

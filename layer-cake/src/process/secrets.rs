@@ -67,14 +67,34 @@ pub(crate) fn open_fields(
     Ok(names)
 }
 
+/// Whether `field`, as a decoding error names it, is one of `names`.
+fn names_one(field: &str, names: &[String]) -> bool {
+    names
+        .iter()
+        .any(|n| field == n || field == format!("--{}", n.replace('_', "-")))
+}
+
 /// Whether decoding the fields without the unchecked secrets `names`
 /// failed only for want of one of them.
 pub(crate) fn checked_without(error: &TextError, names: &[String]) -> bool {
-    match error {
-        TextError::Missing { field, .. } => names
-            .iter()
-            .any(|n| field == &format!("--{}", n.replace('_', "-"))),
-        _ => false,
+    matches!(error, TextError::Missing { field, .. } if names_one(field, names))
+}
+
+/// `--check-settings` without the key, once the fields without the
+/// secrets `names` lacked one: decodes them again with an empty
+/// placeholder for each secret, after the others, so that every other
+/// field is checked (present and well formed, none missing); an error about
+/// a placeholder is no error.
+pub(crate) fn check_around<A: serde::de::DeserializeOwned>(
+    fields: &[(String, Option<String>)],
+    names: &[String],
+) -> Result<(), String> {
+    let mut with = fields.to_vec();
+    with.extend(names.iter().map(|n| (n.clone(), Some(String::new()))));
+    match crate::message::text::from_fields::<A>(&with, crate::message::text::Source::Flag) {
+        Ok(_) => Ok(()),
+        Err(TextError::Invalid { field, .. }) if names_one(&field, names) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -90,16 +110,11 @@ pub(crate) fn redacted(
             field,
             value,
             reason,
-        } if names
-            .iter()
-            .any(|n| field == format!("--{}", n.replace('_', "-")) || &field == n) =>
-        {
-            TextError::Invalid {
-                field,
-                value: value.map(|_| secret::SHOWN.to_owned()),
-                reason,
-            }
-        }
+        } if names_one(&field, names) => TextError::Invalid {
+            field,
+            value: value.map(|_| secret::SHOWN.to_owned()),
+            reason,
+        },
         other => other,
     };
     let mut text = error.to_string();
@@ -123,5 +138,116 @@ impl Drop for Wiped {
         for (_, value) in self.0.drain(..) {
             drop(value.map(Zeroizing::new));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::entry::{EXIT_CONFIG, EXIT_USAGE, Parsed, parse};
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Args {
+        api_key: String,
+        port: u16,
+    }
+
+    fn key_file(dir: &Path, key: &SecretKey) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("key");
+        std::fs::write(&path, format!("{}\n", key.to_line().as_str())).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        format!("--secret-key-file={}", path.display())
+    }
+
+    #[test]
+    fn the_arguments_see_the_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::generate();
+        let flag = key_file(dir.path(), &key);
+        let api_key = format!("--api-key={}", secret::seal(&key, "api-key", "hunter2"));
+        match parse::<Args, _>("p", &[api_key.as_str(), "--port=80", &flag]) {
+            Ok(Parsed::Run(config, args)) => {
+                assert_eq!(args.api_key, "hunter2");
+                assert_eq!(args.port, 80);
+                assert!(config.secret_key_file.is_some());
+                assert_eq!(self::key().as_deref(), Some(&key));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Checking with the key checks the secret too.
+        assert!(matches!(
+            parse::<Args, _>(
+                "p",
+                &[api_key.as_str(), "--port=80", &flag, "--check-settings"]
+            ),
+            Ok(Parsed::Checked)
+        ));
+    }
+
+    #[test]
+    fn without_the_key_a_secret_fails_closed_but_may_be_checked_around() {
+        let key = SecretKey::generate();
+        let api_key = format!("--api-key={}", secret::seal(&key, "api-key", "hunter2"));
+        let e = parse::<Args, _>("p", &[api_key.as_str(), "--port=80"]).unwrap_err();
+        assert_eq!(e.code, EXIT_CONFIG);
+        assert_eq!(
+            e.text,
+            "--api-key holds a secret and no key was given (--secret-key-file=PATH, or - for the first line of stdin)"
+        );
+        // --check-settings without the key: the rest is checked.
+        assert!(matches!(
+            parse::<Args, _>("p", &[api_key.as_str(), "--port=80", "--check-settings"]),
+            Ok(Parsed::Checked)
+        ));
+        let e =
+            parse::<Args, _>("p", &[api_key.as_str(), "--port=x", "--check-settings"]).unwrap_err();
+        assert_eq!(e.code, EXIT_USAGE);
+        assert!(
+            e.text.starts_with("--port: invalid value \"x\""),
+            "{}",
+            e.text
+        );
+        let e = parse::<Args, _>("p", &[api_key.as_str(), "--check-settings"]).unwrap_err();
+        assert_eq!(e.text, "missing flag --port");
+    }
+
+    #[test]
+    fn a_plaintext_that_does_not_decode_is_not_shown() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Numeric {
+            pin: u32,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::generate();
+        let flag = key_file(dir.path(), &key);
+        let pin = format!("--pin={}", secret::seal(&key, "pin", "not-a-number-s3cr3t"));
+        let e = parse::<Numeric, _>("p", &[pin.as_str(), &flag]).unwrap_err();
+        assert_eq!(e.code, EXIT_USAGE);
+        assert!(
+            e.text.starts_with("--pin: invalid value \"<secret>\""),
+            "{}",
+            e.text
+        );
+        assert!(!e.text.contains("s3cr3t"), "{}", e.text);
+    }
+
+    #[test]
+    fn a_bad_key_file_is_one_line_and_status_78() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none");
+        let flag = format!("--secret-key-file={}", path.display());
+        let e = parse::<Args, _>("p", &["--port=1", flag.as_str()]).unwrap_err();
+        assert_eq!(e.code, EXIT_CONFIG);
+        assert!(
+            e.text.starts_with(&format!(
+                "cannot read the secret key from {}:",
+                path.display()
+            )),
+            "{}",
+            e.text
+        );
     }
 }
