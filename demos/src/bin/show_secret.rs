@@ -4,13 +4,13 @@
 //!
 //! ```text
 //! $ layer-cake secret-key key                    # mode 600
-//! $ layer-cake add show_secret show
+//! $ layer-cake add show_secret show --api-key=
 //! $ printf %s hunter2 | layer-cake secret show --name=api-key --secret-key-file=key
 //! stored a secret in show --api-key
 //! $ layer-cake list -l show
-//! show  stopped  0/0/0  /…/show_secret --api-key=<secret>
+//! show  stopped               3/4/174  /…/show_secret --api-key=<secret>
 //! $ layer-cake run --main-role=show --secret-key-file=key
-//! "api-key: 7 bytes, fnv1a64 d2a4e4ee1e1d8d4f"
+//! "api-key: 7 bytes, fnv1a64 4db147a54908e973"
 //! ```
 //!
 //! Without the key (or with a wrong one) it does not start: one line on
