@@ -411,7 +411,6 @@ fn group_cake_keeps_the_key_for_restarts() {
         let returned = ok(d, &["returned", "show", &format!("--start={run}")], "");
         assert!(returned.contains(&shown(PLAINTEXT)), "{returned}");
     }
-    let _ = Duration::ZERO;
 }
 
 #[test]
@@ -467,4 +466,33 @@ fn secret_refuses_bad_input_with_one_line() {
         "v",
     );
     ok(d, &["update", "show", "--debug-level=DEBUG"], "");
+}
+
+/// Stops what `start` left running in the home at `dir`, however the test
+/// ends.
+struct Stopped<'a>(&'a Path);
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        let _ = layer_cake(self.0, &["stop"]);
+    }
+}
+
+#[test]
+fn start_hands_the_key_to_a_background_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key_line = home_with_secret(d);
+    let _stopped = Stopped(d);
+    let out = ok(d, &["start", "--secret-key-file=-"], &key_line);
+    assert!(out.starts_with("started "), "{out}");
+    // `returned --timeout` waits for a run that has started.
+    let deadline = Instant::now() + PATIENCE;
+    while ok(d, &["history", "show"], "").trim().is_empty() {
+        assert!(Instant::now() < deadline, "show starts");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let returned = ok(d, &["returned", "show", "--timeout=60"], "");
+    assert!(returned.contains(&shown(PLAINTEXT)), "{returned}");
+    assert!(!everything(d).contains(PLAINTEXT));
 }
