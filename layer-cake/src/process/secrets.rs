@@ -235,6 +235,26 @@ mod tests {
     }
 
     #[test]
+    fn a_child_is_told_to_read_the_key_from_stdin_never_given_it() {
+        let key = Arc::new(SecretKey::generate());
+        let hex = key.to_line().split_once(' ').unwrap().1.to_owned();
+        let hub = crate::net::HostPort::new("127.0.0.1", 9);
+        let config = super::super::ProcessConfig::default();
+        let options = super::super::ProcessOptions::new("/bin/role").flag("x", "1");
+        assert!(
+            !options
+                .arguments(&config, &hub)
+                .iter()
+                .any(|a| a.starts_with("--secret-key-file"))
+        );
+        let options = options.secret_key(key);
+        let args = options.arguments(&config, &hub);
+        assert!(args.contains(&"--secret-key-file=-".to_owned()), "{args:?}");
+        assert!(!args.iter().any(|a| a.contains(&hex)), "{args:?}");
+        assert!(!format!("{options:?}").contains(&hex));
+    }
+
+    #[test]
     fn a_bad_key_file_is_one_line_and_status_78() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("none");
