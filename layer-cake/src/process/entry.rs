@@ -261,6 +261,7 @@ where
     drop(watch);
     crate::net::http::drain::end_drain();
     super::folders::finish();
+    super::secrets::forget();
     code
 }
 
