@@ -37,6 +37,9 @@ pub struct RunArgs {
     pub main_role: Option<String>,
     /// Passed to group-cake and its roles.
     pub debug_level: Option<String>,
+    /// The key that opens the roles' secret settings, handed to group-cake
+    /// over its stdin (`--secret-key-file=-`; `docs/secrets.md`).
+    pub secret_key: Option<std::sync::Arc<layer_cake::secret::SecretKey>>,
 }
 
 /// The group-cake command line for `home`.
@@ -87,6 +90,9 @@ pub fn group_command(
         .arg(format!("--role-name={GROUP_ROLE}"))
         .arg(format!("--origin={origin}"))
         .args(roles::flags(&settings));
+    if args.secret_key.is_some() {
+        command.arg(format!("--secret-key-file={}", crate::secrets::FROM_STDIN));
+    }
     if !args.patterns.is_empty() {
         let json = serde_json::to_string(&args.patterns).map_err(|e| e.to_string())?;
         command.arg(format!("--roles={json}"));
@@ -122,9 +128,18 @@ pub async fn run(home: &Home, args: &RunArgs) -> Result<i32, String> {
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start group-cake: {e}"))?;
-    // The lifeline: never written; if this command dies, however it dies,
-    // group-cake sees it close and stops everything.
-    let _lifeline = child.stdin.take();
+    // The lifeline: if this command dies, however it dies, group-cake sees
+    // it close and stops everything. The secret key, if any, is its only
+    // line.
+    let mut _lifeline = child.stdin.take();
+    if let (Some(key), Some(pipe)) = (&args.secret_key, _lifeline.as_mut()) {
+        use tokio::io::AsyncWriteExt;
+        let mut line = key.to_line();
+        line.push('\n');
+        if let Err(e) = pipe.write_all(line.as_bytes()).await {
+            tracing::warn!("cannot hand group-cake the secret key: {e}");
+        }
+    }
     let pid = child.id().map(|p| p as i32);
     tracing::debug!(pid, "Started group-cake in the foreground");
     loop {
@@ -172,13 +187,24 @@ pub fn start(home: &Home, args: &RunArgs, out: &mut dyn Write) -> Result<(), Str
         std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
     use std::os::unix::process::CommandExt;
-    let child = command
-        .stdin(Stdio::null())
+    let mut child = command
+        .stdin(match args.secret_key {
+            Some(_) => Stdio::piped(),
+            None => Stdio::null(),
+        })
         .stdout(log)
         .stderr(log_err)
         .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start group-cake: {e}"))?;
+    // The secret key, if any, is the one line of its stdin, closed then.
+    if let (Some(key), Some(mut pipe)) = (&args.secret_key, child.stdin.take()) {
+        let mut line = key.to_line();
+        line.push('\n');
+        if let Err(e) = pipe.write_all(line.as_bytes()) {
+            tracing::warn!("cannot hand group-cake the secret key: {e}");
+        }
+    }
     let pid = child.id();
     tracing::debug!(pid, log = %log_path.display(), "Started group-cake in the background");
     // Wait until it holds the group's lock (or has already failed).

@@ -17,6 +17,7 @@ pub mod message;
 pub mod net;
 pub mod process;
 pub mod runtime;
+pub mod secret;
 pub mod spool;
 
 // Lets `#[derive(Message)]`, which names `::layer_cake`, work inside this crate too.

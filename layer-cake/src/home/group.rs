@@ -282,6 +282,13 @@ fn start_role(
     {
         options = options.flag("origin", origin);
     }
+    // A role with secret settings gets the key this group was given, over
+    // its stdin (`docs/secrets.md`); without one it fails closed itself.
+    if settings.values().any(|v| crate::secret::is_secret(v))
+        && let Some(key) = crate::process::secret_key()
+    {
+        options = options.secret_key(key);
+    }
     for (name, value) in settings {
         options = options.flag(&name, value);
     }

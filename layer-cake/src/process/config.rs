@@ -119,6 +119,14 @@ pub struct ProcessConfig {
     /// proves which child is connecting back is the first line of stdin,
     /// never a flag: a command line is readable by every local user.
     pub connect_to_parent: Option<HostPort>,
+    /// `--secret-key-file=PATH`: the key that opens the secrets among the
+    /// main actor's flags (settings stored encrypted, see
+    /// [`secret`](crate::secret) and `docs/secrets.md`), one line
+    /// `worker-v0 <32 hex digits>` in a file only its owner can read, or
+    /// with `-` the first line of stdin. Never an environment variable or a
+    /// value on the command line. A bad or missing key, or a secret that
+    /// does not open, is one line on stderr and exit status 78.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// Reads a level name with [`DebugLevel`]'s `FromStr` (case ignored), so
@@ -236,6 +244,11 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         name: "connect-to-parent",
         value: "HOST:PORT",
         text: "started as a child process: connect back to the parent here",
+    },
+    FlagHelp {
+        name: "secret-key-file",
+        value: "PATH",
+        text: "the key that opens secret settings: a private file, or - for the first line of stdin",
     },
 ];
 

@@ -261,6 +261,7 @@ where
     drop(watch);
     crate::net::http::drain::end_drain();
     super::folders::finish();
+    super::secrets::forget();
     code
 }
 
@@ -477,6 +478,14 @@ pub(crate) struct Usage {
     pub(crate) text: String,
 }
 
+/// A key or a secret that cannot be had: exit status [`EXIT_CONFIG`].
+fn config_error(e: crate::secret::SecretError) -> Usage {
+    Usage {
+        code: EXIT_CONFIG,
+        text: e.to_string(),
+    }
+}
+
 fn usage(text: impl Into<String>) -> Usage {
     Usage {
         code: EXIT_USAGE,
@@ -557,8 +566,33 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
     if config.dump_types {
         return Ok(Parsed::Types);
     }
-    let arguments: A =
-        text::from_fields(&own_fields, Source::Flag).map_err(|e| usage(e.to_string()))?;
+    // Secrets among the flags are opened now, so that the arguments see
+    // plaintext; it is wiped once they are decoded.
+    let key = match &config.secret_key_file {
+        Some(path) => Some(super::secrets::load(path).map_err(config_error)?),
+        None => None,
+    };
+    let mut own_fields = super::secrets::Wiped(own_fields);
+    let secrets =
+        super::secrets::open_fields(&mut own_fields.0, key.as_deref(), config.check_settings)
+            .map_err(config_error)?;
+    let arguments: A = match text::from_fields(&own_fields.0, Source::Flag) {
+        Ok(arguments) => arguments,
+        // `--check-settings` without the key checks all but the secrets'
+        // own values.
+        Err(e)
+            if config.check_settings
+                && key.is_none()
+                && super::secrets::checked_without(&e, &secrets) =>
+        {
+            return super::secrets::check_around::<A>(&own_fields.0, &secrets)
+                .map(|()| Parsed::Checked)
+                .map_err(usage);
+        }
+        Err(e) => {
+            return Err(usage(super::secrets::redacted(e, &secrets, &own_fields.0)));
+        }
+    };
     if config.check_settings {
         return Ok(Parsed::Checked);
     }

@@ -32,7 +32,7 @@
 //! | 71, or the fault's own | the main actor returned a [`Faulted`](crate::Faulted) (an `Aborted` after a signal included) |
 //! | 70 ([`EXIT_SOFTWARE`]) | the program's fault: no runtime, an unencodable result, argument names clashing with standard flags |
 //! | 74 ([`EXIT_IO`]) | the result could not be written |
-//! | 78 ([`EXIT_CONFIG`]) | started as a role of a home that has no such role, or whose role is already running |
+//! | 78 ([`EXIT_CONFIG`]) | started as a role of a home that has no such role, or whose role is already running; a secret setting without its key, or that does not open (`docs/secrets.md`) |
 //!
 //! [`Context::spawn_process`](crate::Context::spawn_process) runs another
 //! executable as a child process ([`ProcessOptions`]): its main actor is
@@ -51,6 +51,7 @@ mod child;
 mod config;
 mod entry;
 mod folders;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -63,6 +64,7 @@ pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
 pub(crate) use entry::{RoleKeeper, TakenRole, sub_role_name};
 pub(crate) use folders::RoleFolders;
 pub use folders::{model_path, resource_path, tmp_path};
+pub(crate) use secrets::key as secret_key;
 
 /// Identifies this start of this process; see
 /// [`runtime::incarnation`](crate::runtime::incarnation), where it lives
