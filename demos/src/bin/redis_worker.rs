@@ -21,7 +21,8 @@
 //! `data` is a [`DemoRequest`]: `text` is echoed, `work_ms` (at most
 //! 10 000) is slept first, `fail` answers a 422 fault. Flags: `--workers=N`
 //! (8), `--request-limit=N` (over the hash's), `--claim-min-idle=SECONDS`
-//! (30), `--request-timeout=SECONDS` (20), `--in-flight=N` (64) and
+//! (30), `--request-timeout=SECONDS` (20), `--in-flight=N` (64),
+//! `--max-entry-bytes=N` and `--max-reply-bytes=N` (256 KiB each), and
 //! `--server-address=HOST:PORT`, an HTTP front on the same spool
 //! (`curl 'http://HOST:PORT/DemoRequest?text=hi'`).
 
@@ -82,6 +83,8 @@ struct Args {
     claim_min_idle: f64,
     request_timeout: f64,
     in_flight: usize,
+    max_entry_bytes: usize,
+    max_reply_bytes: usize,
     server_address: Option<HostPort>,
 }
 
@@ -95,6 +98,8 @@ impl Default for Args {
             claim_min_idle: 30.0,
             request_timeout: 20.0,
             in_flight: 64,
+            max_entry_bytes: 256 * 1024,
+            max_reply_bytes: 256 * 1024,
             server_address: None,
         }
     }
@@ -111,7 +116,9 @@ async fn redis_worker(mut cx: Context, args: Args) -> Result<(), Faulted> {
         .accept::<DemoRequest>()
         .request_timeout(request_timeout)
         .claim_min_idle(seconds("claim-min-idle", args.claim_min_idle)?)
-        .in_flight(args.in_flight);
+        .in_flight(args.in_flight)
+        .max_entry_bytes(args.max_entry_bytes)
+        .max_reply_bytes(args.max_reply_bytes);
     if let Some(limit) = args.request_limit {
         bridge = bridge.request_limit(limit);
     }

@@ -477,7 +477,7 @@ mod tests {
         let big = "9".repeat(300);
         assert_eq!(
             reason(r.parse(&raw(&[("ref", "a"), t, ("data", &big)]))).1,
-            "the entry is 322 bytes, over the limit of 200"
+            "the entry is 323 bytes, over the limit of 200"
         );
         let deleted = RawEntry {
             id: "1-0".into(),
