@@ -206,7 +206,11 @@ fn requests_through_the_stream_are_answered_in_reply_lists_that_expire() {
         return;
     };
     redis.setup("1", 0);
-    let mut w = worker(&redis, "1", &[]);
+    let mut w = worker(&redis, "1", &["--server-address=127.0.0.1:0"]);
+    // The same spool serves an HTTP front.
+    let (status, body) = support::http_get(w.port(), "/DemoRequest?text=web");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("\"web\""));
     redis.xadd("a1b2c3", "{}");
     wait_until("res:a1b2c3 exists", || {
         redis.cli(&["exists", "res:a1b2c3"]) == "1"
