@@ -1,6 +1,7 @@
 //! The Redis-stream bridge (issue 15) against Debian's `redis-server`: each
 //! test starts its own server on a Unix socket in a temporary folder (TCP
-//! off: `--port 0`), talks to it with `redis-cli` and runs the
+//! off: `--port 0`; one test also gives it a loopback port of its own and
+//! has the worker connect there), talks to it with `redis-cli` and runs the
 //! `redis_worker` demo as real child processes. Every process is stopped
 //! when the test ends, however it ends.
 //!
@@ -25,6 +26,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 struct Redis {
     child: Child,
     dir: tempfile::TempDir,
+    /// The loopback port it also listens on, if any.
+    tcp: Option<u16>,
 }
 
 impl Drop for Redis {
@@ -37,6 +40,12 @@ impl Drop for Redis {
 impl Redis {
     /// Starts one, or `None` (with a printed SKIPPED) without redis-server.
     fn start(test: &str) -> Option<Redis> {
+        Redis::start_with(test, false)
+    }
+
+    /// With `tcp`, it also listens on a free loopback port (one the system
+    /// gave a listener that was then closed).
+    fn start_with(test: &str, tcp: bool) -> Option<Redis> {
         let found = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -50,8 +59,13 @@ impl Redis {
         }
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("redis.sock");
+        let tcp = tcp.then(|| {
+            let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            free.local_addr().unwrap().port()
+        });
+        let port = tcp.unwrap_or(0).to_string();
         let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
+            .args(["--bind", "127.0.0.1", "--port", &port, "--unixsocket"])
             .arg(&socket)
             .args(["--unixsocketperm", "700", "--dir"])
             .arg(dir.path())
@@ -61,7 +75,7 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
-        let redis = Redis { child, dir };
+        let redis = Redis { child, dir, tcp };
         wait_until("redis-server answers PING", || {
             redis.cli(&["ping"]) == "PONG"
         });
@@ -72,8 +86,12 @@ impl Redis {
         self.dir.path().join("redis.sock")
     }
 
+    /// Where the worker connects: the loopback port if there is one.
     fn url(&self) -> String {
-        format!("unix://{}", self.socket().display())
+        match self.tcp {
+            Some(port) => format!("redis://127.0.0.1:{port}"),
+            None => format!("unix://{}", self.socket().display()),
+        }
     }
 
     /// `redis-cli -s SOCKET ARGS…`: its output, trimmed.
@@ -257,7 +275,7 @@ fn requests_through_the_stream_are_answered_in_reply_lists_that_expire() {
 
 #[test]
 fn a_worker_exits_after_its_request_limit_and_the_next_takes_the_rest() {
-    let Some(redis) = Redis::start("request_limit") else {
+    let Some(redis) = Redis::start_with("request_limit", true) else {
         return;
     };
     redis.setup("1", 5);
