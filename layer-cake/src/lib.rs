@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod directory;
 pub mod gateway;
 pub mod home;
