@@ -51,6 +51,7 @@ mod child;
 mod config;
 mod entry;
 mod folders;
+mod retire;
 #[cfg(test)]
 mod tests;
 
@@ -63,6 +64,7 @@ pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
 pub(crate) use entry::{RoleKeeper, TakenRole, sub_role_name};
 pub(crate) use folders::RoleFolders;
 pub use folders::{model_path, resource_path, tmp_path};
+pub use retire::{MAX_REQUESTS, RETIRE_QUIET, Retired};
 
 /// Identifies this start of this process; see
 /// [`runtime::incarnation`](crate::runtime::incarnation), where it lives

@@ -15,6 +15,13 @@ use crate::runtime::{Address, Carried, Context, Ended, RequestId, ReturnPath, Se
 /// How long a stopping spool waits for its workers to return.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a worker that retired (its `Dropped` says
+/// [`RETIRED`](crate::directory::RETIRED)) counts as the prospect of a
+/// successor: meanwhile, with no worker in rotation, requests wait in the
+/// queue (each within its own deadline) rather than being answered
+/// `TemporarilyUnavailable`.
+pub(super) const SUCCESSOR_WAIT: Duration = Duration::from_secs(10);
+
 /// The spool's clock for deadlines.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Tick;
@@ -90,6 +97,8 @@ struct Spool {
     /// For spawned workers: the worker in each slot, `None` while it stands
     /// down.
     slots: Vec<Option<Address>>,
+    /// Until when a successor is expected for a worker that retired.
+    successor_until: Option<Instant>,
     status: SpoolStatus,
 }
 
@@ -109,6 +118,7 @@ pub(super) async fn run(
         window: Window::new(),
         shedding: 0,
         slots: Vec::new(),
+        successor_until: None,
         status: SpoolStatus::default(),
     };
     spool.start_workers(&mut cx);
@@ -130,11 +140,17 @@ pub(super) async fn run(
             JoinSpool as j => spool.join(&mut cx, j.worker),
             Available as a => spool.join(&mut cx, a.publisher),
             LeaveSpool as l => spool.leave(&mut cx, &l.worker, "left the spool"),
-            Dropped as d => spool.leave(
-                &mut cx,
-                &d.remote,
-                &format!("was dropped by the directory ({})", d.reason),
-            ),
+            Dropped as d => {
+                if d.reason == crate::directory::RETIRED {
+                    // A recycled worker: its successor is on its way.
+                    spool.successor_until = Some(Instant::now() + SUCCESSOR_WAIT);
+                }
+                spool.leave(
+                    &mut cx,
+                    &d.remote,
+                    &format!("was dropped by the directory ({})", d.reason),
+                )
+            },
             InspectSpool as _ => { let _ = cx.reply(spool.status()); },
             Stop as _ => return spool.stop(&mut cx).await,
             request => spool.request(&mut cx, request),
@@ -156,11 +172,14 @@ impl Spool {
         }
     }
 
-    /// Whether a worker may yet come: a spawned one standing down.
+    /// Whether a worker may yet come: a spawned one standing down, or the
+    /// successor of an external one that retired a moment ago.
     fn has_prospect(&self) -> bool {
         match self.source {
             Source::Spawned { .. } => self.options.stand_down.is_some(),
-            Source::External => false,
+            Source::External => self
+                .successor_until
+                .is_some_and(|until| Instant::now() < until),
         }
     }
 

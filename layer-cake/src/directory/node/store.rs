@@ -645,6 +645,31 @@ impl Node {
         }
     }
 
+    /// The process's `RetirePublisher`: every publication of an actor of
+    /// this process is withdrawn, its sessions dropped (only from inside
+    /// this process).
+    pub(super) fn retire_publisher(&mut self, cx: &mut Context, publisher: &Address) {
+        let from = cx.return_address().clone();
+        if from.is_remote() || publisher.is_remote() {
+            self.refusals.refuse(
+                self.options.level,
+                "a publisher's retirement from another process",
+                &from,
+            );
+            return;
+        }
+        let source = Source::Local(publisher.clone());
+        let ids: Vec<Uuid> = self
+            .publications
+            .iter()
+            .filter(|(_, held)| held.from == source)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.withdraw_publication(cx, id, super::super::RETIRED);
+        }
+    }
+
     /// An application's `ClearSubscribed`: only from the actor that
     /// subscribed, in this process.
     pub(super) fn clear_subscribed(&mut self, cx: &mut Context, id: Uuid) {
