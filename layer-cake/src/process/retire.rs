@@ -2,7 +2,8 @@
 //! requests, or when the process gets SIGUSR1 (`layer-cake restart ROLE`).
 //!
 //! Retiring is a drain for a worker: the main actor's publications are
-//! withdrawn, so every subscriber gets `Dropped` and a spool it feeds sends
+//! withdrawn (and the process's HTTP fronts, if any, close their listens and
+//! finish the requests in flight, as on SIGTERM), so every subscriber gets `Dropped` and a spool it feeds sends
 //! the worker nothing new; the worker answers the requests it holds (and
 //! any that were already on their way); once it holds nothing and nothing
 //! has come for [`RETIRE_QUIET`], the main actor is sent [`Stop`] and the
@@ -111,8 +112,12 @@ async fn retire(tally: &Tally, main: &Address, reason: &str, patience: Duration)
         "Retiring: withdrawing the publications, answering what is held"
     );
     crate::directory::retire_publisher(main);
+    // A process that serves HTTP itself closes its listens and finishes the
+    // requests in flight, as on SIGTERM.
+    crate::net::http::drain::drain();
     let withdrawn = tokio::time::Instant::now();
     let deadline = withdrawn + patience;
+    let _ = tokio::time::timeout_at(deadline, crate::net::http::drain::drained()).await;
     loop {
         let now = tokio::time::Instant::now();
         let last = tally.last_taken().map_or(withdrawn, |t| {

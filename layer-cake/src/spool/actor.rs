@@ -97,8 +97,9 @@ struct Spool {
     /// For spawned workers: the worker in each slot, `None` while it stands
     /// down.
     slots: Vec<Option<Address>>,
-    /// Until when a successor is expected for a worker that retired.
-    successor_until: Option<Instant>,
+    /// Successors expected for workers that retired (one per retirement,
+    /// one fewer per worker that joins), and until when.
+    successors: (usize, Option<Instant>),
     status: SpoolStatus,
 }
 
@@ -118,7 +119,7 @@ pub(super) async fn run(
         window: Window::new(),
         shedding: 0,
         slots: Vec::new(),
-        successor_until: None,
+        successors: (0, None),
         status: SpoolStatus::default(),
     };
     spool.start_workers(&mut cx);
@@ -143,7 +144,7 @@ pub(super) async fn run(
             Dropped as d => {
                 if d.reason == crate::directory::RETIRED {
                     // A recycled worker: its successor is on its way.
-                    spool.successor_until = Some(Instant::now() + SUCCESSOR_WAIT);
+                    spool.successors = (spool.successors.0 + 1, Some(Instant::now() + SUCCESSOR_WAIT));
                 }
                 spool.leave(
                     &mut cx,
@@ -177,9 +178,13 @@ impl Spool {
     fn has_prospect(&self) -> bool {
         match self.source {
             Source::Spawned { .. } => self.options.stand_down.is_some(),
-            Source::External => self
-                .successor_until
-                .is_some_and(|until| Instant::now() < until),
+            Source::External => {
+                self.successors.0 > 0
+                    && self
+                        .successors
+                        .1
+                        .is_some_and(|until| Instant::now() < until)
+            }
         }
     }
 
@@ -525,6 +530,7 @@ impl Spool {
         if self.pool.add(worker.clone()) {
             if !known {
                 cx.watch(&worker);
+                self.successors.0 = self.successors.0.saturating_sub(1);
             }
             tracing::info!("spool: a worker joined; {} in all", self.pool.len());
         }

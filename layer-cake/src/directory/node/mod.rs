@@ -377,7 +377,7 @@ impl Node {
             },
             RouteWithdrawn as w => {
                 if self.came_from_above(cx, "a route withdrawal") {
-                    self.route_withdrawn(cx, w);
+                    self.route_withdrawn(cx, w, "the publication was withdrawn");
                 }
             },
             LostAbove as l => {

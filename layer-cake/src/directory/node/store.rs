@@ -324,7 +324,9 @@ impl Node {
                 level: self.level(),
             };
             if subscription.home == self.me {
-                self.route_withdrawn(cx, withdrawn);
+                // A subscriber of this process hears why, as one in
+                // another process does from the session's close.
+                self.route_withdrawn(cx, withdrawn, reason);
             } else {
                 let _ = cx.send(withdrawn, &subscription.home);
             }
