@@ -452,7 +452,10 @@ fn max_requests_is_a_standard_flag_from_1() {
     assert_eq!(config.max_requests, Some(7));
     let e = err::<()>(&["--max-requests=0"]);
     assert_eq!(e.code, EXIT_USAGE);
-    assert_eq!(e.text, "--max-requests: 0 is not from 1 to 9007199254740992");
+    assert_eq!(
+        e.text,
+        "--max-requests: 0 is not from 1 to 9007199254740992"
+    );
     let e = err::<()>(&["--max-requests=many"]);
     assert_eq!(e.code, EXIT_USAGE);
     assert!(e.text.contains("max-requests"), "{}", e.text);

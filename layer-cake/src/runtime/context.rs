@@ -399,6 +399,14 @@ impl Context {
         {
             extras.children.remove(&id);
         }
+        // Counted once, here: a saved message restored later is not taken
+        // again.
+        if let Tag::Request(_) = envelope.tag
+            && let Some(tally) = self.tally()
+            && !envelope.payload.is_control()
+        {
+            tally.took();
+        }
         Some(self.handle(envelope))
     }
 
@@ -411,12 +419,6 @@ impl Context {
             envelope.payload.signature(),
             envelope.from
         );
-        if let Tag::Request(_) = envelope.tag
-            && let Some(tally) = self.tally()
-            && !envelope.payload.is_control()
-        {
-            tally.took();
-        }
         self.core.current = Current {
             from: envelope.from,
             tag: Some(envelope.tag),

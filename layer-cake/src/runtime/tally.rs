@@ -96,6 +96,49 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::{self, Context};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn an_actor_counts_what_it_takes_and_answers() {
+        let tally = Arc::new(Tally::new(None));
+        let counted = Arc::clone(&tally);
+        let (held_tx, mut held_rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = runtime::spawn(move |mut cx: Context| async move {
+            cx.count_requests(counted);
+            loop {
+                let Ok(n) = cx.input().await.downcast::<i64>() else {
+                    return;
+                };
+                if n == 1 {
+                    let _ = cx.reply(n);
+                } else {
+                    // Answered later, from elsewhere.
+                    let _ = held_tx.send(cx.return_path());
+                }
+            }
+        });
+        let patience = Duration::from_secs(5);
+        let one: i64 = runtime::ask(1_i64, worker.address(), patience)
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+        assert_eq!((tally.taken(), tally.held()), (1, 0));
+        let address = worker.address().clone();
+        let two =
+            tokio::spawn(async move { runtime::ask::<i64, _>(2_i64, &address, patience).await });
+        let path = held_rx.recv().await.unwrap();
+        assert_eq!((tally.taken(), tally.held()), (2, 1));
+        path.reply(2_i64).unwrap();
+        assert_eq!(two.await.unwrap().unwrap(), 2);
+        assert_eq!(tally.held(), 0);
+        // A plain send is not a request.
+        worker.address().send(3_i64).unwrap();
+        let one: i64 = runtime::ask(1_i64, worker.address(), patience).await.unwrap();
+        assert_eq!(one, 1);
+        assert_eq!((tally.taken(), tally.held()), (3, 0));
+    }
 
     #[tokio::test]
     async fn counts_and_wakes_at_the_limit() {
