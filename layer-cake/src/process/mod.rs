@@ -34,6 +34,11 @@
 //! | 74 ([`EXIT_IO`]) | the result could not be written |
 //! | 78 ([`EXIT_CONFIG`]) | started as a role of a home that has no such role, or whose role is already running |
 //!
+//! With `--max-requests=N`, or at SIGUSR1, the main actor **retires**: its
+//! publications are withdrawn, it answers what it holds and is stopped, and
+//! the process exits 0 with [`Retired`] (see `docs/processes.md`, "Worker
+//! recycling").
+//!
 //! [`Context::spawn_process`](crate::Context::spawn_process) runs another
 //! executable as a child process ([`ProcessOptions`]): its main actor is
 //! reachable through the proxy address it returns, and its result comes back
