@@ -135,7 +135,9 @@ mod tests {
         assert_eq!(tally.held(), 0);
         // A plain send is not a request.
         worker.address().send(3_i64).unwrap();
-        let one: i64 = runtime::ask(1_i64, worker.address(), patience).await.unwrap();
+        let one: i64 = runtime::ask(1_i64, worker.address(), patience)
+            .await
+            .unwrap();
         assert_eq!(one, 1);
         assert_eq!((tally.taken(), tally.held()), (3, 0));
     }
