@@ -95,9 +95,9 @@ fn workers_with_max_requests_recycle_under_load_and_no_request_fails() {
     let mut run = Proc::start(run);
     first_table(port);
 
-    // 160 requests, 4 at a time, over 4 workers of 5 requests each.
+    // 240 requests, 4 at a time, over 4 workers of 5 requests each.
     let started = Instant::now();
-    let answered = all_answered(load(port, 4, 40));
+    let answered = all_answered(load(port, 4, 60));
     let took = started.elapsed();
 
     // Every worker role is running again (a fresh process).
