@@ -84,6 +84,10 @@ enum Command {
     Start(RunCommand),
     /// Stop what `start` (or `run`) is running.
     Stop,
+    /// Recycle running roles one at a time (SIGUSR1: each retires — answers
+    /// what it holds — and group-cake starts a fresh one) while the others
+    /// keep serving.
+    Restart(RestartArgs),
     /// The running roles.
     Status(ListArgs),
     /// The last lines a role logged while running under `start`.
@@ -417,6 +421,15 @@ impl LogArgs {
             sample: self.sample.clone(),
         })
     }
+}
+
+/// `restart`'s arguments.
+#[derive(Debug, Args)]
+struct RestartArgs {
+    /// Regular expressions matched from the start of role names (at least
+    /// one).
+    #[arg(required = true)]
+    patterns: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -771,6 +784,12 @@ fn home_command(
             &mut out,
         ),
         Command::Stop => run::stop(&open(home_path)?, &mut out),
+        Command::Restart(args) => layer_cake_cli::recycle::restart(
+            &open(home_path)?,
+            &args.patterns,
+            layer_cake_cli::recycle::RESTART_PATIENCE,
+            &mut out,
+        ),
         Command::Status(args) => run::status(
             &open(home_path)?,
             &args.patterns,

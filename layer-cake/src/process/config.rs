@@ -92,6 +92,14 @@ pub struct ProcessConfig {
     /// second signal: at once). Default [`DEFAULT_DRAIN`] (28 s); passed on
     /// to child processes. See [`ProcessConfig::drain_duration`].
     pub drain_time: Option<u64>,
+    /// `--max-requests=N`: the main actor retires after taking N requests:
+    /// it withdraws its publications (so a spool fed by the directory stops
+    /// sending it work), answers what it holds, is sent
+    /// [`Stop`](crate::Stop), and the process exits 0 with
+    /// [`Retired`](crate::process::Retired), which group-cake takes as "start
+    /// a fresh one now". From 1 to 2^53; not passed on to child processes.
+    /// See `docs/processes.md`, "Worker recycling".
+    pub max_requests: Option<u64>,
     /// `--origin=ORIGIN`: where this process sits in the chain of processes:
     /// `layer-cake run` starts group-cake with `RUN`, `layer-cake start` with
     /// `START`, and group-cake gives its roles `RUN_CHILD` or `START_CHILD`
@@ -209,6 +217,11 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         name: "drain-time",
         value: "SECONDS",
         text: "on SIGTERM/SIGINT finish the HTTP requests in flight, stop, and exit within SECONDS (default 28)",
+    },
+    FlagHelp {
+        name: "max-requests",
+        value: "N",
+        text: "retire after N requests: withdraw the publications, answer what is held, exit 0 (Retired)",
     },
     FlagHelp {
         name: "origin",

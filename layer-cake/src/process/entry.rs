@@ -233,11 +233,17 @@ where
         }
     };
     let watch_main = watch.main.take();
-    let result = runtime.block_on(async move {
-        let handle = runtime::spawn_with(SpawnOptions::new().name(name), move |cx| {
+    // `--max-requests`, SIGUSR1: the main actor retires.
+    let retirement = super::retire::Retirement::new(config.max_requests);
+    let tally = retirement.tally();
+    let patience = config.drain_duration();
+    let result = runtime.block_on(async {
+        let handle = runtime::spawn_with(SpawnOptions::new().name(name), move |mut cx| {
+            cx.count_requests(tally);
             main_actor(cx, arguments)
         });
         let main = handle.address().clone();
+        retirement.watch(main.clone(), patience);
         super::child::child_side(&child_config, &main);
         if let Some(watch_main) = watch_main {
             let _ = watch_main.send(main);
@@ -245,6 +251,7 @@ where
         handle.join_payload().await
     });
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    let result = retirement.outcome(result);
 
     if let Some((_, finish, _)) = role_lock.as_mut()
         && let Some(finish) = finish.take()
@@ -558,6 +565,14 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
         return Err(usage(format!(
             "--drain-time: {n} is more than {}",
             super::config::MAX_DRAIN_SECONDS
+        )));
+    }
+    if let Some(n) = config.max_requests
+        && !(1..=super::retire::MAX_REQUESTS).contains(&n)
+    {
+        return Err(usage(format!(
+            "--max-requests: {n} is not from 1 to {}",
+            super::retire::MAX_REQUESTS
         )));
     }
     if config.help {
