@@ -116,7 +116,16 @@ fn the_seed_scenario_runs_a_server_and_eight_workers() {
         "worker-3 restarted {:.2}s after SIGKILL (retry 1 s)",
         killed.elapsed().as_secs_f64()
     );
-    let history = ok(d, &["history", "worker-3"]);
+    // The new process locks its role (which `running` reads) a moment
+    // before it records its start in the history.
+    let deadline = Instant::now() + PATIENCE;
+    let history = loop {
+        let history = ok(d, &["history", "worker-3"]);
+        if history.lines().count() >= 2 || Instant::now() >= deadline {
+            break history;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(history.lines().count(), 2, "{history}");
     assert!(
         history.lines().next().unwrap().contains("(Faulted)"),
