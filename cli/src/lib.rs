@@ -7,6 +7,9 @@
 //! - [`run`]: running it — `run`, `start`, `stop`, `status`, `log` — by
 //!   starting group-cake, which supervises the roles
 //!   ([`layer_cake::home::run_group`]);
+//! - [`recycle`]: `restart`, a rolling restart of running roles;
+//! - [`secrets`]: `secret-key`, `secret`, and the key `run` and `start`
+//!   hand to group-cake (`docs/secrets.md`);
 //! - [`service`]: systemd units for host-cake, lan-cake or a home;
 //! - [`folders`]: the home's folders of files — `resource`, `model`,
 //!   `script` — and [`image`], a portable `.tar.gz` of a home and every
@@ -28,6 +31,8 @@ pub mod folders;
 pub mod image;
 pub mod network;
 pub mod ping;
+pub mod recycle;
 pub mod roles;
 pub mod run;
+pub mod secrets;
 pub mod service;

@@ -12,6 +12,7 @@
 //! layer-cake lan-key create [--path=P] [--force] | path
 //! layer-cake resource EXECUTABLE [FOLDER …] | model ROLE [FOLDER …] | script
 //! layer-cake image --output=FILE.tar.gz [--with-model]
+//! layer-cake secret-key PATH | secret ROLE --name=FLAG --secret-key-file=PATH|- < value
 //! ```
 //!
 //! The home commands are in [`layer_cake_cli::roles`] and
@@ -83,6 +84,10 @@ enum Command {
     Start(RunCommand),
     /// Stop what `start` (or `run`) is running.
     Stop,
+    /// Recycle running roles one at a time (SIGUSR1: each retires — answers
+    /// what it holds — and group-cake starts a fresh one) while the others
+    /// keep serving.
+    Restart(RestartArgs),
     /// The running roles.
     Status(ListArgs),
     /// The last lines a role logged while running under `start`.
@@ -108,6 +113,37 @@ enum Command {
     Script(ScriptArgs),
     /// Write a portable .tar.gz of the home and every program it runs.
     Image(ImageArgs),
+    /// Write a new secret key (`worker-v0 <hex>`) to a new file, mode 600.
+    SecretKey(SecretKeyArgs),
+    /// Encrypt the value on stdin into a role's setting --FLAG (never a
+    /// value on the command line); see docs/secrets.md.
+    Secret(SecretArgs),
+}
+
+#[derive(Debug, Args)]
+struct SecretKeyArgs {
+    /// The new key file (never overwritten).
+    path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SecretArgs {
+    /// The role.
+    role: String,
+    /// The setting (flag name) that holds the secret.
+    #[arg(long, value_name = "FLAG")]
+    name: String,
+    /// The key: a file only its owner can read, or - for the first line of
+    /// stdin (the value follows it).
+    #[arg(long, value_name = "PATH|-")]
+    secret_key_file: PathBuf,
+    /// Store a ciphertext of the Redis-worker seed instead: stdin holds its
+    /// base64 (AES-128-CBC/PKCS7), this is its IV in hex.
+    #[arg(long, value_name = "HEX", requires = "worker_v0_type")]
+    worker_v0_iv: Option<String>,
+    /// The `type` the seed's decrypted JSON must have.
+    #[arg(long, value_name = "TYPE", requires = "worker_v0_iv")]
+    worker_v0_type: Option<String>,
 }
 
 /// How `resource` and `model` copy and list.
@@ -269,17 +305,31 @@ struct RunCommand {
     /// DEBUG): this command, group-cake and the roles.
     #[arg(long, value_name = "LEVEL")]
     debug_level: Option<layer_cake::log::DebugLevel>,
+    /// The key that opens the roles' secret settings: a file only its owner
+    /// can read, or - for the first line of stdin. Handed to group-cake
+    /// over its stdin.
+    #[arg(long, value_name = "PATH|-")]
+    secret_key_file: Option<PathBuf>,
 }
 
 impl RunCommand {
     /// What to run; its `--debug-level` (else the one given before the
-    /// command) goes on to group-cake.
-    fn args(&self, debug_level: Option<layer_cake::log::DebugLevel>) -> run::RunArgs {
-        run::RunArgs {
+    /// command) goes on to group-cake, and so does the secret key.
+    fn args(
+        &self,
+        debug_level: Option<layer_cake::log::DebugLevel>,
+    ) -> Result<run::RunArgs, String> {
+        let secret_key = self
+            .secret_key_file
+            .as_deref()
+            .map(|path| layer_cake_cli::secrets::read_key(path, &mut std::io::stdin().lock()))
+            .transpose()?;
+        Ok(run::RunArgs {
             patterns: self.patterns.clone(),
             main_role: self.main_role.clone(),
             debug_level: self.debug_level.or(debug_level).map(|l| l.to_string()),
-        }
+            secret_key,
+        })
     }
 }
 
@@ -371,6 +421,15 @@ impl LogArgs {
             sample: self.sample.clone(),
         })
     }
+}
+
+/// `restart`'s arguments.
+#[derive(Debug, Args)]
+struct RestartArgs {
+    /// Regular expressions matched from the start of role names (at least
+    /// one).
+    #[arg(required = true)]
+    patterns: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -710,8 +769,27 @@ fn home_command(
             };
             roles::returned(&role, args.start, timeout, &mut out)
         }
-        Command::Start(args) => run::start(&open(home_path)?, &args.args(debug_level), &mut out),
+        Command::Start(args) => run::start(&open(home_path)?, &args.args(debug_level)?, &mut out),
+        Command::SecretKey(args) => layer_cake_cli::secrets::new_key_file(&args.path, &mut out),
+        Command::Secret(args) => layer_cake_cli::secrets::store(
+            &open(home_path)?,
+            &args.role,
+            &args.name,
+            &args.secret_key_file,
+            &layer_cake_cli::secrets::Import {
+                iv: args.worker_v0_iv,
+                kind: args.worker_v0_type,
+            },
+            &mut std::io::stdin().lock(),
+            &mut out,
+        ),
         Command::Stop => run::stop(&open(home_path)?, &mut out),
+        Command::Restart(args) => layer_cake_cli::recycle::restart(
+            &open(home_path)?,
+            &args.patterns,
+            layer_cake_cli::recycle::RESTART_PATIENCE,
+            &mut out,
+        ),
         Command::Status(args) => run::status(
             &open(home_path)?,
             &args.patterns,
@@ -876,7 +954,7 @@ fn main() -> ExitCode {
             Command::Network(args) => network_command(args).await.map(|()| 0),
             Command::Ping(args) => ping_command(args).await.map(|()| 0),
             Command::Run(args) => {
-                run::run(&open(&cli.home_path)?, &args.args(cli.debug_level)).await
+                run::run(&open(&cli.home_path)?, &args.args(cli.debug_level)?).await
             }
             _ => unreachable!("home commands run without a runtime"),
         }

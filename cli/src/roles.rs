@@ -250,7 +250,8 @@ pub fn list(
             continue;
         }
         let executable = role.executable().map_err(|e| e.to_string())?;
-        let settings = flags(&role.settings().map_err(|e| e.to_string())?);
+        // A secret's value is shown as `<secret>`.
+        let settings = crate::secrets::shown_flags(&role.settings().map_err(|e| e.to_string())?);
         let state = match role.running() {
             Some(r) => format!("running (pid {})", r.pid),
             None => "stopped".to_owned(),

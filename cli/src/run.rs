@@ -37,6 +37,9 @@ pub struct RunArgs {
     pub main_role: Option<String>,
     /// Passed to group-cake and its roles.
     pub debug_level: Option<String>,
+    /// The key that opens the roles' secret settings, handed to group-cake
+    /// over its stdin (`--secret-key-file=-`; `docs/secrets.md`).
+    pub secret_key: Option<std::sync::Arc<layer_cake::secret::SecretKey>>,
 }
 
 /// The group-cake command line for `home`.
@@ -87,6 +90,9 @@ pub fn group_command(
         .arg(format!("--role-name={GROUP_ROLE}"))
         .arg(format!("--origin={origin}"))
         .args(roles::flags(&settings));
+    if args.secret_key.is_some() {
+        command.arg(format!("--secret-key-file={}", crate::secrets::FROM_STDIN));
+    }
     if !args.patterns.is_empty() {
         let json = serde_json::to_string(&args.patterns).map_err(|e| e.to_string())?;
         command.arg(format!("--roles={json}"));
@@ -106,20 +112,34 @@ fn command_line(command: &std::process::Command) -> String {
 }
 
 /// `run`: group-cake in the foreground, its output and logs on this
-/// terminal. Ctrl-C stops everything cleanly: group-cake gets SIGINT and
-/// stops its roles; this command waits for it and exits with its status.
-/// If this command is killed, group-cake sees its stdin (a lifeline this
-/// command holds) close, and stops everything too.
+/// terminal. Ctrl-C stops everything cleanly: this command passes the
+/// SIGINT on to group-cake, which drains and stops its roles; this command
+/// waits for it and exits with its status. A second Ctrl-C is passed on
+/// too, and group-cake then exits at once. group-cake runs in a process
+/// group of its own, so that a terminal's Ctrl-C (sent to the whole
+/// foreground group) reaches it once, through this command, rather than
+/// twice. If this command is killed, group-cake sees its stdin (a lifeline
+/// this command holds) close, and stops everything too.
 pub async fn run(home: &Home, args: &RunArgs) -> Result<i32, String> {
-    let command = group_command(home, args, "RUN")?;
+    let mut command = group_command(home, args, "RUN")?;
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     tracing::debug!("Starting group-cake: {}", command_line(&command));
     let mut child = tokio::process::Command::from(command)
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start group-cake: {e}"))?;
-    // The lifeline: never written; if this command dies, however it dies,
-    // group-cake sees it close and stops everything.
-    let _lifeline = child.stdin.take();
+    // The lifeline: if this command dies, however it dies, group-cake sees
+    // it close and stops everything. The secret key, if any, is its only
+    // line.
+    let mut _lifeline = child.stdin.take();
+    if let (Some(key), Some(pipe)) = (&args.secret_key, _lifeline.as_mut()) {
+        use tokio::io::AsyncWriteExt;
+        let mut line = key.to_line();
+        line.push('\n');
+        if let Err(e) = pipe.write_all(line.as_bytes()).await {
+            tracing::warn!("cannot hand group-cake the secret key: {e}");
+        }
+    }
     let pid = child.id().map(|p| p as i32);
     tracing::debug!(pid, "Started group-cake in the foreground");
     loop {
@@ -132,8 +152,8 @@ pub async fn run(home: &Home, args: &RunArgs) -> Result<i32, String> {
                 if interrupted.is_err() {
                     continue;
                 }
-                // From a terminal group-cake has it too; from `kill` it
-                // would not: pass it on either way.
+                // group-cake is in a group of its own: only this copy
+                // reaches it, from a terminal as from `kill`.
                 if let Some(pid) = pid {
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT);
                 }
@@ -167,13 +187,24 @@ pub fn start(home: &Home, args: &RunArgs, out: &mut dyn Write) -> Result<(), Str
         std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
     use std::os::unix::process::CommandExt;
-    let child = command
-        .stdin(Stdio::null())
+    let mut child = command
+        .stdin(match args.secret_key {
+            Some(_) => Stdio::piped(),
+            None => Stdio::null(),
+        })
         .stdout(log)
         .stderr(log_err)
         .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start group-cake: {e}"))?;
+    // The secret key, if any, is the one line of its stdin, closed then.
+    if let (Some(key), Some(mut pipe)) = (&args.secret_key, child.stdin.take()) {
+        let mut line = key.to_line();
+        line.push('\n');
+        if let Err(e) = pipe.write_all(line.as_bytes()) {
+            tracing::warn!("cannot hand group-cake the secret key: {e}");
+        }
+    }
     let pid = child.id();
     tracing::debug!(pid, log = %log_path.display(), "Started group-cake in the background");
     // Wait until it holds the group's lock (or has already failed).

@@ -116,7 +116,16 @@ fn the_seed_scenario_runs_a_server_and_eight_workers() {
         "worker-3 restarted {:.2}s after SIGKILL (retry 1 s)",
         killed.elapsed().as_secs_f64()
     );
-    let history = ok(d, &["history", "worker-3"]);
+    // The new process locks its role (which `running` reads) a moment
+    // before it records its start in the history.
+    let deadline = Instant::now() + PATIENCE;
+    let history = loop {
+        let history = ok(d, &["history", "worker-3"]);
+        if history.lines().count() >= 2 || Instant::now() >= deadline {
+            break history;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(history.lines().count(), 2, "{history}");
     assert!(
         history.lines().next().unwrap().contains("(Faulted)"),
@@ -625,4 +634,52 @@ fn start_keeps_the_request_log_as_samples_and_the_sub_role_s_lines() {
         );
     }
     assert!(ok(d, &["stop"]).starts_with("stopped "));
+}
+
+/// Ctrl-C at a terminal signals the whole foreground process group. It
+/// must reach group-cake once (through `run`), not twice: a second SIGINT
+/// would make it exit at once instead of draining its roles.
+#[test]
+fn ctrl_c_at_a_terminal_drains_the_composite_once() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_host, host_at) = host_cake();
+    let port = free_port();
+    seed_home(d, &host_at, port);
+    let _guard = HomeGuard(d.join(".layer-cake"));
+    // `run` as a terminal's foreground job: a process group of its own,
+    // which the "terminal" (this test) signals as a whole.
+    let mut run = cli(d);
+    run.arg("run").process_group(0);
+    let mut run = Proc::start(run);
+    run.line_with("(8 in all)");
+    let pids: Vec<i32> = running(d).into_iter().map(|(_, pid)| pid).collect();
+    assert_eq!(pids.len(), 10, "the group and its 9 roles");
+    signal::killpg(Pid::from_raw(run.child.id() as i32), Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "`run` ends after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lines = run.rest_of_lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("a second signal")),
+        "group-cake saw Ctrl-C twice:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        !status.success(),
+        "an interrupted run ends with the group's Aborted"
+    );
+    for pid in pids {
+        assert!(
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |s| s.contains(") Z")),
+            "process {pid} outlived the run"
+        );
+    }
 }

@@ -867,6 +867,14 @@ impl Drop for Fg {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // A failing test shows what each program said last.
+        if std::thread::panicking() {
+            let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("--- the last lines of {} ---", self.name);
+            for line in lines.iter().skip(lines.len().saturating_sub(300)) {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

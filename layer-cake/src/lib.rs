@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod async_requests;
+pub mod bridge;
 pub mod directory;
 pub mod gateway;
 pub mod home;
@@ -18,6 +19,7 @@ pub mod message;
 pub mod net;
 pub mod process;
 pub mod runtime;
+pub mod secret;
 pub mod spool;
 
 // Lets `#[derive(Message)]`, which names `::layer_cake`, work inside this crate too.

@@ -209,6 +209,23 @@ pub struct Dropped {
     pub reason: String,
 }
 
+/// The reason in the [`Dropped`] a subscriber gets when the publisher
+/// retired (`--max-requests`, `layer-cake restart`): a successor is on its
+/// way, and a spool waits for it rather than turning requests away.
+pub const RETIRED: &str = "the publisher retired";
+
+/// Withdraws every publication of `publisher`, an actor of this process,
+/// through this process's directory: each session it had ends with
+/// [`Dropped`] on both sides, so a spool fed by the subscriber stops
+/// sending it requests. The process entry does this for a main actor that
+/// retires (`--max-requests`).
+pub(crate) fn retire_publisher(publisher: &Address) {
+    let directory = node::process_node();
+    let _ = directory.send(protocol::RetirePublisher {
+        publisher: publisher.clone(),
+    });
+}
+
 impl Context {
     /// Publishes `name` at `scope` through this process's directory. The
     /// answer is [`Published`] or [`NotPublished`]; then a [`Delivered`] for

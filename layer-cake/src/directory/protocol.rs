@@ -36,6 +36,15 @@ pub(crate) struct ClearPublished {
     pub(crate) id: Uuid,
 }
 
+/// The process → its process node: withdraw every publication of
+/// `publisher` (a worker retiring after `--max-requests`); each session it
+/// had ends with `Dropped` on both sides.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[message(control)]
+pub(crate) struct RetirePublisher {
+    pub(crate) publisher: Address,
+}
+
 /// App → its process node: withdraw a subscription.
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
 #[message(control)]

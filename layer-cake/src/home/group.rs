@@ -6,6 +6,9 @@
 //! - a role that ends has its return value recorded in its history;
 //! - with a retry policy, it is started again after the policy's next delay
 //!   (once the policy is exhausted, it stays down);
+//! - a role that retired ([`Retired`](crate::process::Retired): after
+//!   `--max-requests`, or `layer-cake restart`) is started again at once,
+//!   with or without a retry policy, and without using it up;
 //! - with a main role, the composite ends when that role ends, with its
 //!   value (the others are stopped first);
 //! - without one, it runs until it is stopped or every role has ended, and
@@ -193,6 +196,16 @@ pub async fn run_group(
                 if options.main_role.as_deref() == Some(name.as_str()) {
                     break Ok(r.value);
                 }
+                if let Some(retired) = retired(&r.value) {
+                    // Recycled (`--max-requests`, `layer-cake restart`):
+                    // a fresh one at once, the retry policy untouched.
+                    eprintln!("group-cake: role {name} retired after {} requests ({}); starting a fresh one", retired.requests, retired.reason);
+                    tracing::info!(role = %name, "Role {name} retired; starting a fresh one");
+                    if let Err(fault) = start_role(&mut cx, &home, &directory, entry) {
+                        eprintln!("group-cake: cannot restart {name}: {fault}");
+                    }
+                    continue;
+                }
                 match entry.delays.next() {
                     Some(delay) => {
                         eprintln!("group-cake: restarting {name} in {:.1}s", delay.as_secs_f64());
@@ -282,6 +295,13 @@ fn start_role(
     {
         options = options.flag("origin", origin);
     }
+    // A role with secret settings gets the key this group was given, over
+    // its stdin (`docs/secrets.md`); without one it fails closed itself.
+    if settings.values().any(|v| crate::secret::is_secret(v))
+        && let Some(key) = crate::process::secret_key()
+    {
+        options = options.secret_key(key);
+    }
     for (name, value) in settings {
         options = options.flag(&name, value);
     }
@@ -298,6 +318,12 @@ fn record_stop(role: &Role, value: &Payload) {
     if let Err(e) = role.record_stop(value) {
         tracing::warn!("cannot record the end of {}: {e}", role.name());
     }
+}
+
+/// The [`Retired`](crate::process::Retired) a recycled role returned, if
+/// that is what `value` is.
+fn retired(value: &Payload) -> Option<crate::process::Retired> {
+    value.downcast_ref::<crate::process::Retired>().cloned()
 }
 
 /// A returned value in a few words.

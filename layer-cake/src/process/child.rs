@@ -82,6 +82,7 @@ pub struct ProcessOptions {
     env: Vec<(String, String)>,
     stderr_lines: usize,
     stop_grace: Duration,
+    secret_key: Option<std::sync::Arc<crate::secret::SecretKey>>,
 }
 
 impl ProcessOptions {
@@ -96,6 +97,7 @@ impl ProcessOptions {
             env: Vec::new(),
             stderr_lines: DEFAULT_STDERR_LINES,
             stop_grace: DEFAULT_STOP_GRACE,
+            secret_key: None,
         }
     }
 
@@ -134,6 +136,15 @@ impl ProcessOptions {
     /// How long the child has to end after SIGINT before it is killed.
     pub fn stop_grace(mut self, grace: Duration) -> Self {
         self.stop_grace = grace;
+        self
+    }
+
+    /// Hands the child `key`, which opens the secrets among its flags
+    /// (`docs/secrets.md`): it goes over the child's stdin, as the first
+    /// line, and the child is given `--secret-key-file=-`. Never on the
+    /// command line or in the environment.
+    pub fn secret_key(mut self, key: std::sync::Arc<crate::secret::SecretKey>) -> Self {
+        self.secret_key = Some(key);
         self
     }
 
@@ -211,6 +222,9 @@ impl ProcessOptions {
             && !self.has_flag("drain-time")
         {
             out.push(format!("--drain-time={seconds}"));
+        }
+        if self.secret_key.is_some() {
+            out.push(format!("--secret-key-file={}", super::secrets::FROM_STDIN));
         }
         out.push(format!("--connect-to-parent={hub}"));
         out
@@ -452,8 +466,17 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
     // environment, which other local users can read in /proc.
     let pid = child.id();
     let mut lifeline = child.stdin.take();
+    // The secret key, if the child is given one, comes first: the child
+    // reads it before its flags; then the connect-back key.
+    let mut first = zeroize::Zeroizing::new(String::new());
+    if let Some(secret) = &options.secret_key {
+        first.push_str(&secret.to_line());
+        first.push('\n');
+    }
+    first.push_str(&key);
+    first.push('\n');
     if let Some(pipe) = lifeline.as_mut()
-        && let Err(e) = pipe.write_all(format!("{key}\n").as_bytes()).await
+        && let Err(e) = pipe.write_all(first.as_bytes()).await
     {
         // The child ended at once (it will be reported as such) or does not
         // read its stdin; either way it cannot connect back.

@@ -92,6 +92,14 @@ pub struct ProcessConfig {
     /// second signal: at once). Default [`DEFAULT_DRAIN`] (28 s); passed on
     /// to child processes. See [`ProcessConfig::drain_duration`].
     pub drain_time: Option<u64>,
+    /// `--max-requests=N`: the main actor retires after taking N requests:
+    /// it withdraws its publications (so a spool fed by the directory stops
+    /// sending it work), answers what it holds, is sent
+    /// [`Stop`](crate::Stop), and the process exits 0 with
+    /// [`Retired`](crate::process::Retired), which group-cake takes as "start
+    /// a fresh one now". From 1 to 2^53; not passed on to child processes.
+    /// See `docs/processes.md`, "Worker recycling".
+    pub max_requests: Option<u64>,
     /// `--origin=ORIGIN`: where this process sits in the chain of processes:
     /// `layer-cake run` starts group-cake with `RUN`, `layer-cake start` with
     /// `START`, and group-cake gives its roles `RUN_CHILD` or `START_CHILD`
@@ -119,6 +127,14 @@ pub struct ProcessConfig {
     /// proves which child is connecting back is the first line of stdin,
     /// never a flag: a command line is readable by every local user.
     pub connect_to_parent: Option<HostPort>,
+    /// `--secret-key-file=PATH`: the key that opens the secrets among the
+    /// main actor's flags (settings stored encrypted, see
+    /// [`secret`](crate::secret) and `docs/secrets.md`), one line
+    /// `worker-v0 <32 hex digits>` in a file only its owner can read, or
+    /// with `-` the first line of stdin. Never an environment variable or a
+    /// value on the command line. A bad or missing key, or a secret that
+    /// does not open, is one line on stderr and exit status 78.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// Reads a level name with [`DebugLevel`]'s `FromStr` (case ignored), so
@@ -203,6 +219,11 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         text: "on SIGTERM/SIGINT finish the HTTP requests in flight, stop, and exit within SECONDS (default 28)",
     },
     FlagHelp {
+        name: "max-requests",
+        value: "N",
+        text: "retire after N requests: withdraw the publications, answer what is held, exit 0 (Retired)",
+    },
+    FlagHelp {
         name: "origin",
         value: "ORIGIN",
         text: "position in the process chain: SHELL (default), RUN, RUN_CHILD, START, START_CHILD",
@@ -236,6 +257,11 @@ pub(crate) const STANDARD_FLAGS: &[FlagHelp] = &[
         name: "connect-to-parent",
         value: "HOST:PORT",
         text: "started as a child process: connect back to the parent here",
+    },
+    FlagHelp {
+        name: "secret-key-file",
+        value: "PATH",
+        text: "the key that opens secret settings: a private file, or - for the first line of stdin",
     },
 ];
 

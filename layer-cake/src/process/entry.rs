@@ -233,11 +233,17 @@ where
         }
     };
     let watch_main = watch.main.take();
-    let result = runtime.block_on(async move {
-        let handle = runtime::spawn_with(SpawnOptions::new().name(name), move |cx| {
+    // `--max-requests`, SIGUSR1: the main actor retires.
+    let retirement = super::retire::Retirement::new(config.max_requests);
+    let tally = retirement.tally();
+    let patience = config.drain_duration();
+    let result = runtime.block_on(async {
+        let handle = runtime::spawn_with(SpawnOptions::new().name(name), move |mut cx| {
+            cx.count_requests(tally);
             main_actor(cx, arguments)
         });
         let main = handle.address().clone();
+        retirement.watch(main.clone(), patience);
         super::child::child_side(&child_config, &main);
         if let Some(watch_main) = watch_main {
             let _ = watch_main.send(main);
@@ -245,6 +251,7 @@ where
         handle.join_payload().await
     });
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    let result = retirement.outcome(result);
 
     if let Some((_, finish, _)) = role_lock.as_mut()
         && let Some(finish) = finish.take()
@@ -261,6 +268,7 @@ where
     drop(watch);
     crate::net::http::drain::end_drain();
     super::folders::finish();
+    super::secrets::forget();
     code
 }
 
@@ -477,6 +485,14 @@ pub(crate) struct Usage {
     pub(crate) text: String,
 }
 
+/// A key or a secret that cannot be had: exit status [`EXIT_CONFIG`].
+fn config_error(e: crate::secret::SecretError) -> Usage {
+    Usage {
+        code: EXIT_CONFIG,
+        text: e.to_string(),
+    }
+}
+
 fn usage(text: impl Into<String>) -> Usage {
     Usage {
         code: EXIT_USAGE,
@@ -551,14 +567,47 @@ pub(crate) fn parse<A: DeserializeOwned, S: AsRef<str>>(
             super::config::MAX_DRAIN_SECONDS
         )));
     }
+    if let Some(n) = config.max_requests
+        && !(1..=super::retire::MAX_REQUESTS).contains(&n)
+    {
+        return Err(usage(format!(
+            "--max-requests: {n} is not from 1 to {}",
+            super::retire::MAX_REQUESTS
+        )));
+    }
     if config.help {
         return Ok(Parsed::Help(help_text(program, own.as_deref(), &all)));
     }
     if config.dump_types {
         return Ok(Parsed::Types);
     }
-    let arguments: A =
-        text::from_fields(&own_fields, Source::Flag).map_err(|e| usage(e.to_string()))?;
+    // Secrets among the flags are opened now, so that the arguments see
+    // plaintext; it is wiped once they are decoded.
+    let key = match &config.secret_key_file {
+        Some(path) => Some(super::secrets::load(path).map_err(config_error)?),
+        None => None,
+    };
+    let mut own_fields = super::secrets::Wiped(own_fields);
+    let secrets =
+        super::secrets::open_fields(&mut own_fields.0, key.as_deref(), config.check_settings)
+            .map_err(config_error)?;
+    let arguments: A = match text::from_fields(&own_fields.0, Source::Flag) {
+        Ok(arguments) => arguments,
+        // `--check-settings` without the key checks all but the secrets'
+        // own values.
+        Err(e)
+            if config.check_settings
+                && key.is_none()
+                && super::secrets::checked_without(&e, &secrets) =>
+        {
+            return super::secrets::check_around::<A>(&own_fields.0, &secrets)
+                .map(|()| Parsed::Checked)
+                .map_err(usage);
+        }
+        Err(e) => {
+            return Err(usage(super::secrets::redacted(e, &secrets, &own_fields.0)));
+        }
+    };
     if config.check_settings {
         return Ok(Parsed::Checked);
     }

@@ -32,7 +32,12 @@
 //! | 71, or the fault's own | the main actor returned a [`Faulted`](crate::Faulted) (an `Aborted` after a signal included) |
 //! | 70 ([`EXIT_SOFTWARE`]) | the program's fault: no runtime, an unencodable result, argument names clashing with standard flags |
 //! | 74 ([`EXIT_IO`]) | the result could not be written |
-//! | 78 ([`EXIT_CONFIG`]) | started as a role of a home that has no such role, or whose role is already running |
+//! | 78 ([`EXIT_CONFIG`]) | started as a role of a home that has no such role, or whose role is already running; a secret setting without its key, or that does not open (`docs/secrets.md`) |
+//!
+//! With `--max-requests=N`, or at SIGUSR1, the main actor **retires**: its
+//! publications are withdrawn, it answers what it holds and is stopped, and
+//! the process exits 0 with [`Retired`] (see `docs/processes.md`, "Worker
+//! recycling").
 //!
 //! [`Context::spawn_process`](crate::Context::spawn_process) runs another
 //! executable as a child process ([`ProcessOptions`]): its main actor is
@@ -51,6 +56,8 @@ mod child;
 mod config;
 mod entry;
 mod folders;
+mod retire;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -63,6 +70,8 @@ pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};
 pub(crate) use entry::{RoleKeeper, TakenRole, sub_role_name};
 pub(crate) use folders::RoleFolders;
 pub use folders::{model_path, resource_path, tmp_path};
+pub use retire::{MAX_REQUESTS, RETIRE_QUIET, Retired};
+pub(crate) use secrets::key as secret_key;
 
 /// Identifies this start of this process; see
 /// [`runtime::incarnation`](crate::runtime::incarnation), where it lives

@@ -441,3 +441,22 @@ fn the_directory_flags_of_the_daemons_are_not_standard_flags() {
         assert!(e.text.starts_with("unknown flag --"), "{flag}: {}", e.text);
     }
 }
+
+#[test]
+fn max_requests_is_a_standard_flag_from_1() {
+    let (config, ()) = ok::<()>(&[]);
+    assert_eq!(config.max_requests, None);
+    let (config, ()) = ok::<()>(&["--max-requests=5"]);
+    assert_eq!(config.max_requests, Some(5));
+    let (config, ()) = ok::<()>(&["-mr=7"]);
+    assert_eq!(config.max_requests, Some(7));
+    let e = err::<()>(&["--max-requests=0"]);
+    assert_eq!(e.code, EXIT_USAGE);
+    assert_eq!(
+        e.text,
+        "--max-requests: 0 is not from 1 to 9007199254740992"
+    );
+    let e = err::<()>(&["--max-requests=many"]);
+    assert_eq!(e.code, EXIT_USAGE);
+    assert!(e.text.contains("max-requests"), "{}", e.text);
+}

@@ -112,6 +112,9 @@ pub(crate) struct Extras {
     /// Requests whose ask gave up; their late answers are discarded. At
     /// most [`MAX_ABANDONED`], the oldest forgotten first (ids only grow).
     abandoned: std::collections::BTreeSet<RequestId>,
+    /// Counts the requests this actor takes and answers (a worker that
+    /// retires after `--max-requests`).
+    pub(crate) tally: Option<Arc<super::tally::Tally>>,
 }
 
 pub(crate) struct TimerSlot {
@@ -149,6 +152,8 @@ pub struct ReturnPath {
     from: Address,
     tag: Tag,
     meta: Option<Arc<Carried>>,
+    /// The answering actor's tally, if it counts its requests.
+    tally: Option<Arc<super::tally::Tally>>,
 }
 
 impl ReturnPath {
@@ -172,6 +177,9 @@ impl ReturnPath {
 
     /// Sends an answer of any type.
     pub fn reply_payload(&self, message: Payload) -> Result<(), SendError<Payload>> {
+        if let (Some(tally), Tag::Response(_)) = (&self.tally, self.tag) {
+            tally.answered();
+        }
         self.to
             .post_payload(message, self.from.clone(), self.tag, self.meta.clone())
     }
@@ -391,6 +399,14 @@ impl Context {
         {
             extras.children.remove(&id);
         }
+        // Counted once, here: a saved message restored later is not taken
+        // again.
+        if let Tag::Request(_) = envelope.tag
+            && let Some(tally) = self.tally()
+            && !envelope.payload.is_control()
+        {
+            tally.took();
+        }
         Some(self.handle(envelope))
     }
 
@@ -473,6 +489,9 @@ impl Context {
             current.from
         );
         let from = self.core.me.clone();
+        if let (Some(tally), Tag::Response(_)) = (self.tally(), tag) {
+            tally.answered();
+        }
         current
             .from
             .post_payload(message, from, tag, current.meta.clone())
@@ -489,7 +508,19 @@ impl Context {
             from: self.core.me.clone(),
             tag: self.answer_tag(),
             meta: current.meta.clone(),
+            tally: self.tally().cloned(),
         }
+    }
+
+    /// The tally of requests this actor counts, if it counts them.
+    fn tally(&self) -> Option<&Arc<super::tally::Tally>> {
+        self.core.extras.as_ref()?.tally.as_ref()
+    }
+
+    /// Counts the requests this actor takes and answers from now on in
+    /// `tally` (the main actor of a process with `--max-requests`).
+    pub(crate) fn count_requests(&mut self, tally: Arc<super::tally::Tally>) {
+        self.extras().tally = Some(tally);
     }
 
     /// What an answer to the message being handled carries: its request id
@@ -517,7 +548,13 @@ impl Context {
     ) -> Result<(), SendError<Payload>> {
         let current = &self.core.current;
         let tag = match current.tag {
-            Some(Tag::Request(id)) => Tag::Request(id),
+            Some(Tag::Request(id)) => {
+                // Handed on: the answer comes from elsewhere.
+                if let Some(tally) = self.tally() {
+                    tally.answered();
+                }
+                Tag::Request(id)
+            }
             _ => Tag::None,
         };
         object_log!(

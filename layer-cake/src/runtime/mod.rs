@@ -17,6 +17,7 @@ mod machine;
 mod mailbox;
 mod spawn;
 mod supervise;
+pub(crate) mod tally;
 mod timer;
 mod trace_state;
 pub(crate) mod transport;

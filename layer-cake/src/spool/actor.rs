@@ -15,6 +15,13 @@ use crate::runtime::{Address, Carried, Context, Ended, RequestId, ReturnPath, Se
 /// How long a stopping spool waits for its workers to return.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a worker that retired (its `Dropped` says
+/// [`RETIRED`](crate::directory::RETIRED)) counts as the prospect of a
+/// successor: meanwhile, with no worker in rotation, requests wait in the
+/// queue (each within its own deadline) rather than being answered
+/// `TemporarilyUnavailable`.
+pub(super) const SUCCESSOR_WAIT: Duration = Duration::from_secs(10);
+
 /// The spool's clock for deadlines.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Tick;
@@ -90,6 +97,9 @@ struct Spool {
     /// For spawned workers: the worker in each slot, `None` while it stands
     /// down.
     slots: Vec<Option<Address>>,
+    /// Successors expected for workers that retired (one per retirement,
+    /// one fewer per worker that joins), and until when.
+    successors: (usize, Option<Instant>),
     status: SpoolStatus,
 }
 
@@ -109,6 +119,7 @@ pub(super) async fn run(
         window: Window::new(),
         shedding: 0,
         slots: Vec::new(),
+        successors: (0, None),
         status: SpoolStatus::default(),
     };
     spool.start_workers(&mut cx);
@@ -130,11 +141,17 @@ pub(super) async fn run(
             JoinSpool as j => spool.join(&mut cx, j.worker),
             Available as a => spool.join(&mut cx, a.publisher),
             LeaveSpool as l => spool.leave(&mut cx, &l.worker, "left the spool"),
-            Dropped as d => spool.leave(
-                &mut cx,
-                &d.remote,
-                &format!("was dropped by the directory ({})", d.reason),
-            ),
+            Dropped as d => {
+                if d.reason == crate::directory::RETIRED {
+                    // A recycled worker: its successor is on its way.
+                    spool.successors = (spool.successors.0 + 1, Some(Instant::now() + SUCCESSOR_WAIT));
+                }
+                spool.leave(
+                    &mut cx,
+                    &d.remote,
+                    &format!("was dropped by the directory ({})", d.reason),
+                )
+            },
             InspectSpool as _ => { let _ = cx.reply(spool.status()); },
             Stop as _ => return spool.stop(&mut cx).await,
             request => spool.request(&mut cx, request),
@@ -156,11 +173,18 @@ impl Spool {
         }
     }
 
-    /// Whether a worker may yet come: a spawned one standing down.
+    /// Whether a worker may yet come: a spawned one standing down, or the
+    /// successor of an external one that retired a moment ago.
     fn has_prospect(&self) -> bool {
         match self.source {
             Source::Spawned { .. } => self.options.stand_down.is_some(),
-            Source::External => false,
+            Source::External => {
+                self.successors.0 > 0
+                    && self
+                        .successors
+                        .1
+                        .is_some_and(|until| Instant::now() < until)
+            }
         }
     }
 
@@ -506,6 +530,7 @@ impl Spool {
         if self.pool.add(worker.clone()) {
             if !known {
                 cx.watch(&worker);
+                self.successors.0 = self.successors.0.saturating_sub(1);
             }
             tracing::info!("spool: a worker joined; {} in all", self.pool.len());
         }

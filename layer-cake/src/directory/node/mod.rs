@@ -365,6 +365,7 @@ impl Node {
             // Confirmed first, then each session it had is dropped.
             ClearPublished as c => self.clear_published(cx, c.id),
             ClearSubscribed as c => self.clear_subscribed(cx, c.id),
+            super::protocol::RetirePublisher as r => self.retire_publisher(cx, &r.publisher),
             Ended as e => self.ended(cx, &e.address),
             Listings as l => self.listings(cx, l),
             Withdrawn as w => self.withdrawn(cx, w),
@@ -376,7 +377,7 @@ impl Node {
             },
             RouteWithdrawn as w => {
                 if self.came_from_above(cx, "a route withdrawal") {
-                    self.route_withdrawn(cx, w);
+                    self.route_withdrawn(cx, w, "the publication was withdrawn");
                 }
             },
             LostAbove as l => {

@@ -178,7 +178,8 @@ impl Node {
     /// ([`hold_unconfirmed`](Self::hold_unconfirmed)): the withdrawal may be
     /// a lost directory link's, and a publication really withdrawn is
     /// closed by its publisher's own node over that link.
-    pub(super) fn route_withdrawn(&mut self, cx: &mut Context, w: RouteWithdrawn) {
+    /// `why` is what the subscriber's `Dropped` says.
+    pub(super) fn route_withdrawn(&mut self, cx: &mut Context, w: RouteWithdrawn, why: &str) {
         let keys: Vec<RouteKey> = self
             .routing
             .iter()
@@ -191,7 +192,7 @@ impl Node {
             if let Some(routing) = self.routing.get_mut(&key) {
                 routing.candidates.retain(|(_, p)| p.id != w.publication);
             }
-            self.reselect(cx, key, "the publication was withdrawn");
+            self.reselect(cx, key, why);
         }
     }
 

@@ -324,7 +324,9 @@ impl Node {
                 level: self.level(),
             };
             if subscription.home == self.me {
-                self.route_withdrawn(cx, withdrawn);
+                // A subscriber of this process hears why, as one in
+                // another process does from the session's close.
+                self.route_withdrawn(cx, withdrawn, reason);
             } else {
                 let _ = cx.send(withdrawn, &subscription.home);
             }
@@ -642,6 +644,31 @@ impl Node {
                 &format!("{id} from {from}"),
             ),
             None => {}
+        }
+    }
+
+    /// The process's `RetirePublisher`: every publication of an actor of
+    /// this process is withdrawn, its sessions dropped (only from inside
+    /// this process).
+    pub(super) fn retire_publisher(&mut self, cx: &mut Context, publisher: &Address) {
+        let from = cx.return_address().clone();
+        if from.is_remote() || publisher.is_remote() {
+            self.refusals.refuse(
+                self.options.level,
+                "a publisher's retirement from another process",
+                &from,
+            );
+            return;
+        }
+        let source = Source::Local(publisher.clone());
+        let ids: Vec<Uuid> = self
+            .publications
+            .iter()
+            .filter(|(_, held)| held.from == source)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.withdraw_publication(cx, id, super::super::RETIRED);
         }
     }
 
