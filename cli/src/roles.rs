@@ -96,6 +96,13 @@ pub fn check_settings(executable: &str, settings: &Settings) -> Result<(), Strin
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    settings_verdict(executable, &out)
+}
+
+/// What a program's `--check-settings` run said: `Ok` when it exited 0,
+/// else its last line's reason (`program: reason` → the reason), as one
+/// line naming the program as `shown`.
+pub(crate) fn settings_verdict(shown: &str, out: &std::process::Output) -> Result<(), String> {
     if out.status.success() {
         return Ok(());
     }
@@ -105,9 +112,8 @@ pub fn check_settings(executable: &str, settings: &Settings) -> Result<(), Strin
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
-    // `program: reason` → the reason.
     let reason = line.split_once(": ").map_or(line, |(_, r)| r);
-    Err(format!("{executable} refuses the settings: {reason}"))
+    Err(format!("{shown} refuses the settings: {reason}"))
 }
 
 /// The names `add` gives: `role` (or the executable's name) once, or

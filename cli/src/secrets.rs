@@ -168,17 +168,7 @@ fn check_settings(program: &Path, settings: &Settings, key: &SecretKey) -> Resul
     let output = child
         .wait_with_output()
         .map_err(|e| format!("cannot run {shown}: {e}"))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let err = String::from_utf8_lossy(&output.stderr);
-    let line = err
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    let reason = line.split_once(": ").map_or(line, |(_, r)| r);
-    Err(format!("{shown} refuses the settings: {reason}"))
+    crate::roles::settings_verdict(&shown.to_string(), &output)
 }
 
 /// A role's settings as flags to show: a secret's value is `<secret>`.
