@@ -844,3 +844,68 @@ fn a_spool_of_worker_processes_retries_what_a_dead_worker_never_received() {
         }
     });
 }
+
+/// A spool's own worker processes recycle: three `test_worker_7
+/// --max-requests=5` under a load of 120 requests (six at a time). Each
+/// retiring worker tells the spool (`Retiring`), which sends it nothing
+/// new, lets it answer what it holds, and starts a fresh one as soon as it
+/// exits with `Retired`. The stand-down is 60 s, longer than any request's
+/// deadline: a recycle that waited for it would show as requests timing
+/// out or turned away.
+#[test]
+fn a_spool_s_worker_processes_with_max_requests_recycle_without_a_failure() {
+    use layer_cake::spool::{InspectSpool, SpoolOptions, SpoolStatus, Workers};
+    const REQUESTS: i64 = 120;
+    const AT_ONCE: i64 = 6;
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let workers =
+            Workers::processes(3, worker_7(&unique("recycled")).flag("max-requests", "5"));
+        let options = SpoolOptions::new()
+            .stand_down(Some(Duration::from_secs(60)))
+            .request_timeout(PATIENCE);
+        let spool = cx.spawn_spool(workers, options).unwrap();
+        let mut asked = std::collections::HashMap::new();
+        let mut next_x = 1;
+        let mut failed = Vec::new();
+        let mut answered = 0;
+        while answered + failed.len() < REQUESTS as usize {
+            while next_x <= REQUESTS && (asked.len() as i64) < AT_ONCE {
+                let x = 1 + next_x % 7;
+                asked.insert(cx.request(Xy { x, y: 2 }, &spool).unwrap(), x);
+                next_x += 1;
+            }
+            let answer = next(&mut cx).await;
+            let Some(id) = cx.answers() else { continue };
+            let x = asked.remove(&id).expect("an answer to one of ours");
+            match answer.downcast::<Table>() {
+                Ok(table) => {
+                    assert_eq!(table.len(), 2);
+                    assert!(table.iter().all(|row| row.len() == x as usize));
+                    answered += 1;
+                }
+                Err(other) => failed.push(format!("{:?}", other.downcast::<Faulted>())),
+            }
+        }
+        let status: SpoolStatus = cx.ask(InspectSpool, &spool, PATIENCE).await.unwrap();
+        eprintln!("spool after {REQUESTS} requests: {status:?}");
+        assert!(failed.is_empty(), "failed: {failed:?}; {status:?}");
+        assert_eq!(answered, REQUESTS as usize);
+        assert_eq!(status.answered, REQUESTS as u64, "{status:?}");
+        assert_eq!(
+            (
+                status.lost,
+                status.timed_out,
+                status.unavailable,
+                status.busy,
+                status.overloaded
+            ),
+            (0, 0, 0, 0, 0),
+            "{status:?}"
+        );
+        assert!(status.recycled >= 10, "too few recycles: {status:?}");
+        cx.send(Stop, &spool).unwrap();
+        let ended = returned_from(&mut cx, &spool).await;
+        assert!(ended.is_fault());
+    });
+}

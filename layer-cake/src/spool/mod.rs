@@ -176,8 +176,11 @@ pub struct SpoolStatus {
     pub lost: u64,
     /// Requests answered `Aborted` because the spool stopped.
     pub aborted: u64,
-    /// Workers started again after ending.
+    /// Workers started again after ending (recycled ones included).
     pub restarted: u64,
+    /// Worker processes the spool started that retired (`--max-requests`,
+    /// SIGUSR1) and were replaced at once.
+    pub recycled: u64,
     /// Answers that came after their request was answered `TimedOut` (or
     /// its worker given up as gone), and were discarded.
     pub late: u64,
