@@ -844,3 +844,124 @@ fn a_spool_of_worker_processes_retries_what_a_dead_worker_never_received() {
         }
     });
 }
+
+/// Sends `requests` tables to `spool`, `at_once` at a time, and checks
+/// every answer: the number answered with a right table, and the faults.
+async fn load(
+    cx: &mut Context,
+    spool: &Address,
+    requests: i64,
+    at_once: i64,
+) -> (usize, Vec<String>) {
+    let mut asked = std::collections::HashMap::new();
+    let mut next_x = 1;
+    let mut failed = Vec::new();
+    let mut answered = 0;
+    while answered + failed.len() < requests as usize {
+        while next_x <= requests && (asked.len() as i64) < at_once {
+            let x = 1 + next_x % 7;
+            asked.insert(cx.request(Xy { x, y: 2 }, spool).unwrap(), x);
+            next_x += 1;
+        }
+        let answer = next(cx).await;
+        let Some(id) = cx.answers() else { continue };
+        let x = asked.remove(&id).expect("an answer to one of ours");
+        match answer.downcast::<Table>() {
+            Ok(table) => {
+                assert_eq!(table.len(), 2);
+                assert!(table.iter().all(|row| row.len() == x as usize));
+                answered += 1;
+            }
+            Err(other) => failed.push(format!("{:?}", other.downcast::<Faulted>())),
+        }
+    }
+    (answered, failed)
+}
+
+/// A spool's own worker processes recycle: three `test_worker_7
+/// --max-requests=5` under a load of 120 requests (six at a time). Each
+/// retiring worker tells the spool (`Retiring`), which sends it nothing
+/// new, lets it answer what it holds, and starts a fresh one as soon as it
+/// exits with `Retired`. The stand-down is 60 s, longer than any request's
+/// deadline: a recycle that waited for it would show as requests timing
+/// out or turned away.
+#[test]
+fn a_spool_s_worker_processes_with_max_requests_recycle_without_a_failure() {
+    use layer_cake::spool::{InspectSpool, SpoolOptions, SpoolStatus, Workers};
+    const REQUESTS: i64 = 120;
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let workers =
+            Workers::processes(3, worker_7(&unique("recycled")).flag("max-requests", "5"));
+        let options = SpoolOptions::new()
+            .stand_down(Some(Duration::from_secs(60)))
+            .request_timeout(PATIENCE);
+        let spool = cx.spawn_spool(workers, options).unwrap();
+        let (answered, failed) = load(&mut cx, &spool, REQUESTS, 6).await;
+        let status: SpoolStatus = cx.ask(InspectSpool, &spool, PATIENCE).await.unwrap();
+        eprintln!("spool after {REQUESTS} requests: {status:?}");
+        assert!(failed.is_empty(), "failed: {failed:?}; {status:?}");
+        assert_eq!(answered, REQUESTS as usize);
+        assert_eq!(status.answered, REQUESTS as u64, "{status:?}");
+        assert_eq!(
+            (
+                status.lost,
+                status.timed_out,
+                status.unavailable,
+                status.busy,
+                status.overloaded
+            ),
+            (0, 0, 0, 0, 0),
+            "{status:?}"
+        );
+        assert!(status.recycled >= 10, "too few recycles: {status:?}");
+        cx.send(Stop, &spool).unwrap();
+        let ended = returned_from(&mut cx, &spool).await;
+        assert!(ended.is_fault());
+    });
+}
+
+/// SIGUSR1 to one of a spool's worker processes recycles it the same way:
+/// it exits 0 with `Retired`, a fresh one takes its slot at once, and the
+/// requests before, during and after are all answered.
+#[test]
+fn sigusr1_recycles_a_spool_s_worker_process() {
+    use layer_cake::spool::{InspectSpool, SpoolOptions, SpoolStatus, Workers};
+    block_on(async {
+        let mut cx = Context::detached("parent");
+        let role = unique("usr1");
+        let workers = Workers::processes(2, worker_7(&role));
+        let options = SpoolOptions::new()
+            .stand_down(Some(Duration::from_secs(60)))
+            .request_timeout(PATIENCE);
+        let spool = cx.spawn_spool(workers, options).unwrap();
+        let (answered, failed) = load(&mut cx, &spool, 20, 2).await;
+        assert_eq!((answered, failed.len()), (20, 0), "{failed:?}");
+        let pid = find_child(me(), &format!("--role-name={role}-0"));
+        let _guard = KillOnDrop(pid);
+        signal::kill(Pid::from_raw(pid), Signal::SIGUSR1).unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        let mut total = 20;
+        let status = loop {
+            let (answered, failed) = load(&mut cx, &spool, 10, 2).await;
+            assert_eq!((answered, failed.len()), (10, 0), "{failed:?}");
+            total += 10;
+            let status: SpoolStatus = cx.ask(InspectSpool, &spool, PATIENCE).await.unwrap();
+            if status.recycled == 1 && status.workers == 2 {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "not recycled: {status:?}");
+        };
+        assert!(wait_gone(pid), "the retired worker is still running");
+        assert_eq!(status.answered, total, "{status:?}");
+        assert_eq!((status.lost, status.restarted), (0, 1), "{status:?}");
+        // The fresh worker answers too.
+        let fresh = find_child(me(), &format!("--role-name={role}-0"));
+        assert_ne!(fresh, pid);
+        let (answered, failed) = load(&mut cx, &spool, 10, 2).await;
+        assert_eq!((answered, failed.len()), (10, 0), "{failed:?}");
+        cx.send(Stop, &spool).unwrap();
+        let ended = returned_from(&mut cx, &spool).await;
+        assert!(ended.is_fault());
+    });
+}

@@ -287,6 +287,53 @@ pub struct ChildReady {
     pub main: Address,
 }
 
+/// A child process's word to its parent that its main actor is retiring
+/// (`--max-requests` reached, or SIGUSR1): sent over the connect-back link
+/// to the parent's hub with the child's key, and passed by the hub to the
+/// proxy, which tells the actor that started the child with [`Retiring`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Message)]
+#[message(control)]
+pub struct ChildRetiring {
+    /// The one-time key of the child.
+    pub key: String,
+    /// Why it retires: `max-requests` or `SIGUSR1`.
+    pub reason: String,
+}
+
+/// Sent by a child process's proxy to the actor that started the child
+/// ([`Context::spawn_process`]) when the child's main actor starts to
+/// retire: it should be sent nothing new, it answers what it holds, and
+/// then exits 0 with [`Retired`](super::Retired). The return address is the
+/// proxy. A spool takes such a worker out of its rotation at once and
+/// starts a fresh one when it has exited; other actors may ignore it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, crate::Message)]
+#[message(control, name = "layer_cake.process.Retiring")]
+pub struct Retiring {
+    /// Why it retires: `max-requests` or `SIGUSR1`.
+    pub reason: String,
+}
+
+/// The parent-link actor of this process, when it is a child process
+/// (`--connect-to-parent`).
+static PARENT_LINK: OnceLock<Address> = OnceLock::new();
+
+/// Tells the parent-link actor that the main actor retires.
+#[derive(Debug, Clone, Serialize, Deserialize, crate::Message)]
+#[message(control)]
+struct TellRetiring {
+    reason: String,
+}
+
+/// Tells this process's parent, if it is a child process, that its main
+/// actor is retiring for `reason` (see [`Retiring`]).
+pub(crate) fn tell_parent_retiring(reason: &str) {
+    if let Some(link) = PARENT_LINK.get() {
+        let _ = link.send(TellRetiring {
+            reason: reason.to_owned(),
+        });
+    }
+}
+
 impl Context {
     /// Starts the child process `options` describes and returns the address
     /// of its proxy actor, a child actor of `self`.
@@ -415,10 +462,13 @@ async fn hub_actor(
                 return Err(fault);
             },
             ChildReady as child => {
+                // The key stays until its proxy ends: a retiring child
+                // names it again (`ChildRetiring`).
                 let proxy = waiting()
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .remove(&child.key);
+                    .get(&child.key)
+                    .cloned();
                 match proxy {
                     Some(proxy) => {
                         let _ = cx.send(child, &proxy);
@@ -427,6 +477,16 @@ async fn hub_actor(
                         from = %cx.return_address(),
                         "refused a child process connecting back with an unknown key"
                     ),
+                }
+            },
+            ChildRetiring as child => {
+                let proxy = waiting()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&child.key)
+                    .cloned();
+                if let Some(proxy) = proxy {
+                    let _ = cx.send(child, &proxy);
                 }
             },
             Accepted as _ => {},
@@ -530,6 +590,12 @@ async fn proxy(mut cx: Context, options: ProcessOptions) -> Result<Payload, Faul
                         stopping = true;
                         interrupt(&child);
                         kill_at = Some(Box::pin(tokio::time::sleep(options.stop_grace)));
+                    }
+                },
+                ChildRetiring as retiring => {
+                    if retiring.key == key && main.is_some() {
+                        tracing::debug!(role = %name, reason = %retiring.reason, "The child process is retiring");
+                        let _ = cx.send(Retiring { reason: retiring.reason }, &cx.parent().clone());
                     }
                 },
                 ChildReady as ready => {
@@ -799,9 +865,10 @@ pub(crate) fn child_side(config: &ProcessConfig, main: &Address) {
     }
     let (key, keyed) = tokio::sync::oneshot::channel();
     let linked = main.clone();
-    runtime::spawn_with(SpawnOptions::new().name("parent-link"), move |cx| {
+    let link = runtime::spawn_with(SpawnOptions::new().name("parent-link"), move |cx| {
         parent_link(cx, at, keyed, linked)
     });
+    let _ = PARENT_LINK.set(link.address().clone());
     watch_lifeline(main, Some(key));
 }
 
@@ -882,6 +949,9 @@ async fn parent_link(
         return;
     };
     cx.connect(at.clone(), ConnectOptions::native());
+    // The parent's hub, once connected; a retirement told before then.
+    let mut hub: Option<Address> = None;
+    let mut retiring: Option<String> = None;
     loop {
         let message = cx.input().await;
         on!(message, {
@@ -891,6 +961,16 @@ async fn parent_link(
                     parent_gone(&main, &format!("cannot introduce the main actor to the parent: {e}"));
                     return;
                 }
+                if let Some(reason) = retiring.take() {
+                    let _ = cx.send(ChildRetiring { key: key.clone(), reason }, &c.proxy);
+                }
+                hub = Some(c.proxy);
+            },
+            TellRetiring as t => match &hub {
+                Some(hub) => {
+                    let _ = cx.send(ChildRetiring { key: key.clone(), reason: t.reason }, hub);
+                }
+                None => retiring = Some(t.reason),
             },
             NotConnected as n => {
                 parent_gone(&main, &format!("cannot connect back to the parent at {at}: {}", n.reason));

@@ -62,8 +62,8 @@ mod secrets;
 mod tests;
 
 pub use child::{
-    ChildReady, DEFAULT_STDERR_LINES, DEFAULT_STOP_GRACE, LIFELINE_GRACE, ProcessOptions,
-    find_program, is_executable,
+    ChildReady, ChildRetiring, DEFAULT_STDERR_LINES, DEFAULT_STOP_GRACE, LIFELINE_GRACE,
+    ProcessOptions, Retiring, find_program, is_executable,
 };
 pub use config::{DEFAULT_DRAIN, Origin, ProcessConfig, config};
 pub use entry::{EXIT_CONFIG, EXIT_IO, EXIT_SOFTWARE, EXIT_USAGE, create, run};

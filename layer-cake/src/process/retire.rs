@@ -112,6 +112,9 @@ async fn retire(tally: &Tally, main: &Address, reason: &str, patience: Duration)
         "Retiring: withdrawing the publications, answering what is held"
     );
     crate::directory::retire_publisher(main);
+    // A child process tells its parent (a spool that started it sends it
+    // nothing new from then on, and starts a fresh one once it has exited).
+    super::child::tell_parent_retiring(reason);
     // A process that serves HTTP itself closes its listens and finishes the
     // requests in flight, as on SIGTERM.
     crate::net::http::drain::drain();

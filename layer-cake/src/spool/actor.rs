@@ -97,6 +97,10 @@ struct Spool {
     /// For spawned workers: the worker in each slot, `None` while it stands
     /// down.
     slots: Vec<Option<Address>>,
+    /// Spawned workers that said they are retiring
+    /// ([`Retiring`](crate::process::Retiring)): out of rotation, not
+    /// stopped, each replaced at once when it exits with `Retired`.
+    retiring: Vec<Address>,
     /// Successors expected for workers that retired (one per retirement,
     /// one fewer per worker that joins), and until when.
     successors: (usize, Option<Instant>),
@@ -119,6 +123,7 @@ pub(super) async fn run(
         window: Window::new(),
         shedding: 0,
         slots: Vec::new(),
+        retiring: Vec::new(),
         successors: (0, None),
         status: SpoolStatus::default(),
     };
@@ -132,9 +137,14 @@ pub(super) async fn run(
         }
         crate::on!(message, {
             Tick as _ => spool.expire(&mut cx),
-            Returned as _ => {
+            Returned as r => {
                 let worker = cx.return_address().clone();
-                spool.returned(&mut cx, &worker);
+                let retired = r.value.is::<crate::process::Retired>();
+                spool.returned(&mut cx, &worker, retired);
+            },
+            crate::process::Retiring as r => {
+                let worker = cx.return_address().clone();
+                spool.retiring(&mut cx, &worker, &r.reason);
             },
             Ended as e => spool.gone(&mut cx, &e.address, "ended"),
             Restart as r => spool.restart(&mut cx, r.slot),
@@ -177,7 +187,9 @@ impl Spool {
     /// successor of an external one that retired a moment ago.
     fn has_prospect(&self) -> bool {
         match self.source {
-            Source::Spawned { .. } => self.options.stand_down.is_some(),
+            Source::Spawned { .. } => {
+                self.options.stand_down.is_some() || !self.retiring.is_empty()
+            }
             Source::External => {
                 self.successors.0 > 0
                     && self
@@ -479,18 +491,39 @@ impl Spool {
         self.forget_held(worker, false);
         self.pool.remove(worker);
         tracing::debug!("spool: worker {worker} let go; it holds nothing anyone waits for");
-        if self.slots.iter().flatten().any(|w| w == worker) {
+        // A retiring worker exits by itself once it has been sent nothing
+        // for a moment; stopping it would make its exit a fault.
+        if !self.retiring.contains(worker) && self.slots.iter().flatten().any(|w| w == worker) {
             let _ = cx.send(Stop, worker);
         }
     }
 
-    /// A spawned worker ended: forgotten, and back after standing down.
-    fn returned(&mut self, cx: &mut Context, worker: &Address) {
+    /// A spawned worker process is retiring: it gets nothing new from now
+    /// on, answers what it holds and exits with `Retired` by itself.
+    fn retiring(&mut self, cx: &mut Context, worker: &Address, reason: &str) {
+        if !self.slots.iter().flatten().any(|w| w == worker) || self.retiring.contains(worker) {
+            return;
+        }
+        self.retiring.push(worker.clone());
+        self.leave(cx, worker, &format!("is retiring ({reason})"));
+    }
+
+    /// A spawned worker ended: forgotten, and back after standing down —
+    /// or at once if it `retired` (it returned
+    /// [`Retired`](crate::process::Retired)).
+    fn returned(&mut self, cx: &mut Context, worker: &Address, retired: bool) {
+        self.retiring.retain(|w| w != worker);
         self.gone(cx, worker, "ended");
         let Some(slot) = self.slots.iter().position(|w| w.as_ref() == Some(worker)) else {
             return;
         };
         self.slots[slot] = None;
+        if retired {
+            tracing::info!("spool: worker {worker} retired; starting a fresh one");
+            self.status.recycled += 1;
+            self.restart(cx, slot);
+            return;
+        }
         if let Some(delay) = self.options.stand_down {
             let delay = delay.mul_f64(rand::random_range(0.75..=1.25));
             let me = cx.address().clone();

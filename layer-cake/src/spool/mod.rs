@@ -2,7 +2,7 @@
 //!
 //! A spool is an actor. Any message sent to it that is not one of its own
 //! ([`JoinSpool`], [`LeaveSpool`], [`InspectSpool`], the directory's
-//! `Available` / `Dropped`, `Stop`) is a **request**: the spool passes it to
+//! `Available` / `Dropped`, a worker process's `Retiring`, `Stop`) is a **request**: the spool passes it to
 //! the least-loaded worker and sends the worker's answer back to whoever
 //! sent the request, with the request's id — so `ask`, `forward` and an HTTP
 //! front all work through a spool exactly as they work with a single worker.
@@ -67,6 +67,10 @@
 //!   worker is never handed more than its capacity;
 //! - local and spawned workers that end are started again after a
 //!   stand-down delay (±25 %, so that a crowd does not restart in step);
+//!   a worker process that retires (`--max-requests`, SIGUSR1) says so
+//!   ([`Retiring`](crate::process::Retiring)), gets nothing new, and is
+//!   replaced at once when it exits with
+//!   [`Retired`](crate::process::Retired);
 //! - a request its caller cancels (the HTTP client went away, or was
 //!   answered 504) leaves the queue, or is answered and left to its worker,
 //!   which sees the [`Cancellation`](crate::Cancellation); a worker process
@@ -176,8 +180,11 @@ pub struct SpoolStatus {
     pub lost: u64,
     /// Requests answered `Aborted` because the spool stopped.
     pub aborted: u64,
-    /// Workers started again after ending.
+    /// Workers started again after ending (recycled ones included).
     pub restarted: u64,
+    /// Worker processes the spool started that retired (`--max-requests`,
+    /// SIGUSR1) and were replaced at once.
+    pub recycled: u64,
     /// Answers that came after their request was answered `TimedOut` (or
     /// its worker given up as gone), and were discarded.
     pub late: u64,
@@ -277,7 +284,11 @@ impl Workers {
     /// program's). Each is a worker process: its main actor answers the
     /// requests the spool forwards to it (see
     /// [`Context::spawn_process`](crate::Context::spawn_process)). One that
-    /// exits is started again after the stand-down delay.
+    /// exits is started again after the stand-down delay; one that retires
+    /// (`.flag("max-requests", "N")` in `options`, or SIGUSR1) is sent
+    /// nothing new from its [`Retiring`](crate::process::Retiring) on and
+    /// is replaced at once when it exits with
+    /// [`Retired`](crate::process::Retired).
     pub fn processes(count: usize, options: crate::process::ProcessOptions) -> Self {
         let base = options.name();
         Workers::spawned(count, move |cx, slot| {
