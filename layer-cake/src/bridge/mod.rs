@@ -6,7 +6,7 @@
 //! system expects. It sits above the spool in the layering: it only asks the
 //! spool's address, as any client does.
 //!
-//! - [`redis`] (cargo feature `redis`): a Redis stream read with a consumer
+//! - `redis` (cargo feature `redis`): a Redis stream read with a consumer
 //!   group, answers pushed to `res:<ref>` lists (`docs/redis.md`).
 
 #[cfg(feature = "redis")]
