@@ -215,6 +215,11 @@ pub fn start(home: &Home, args: &RunArgs, out: &mut dyn Write) -> Result<(), Str
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {
+            // A composite whose roles all end at once may have run to its
+            // end before its lock was seen here: that is a start.
+            if status.success() {
+                break;
+            }
             return Err(format!(
                 "group-cake ended at once ({status}); see {}",
                 log_path.display()
