@@ -5,7 +5,25 @@
 //! runs as tasks in one process, as separate processes, or across the hosts of
 //! a LAN.
 //!
-//! See `docs/programming-model.md` for a guided tour.
+//! See `docs/tutorial.md` for a first project and
+//! `docs/programming-model.md` for a guided tour.
+//!
+//! The modules, lowest layer first. A module uses those on its line and
+//! above; a lower one reaches a higher one only through a trait it owns
+//! (`process` finds `home` that way). The one exception: `message` names
+//! `runtime::Address`, which the standard messages carry.
+//!
+//! - [`message`]: message types, their registry and codecs; [`log`]: the
+//!   `--debug-level` log lines, their format and rolling files;
+//! - [`runtime`]: actors, addresses, send/ask/reply, timers, supervision;
+//! - [`net`]: links between processes and hosts, the HTTP front and client;
+//! - [`directory`]: publish/subscribe by name and scope, the directory tree;
+//! - [`spool`]: load-balancing requests over workers; [`secret`]: encrypted
+//!   settings; [`process`]: a process's entry point, flags and child
+//!   processes;
+//! - [`home`]: roles, their settings, folders and histories, and group-cake;
+//! - on top: [`gateway`] (JSON-RPC routing), [`async_requests`] (submit now,
+//!   answer later) and [`bridge`] (outside queues into a spool).
 
 #![forbid(unsafe_code)]
 
