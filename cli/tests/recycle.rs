@@ -13,24 +13,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{HomeGuard, PATIENCE, Proc, cli, exchange, free_port, host_cake, ok, running};
-
-/// GET /Xy?x=..&y=..: the status and whether the body is an x×y table.
-fn get_table(port: u16, x: usize, y: usize) -> (u16, bool) {
-    let (status, body) = exchange(
-        port,
-        &format!("GET /Xy?x={x}&y={y} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    );
-    let ok = serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| {
-        v["value"][1].as_array().is_some_and(|rows| {
-            rows.len() == y
-                && rows
-                    .iter()
-                    .all(|r| r.as_array().is_some_and(|r| r.len() == x))
-        })
-    });
-    (status, ok)
-}
+use support::{HomeGuard, PATIENCE, Proc, cli, free_port, get_table, host_cake, ok, running};
 
 /// A home in `dir` under the host-cake at `host_at`, without a retry
 /// policy: a `test_server_10` on `port` and `workers` `test_worker_10`s

@@ -17,25 +17,9 @@ use nix::unistd::Pid;
 mod support;
 
 use support::{
-    HomeGuard, PATIENCE, Proc, bin_dir, cli, exchange, free_port, host_cake, ok, running, seed_home,
+    HomeGuard, PATIENCE, Proc, bin_dir, cli, exchange, free_port, get_table, host_cake, ok,
+    running, seed_home,
 };
-
-/// GET /Xy?x=..&y=..: the status and whether the body is an x×y table.
-fn get_table(port: u16, x: usize, y: usize) -> (u16, bool) {
-    let (status, body) = exchange(
-        port,
-        &format!("GET /Xy?x={x}&y={y} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    );
-    let ok = serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| {
-        v["value"][1].as_array().is_some_and(|rows| {
-            rows.len() == y
-                && rows
-                    .iter()
-                    .all(|r| r.as_array().is_some_and(|r| r.len() == x))
-        })
-    });
-    (status, ok)
-}
 
 #[test]
 fn the_seed_scenario_runs_a_server_and_eight_workers() {

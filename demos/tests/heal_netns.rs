@@ -13,12 +13,10 @@
 
 mod support;
 
-use std::net::IpAddr;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use layer_cake::net::key::LAN_KEY_ENV;
-use support::netns::{Lan, Skip, StderrLines, create_lan_key};
+use support::netns::{Running, keyed_lan, three_hosts};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -26,48 +24,6 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// after the first kill, so that a session the healed tree did not
 /// re-confirm would be dropped while the client still asks.
 const LOAD_SECONDS: u64 = 45;
-
-/// Host 0: the workers; host 1: the server; host 2: lan-cake, on the
-/// standard LAN directory address.
-fn three_hosts() -> [IpAddr; 3] {
-    ["10.0.0.1", "10.0.0.2", "10.0.0.195"].map(|ip| ip.parse().unwrap())
-}
-
-fn keyed_lan(ips: &[IpAddr]) -> Result<(Lan, tempfile::TempDir), Skip> {
-    let mut lan = Lan::new(ips)?;
-    let keys = tempfile::tempdir().expect("a folder for the LAN key");
-    let key = keys.path().join("lan.key");
-    create_lan_key(&key);
-    lan.set_env(LAN_KEY_ENV, &key);
-    Ok((lan, keys))
-}
-
-/// A spawned program, killed (and reaped) when the test ends, however it
-/// ends.
-struct Running {
-    child: Child,
-    stderr: StderrLines,
-}
-
-impl Running {
-    fn start(lan: &Lan, host: usize, program: &str, args: &[String]) -> Running {
-        let mut child = lan.spawn(host, program, args);
-        let stderr = StderrLines::of(&mut child);
-        Running { child, stderr }
-    }
-
-    /// SIGKILL, and reaped.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 #[test]
 fn directory_restarts_under_load_fail_no_request() {

@@ -13,70 +13,20 @@
 
 mod support;
 
-use std::net::IpAddr;
-use std::process::Child;
 use std::time::Duration;
 
 use layer_cake::directory::lan;
 use layer_cake::net::key::LAN_KEY_ENV;
-use support::netns::{Lan, Skip, StderrLines, create_lan_key};
+use support::netns::{Lan, Running, StderrLines, create_lan_key, keyed_lan, three_hosts};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The environment variable that makes `lan_rule_probe` do its work.
 const PROBE_VAR: &str = "LAYER_CAKE_NETNS_PROBE";
 
-/// Three hosts; the third owns the standard LAN directory address.
-fn three_hosts() -> [IpAddr; 3] {
-    ["10.0.0.1", "10.0.0.2", "10.0.0.195"].map(|ip| ip.parse().unwrap())
-}
-
-/// A test LAN whose programs all hold one new LAN key (in the returned
-/// folder, removed when it drops).
-fn keyed_lan(ips: &[IpAddr]) -> Result<(Lan, tempfile::TempDir), Skip> {
-    let mut lan = Lan::new(ips)?;
-    let keys = tempfile::tempdir().expect("a folder for the LAN key");
-    let key = keys.path().join("lan.key");
-    create_lan_key(&key);
-    lan.set_env(LAN_KEY_ENV, &key);
-    Ok((lan, keys))
-}
-
-/// A spawned program, killed (and reaped) when the test ends, however it
-/// ends; the `Lan` would kill it too, but this reaps it.
-struct Running {
-    child: Child,
-    stderr: StderrLines,
-}
-
 impl Running {
-    fn start(lan: &Lan, host: usize, program: &str, args: &[String]) -> Running {
-        let mut child = lan.spawn(host, program, args);
-        let stderr = StderrLines::of(&mut child);
-        Running { child, stderr }
-    }
-
-    fn start_with(
-        lan: &Lan,
-        host: usize,
-        program: &str,
-        args: &[String],
-        env: &[(&str, &std::ffi::OsStr)],
-    ) -> Running {
-        let mut child = lan.spawn_with(host, program, args, env);
-        let stderr = StderrLines::of(&mut child);
-        Running { child, stderr }
-    }
-
     fn native_server(lan: &Lan, host: usize, args: &[String]) -> Running {
         Running::start(lan, host, env!("CARGO_BIN_EXE_native_server"), args)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

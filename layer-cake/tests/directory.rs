@@ -11,80 +11,12 @@ use layer_cake::directory::{
     PublishedCleared, Scope, Subscribed, spawn_node,
 };
 use layer_cake::net::{ConnectOptions, Connected, HostPort, Listening};
-use layer_cake::runtime::{self, AskError};
-use layer_cake::{Ack, Address, Context, Message, Payload, Stop, on};
+use layer_cake::runtime::AskError;
+use layer_cake::{Ack, Context, Stop};
 use uuid::Uuid;
 
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Waits for the first `M` that `wanted` accepts; other messages are
-/// skipped. Panics (failing the test) past the deadline.
-async fn wait_for<M: Message>(cx: &mut Context, wanted: impl Fn(&M) -> bool) -> M {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let message = tokio::time::timeout_at(deadline, cx.input())
-            .await
-            .unwrap_or_else(|_| panic!("no {} in time", layer_cake::message::signature_of::<M>()));
-        if let Some(m) = message.downcast_ref::<M>()
-            && wanted(m)
-        {
-            return message.downcast::<M>().unwrap();
-        }
-    }
-}
-
-async fn first<M: Message>(cx: &mut Context) -> M {
-    wait_for::<M>(cx, |_| true).await
-}
-
-/// Messages that arrive within `quiet`, for checking that something does
-/// *not* happen (after a positive control has already arrived).
-async fn drain(cx: &mut Context, quiet: Duration) -> Vec<Payload> {
-    let mut seen = Vec::new();
-    while let Ok(message) = tokio::time::timeout(quiet, cx.input()).await {
-        seen.push(message);
-    }
-    seen
-}
-
-fn fast(options: NodeOptions) -> NodeOptions {
-    options.reconnect(Duration::from_millis(50), Duration::from_millis(400))
-}
-
-/// A node that accepts children; returns its address and where it listens.
-async fn daemon(level: Scope, parent: Option<&HostPort>) -> (Address, HostPort) {
-    let mut cx = Context::detached("starter");
-    let mut options = fast(NodeOptions::new(level).accept_at(HostPort::new("127.0.0.1", 0)));
-    if let Some(parent) = parent {
-        options = options.parent(parent.clone());
-    }
-    let node = spawn_node(options, cx.address().clone());
-    let at = first::<Listening>(&mut cx).await.listening;
-    (node, at)
-}
-
-/// A process node under `parent`.
-fn process(parent: Option<&HostPort>) -> Address {
-    let mut options = fast(NodeOptions::new(Scope::Process));
-    if let Some(parent) = parent {
-        options = options.parent(parent.clone());
-    }
-    spawn_node(options, Address::NULL)
-}
-
-/// An actor that publishes `name` and answers `Ack` with its name.
-fn publisher(node: Address, name: &'static str, scope: Scope) -> runtime::ActorHandle<()> {
-    runtime::spawn(move |mut cx: Context| async move {
-        cx.publish_at(&node, name, scope);
-        loop {
-            on!(cx.input().await, {
-                Ack as _ => { let _ = cx.reply(name.to_string()); },
-                Stop as _ => return,
-                _other => {},
-            })
-        }
-    })
-}
+mod support;
+use support::{PATIENCE, daemon, drain, fast, first, inspect_until, process, publisher, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_match_inside_one_process() {
@@ -608,27 +540,6 @@ impl Drop for Relay {
                 let _ = socket.shutdown(std::net::Shutdown::Both);
             }
         }
-    }
-}
-
-/// Asks `node` (from this process: the full view) until `done` accepts the
-/// answer.
-async fn inspect_until(
-    node: &Address,
-    done: impl Fn(&DirectoryListing) -> bool,
-) -> DirectoryListing {
-    let mut cx = Context::detached("inspector");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let listing: DirectoryListing = cx.ask(Inspect::default(), node, PATIENCE).await.unwrap();
-        if done(&listing) {
-            return listing;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never: {listing:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

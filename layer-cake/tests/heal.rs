@@ -19,43 +19,17 @@ use layer_cake::directory::{
     Available, Delivered, DirectoryListing, Dropped, Inspect, NodeOptions, Published, Scope,
     spawn_node,
 };
-use layer_cake::net::{HostPort, Listening};
-use layer_cake::runtime::{self, AskError};
-use layer_cake::{Ack, Address, Context, Message, Payload, Stop, on};
+use layer_cake::net::HostPort;
+use layer_cake::runtime::AskError;
+use layer_cake::{Ack, Address, Context, Payload, Stop};
 
-const PATIENCE: Duration = Duration::from_secs(20);
+mod support;
+use support::{PATIENCE, daemon, daemon_at, drain, fast, first, publisher};
 
 /// How long a subscriber's node holds an unconfirmed session in these
 /// tests: long enough for a restarted node on loopback to heal the tree
 /// on a loaded machine, short enough to wait out.
 const GRACE: Duration = Duration::from_secs(8);
-
-async fn wait_for<M: Message>(cx: &mut Context, wanted: impl Fn(&M) -> bool) -> M {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let message = tokio::time::timeout_at(deadline, cx.input())
-            .await
-            .unwrap_or_else(|_| panic!("no {} in time", layer_cake::message::signature_of::<M>()));
-        if let Some(m) = message.downcast_ref::<M>()
-            && wanted(m)
-        {
-            return message.downcast::<M>().unwrap();
-        }
-    }
-}
-
-async fn first<M: Message>(cx: &mut Context) -> M {
-    wait_for::<M>(cx, |_| true).await
-}
-
-/// Everything that arrives within `quiet` of the last message.
-async fn drain(cx: &mut Context, quiet: Duration) -> Vec<Payload> {
-    let mut seen = Vec::new();
-    while let Ok(message) = tokio::time::timeout(quiet, cx.input()).await {
-        seen.push(message);
-    }
-    seen
-}
 
 /// The signatures of what `seen` holds of the directory's events.
 fn events(seen: &[Payload]) -> Vec<String> {
@@ -63,26 +37,6 @@ fn events(seen: &[Payload]) -> Vec<String> {
         .filter(|m| m.is::<Available>() || m.is::<Dropped>() || m.is::<Delivered>())
         .map(|m| format!("{m:?}"))
         .collect()
-}
-
-fn fast(options: NodeOptions) -> NodeOptions {
-    options.reconnect(Duration::from_millis(50), Duration::from_millis(400))
-}
-
-/// A node that accepts children at `at` (port 0: any), under `parent`.
-async fn daemon(level: Scope, at: HostPort, parent: Option<&HostPort>) -> (Address, HostPort) {
-    let mut cx = Context::detached("starter");
-    let mut options = fast(NodeOptions::new(level).accept_at(at));
-    if let Some(parent) = parent {
-        options = options.parent(parent.clone());
-    }
-    let node = spawn_node(options, cx.address().clone());
-    let at = first::<Listening>(&mut cx).await.listening;
-    (node, at)
-}
-
-fn any_port() -> HostPort {
-    HostPort::new("127.0.0.1", 0)
 }
 
 /// A process node under `parent` that holds unconfirmed sessions for
@@ -94,20 +48,6 @@ fn process(parent: &HostPort, grace: Duration) -> Address {
             .reconfirm_within(grace),
         Address::NULL,
     )
-}
-
-/// An actor that publishes `name` and answers `Ack` with its name.
-fn publisher(node: Address, name: &'static str, scope: Scope) -> runtime::ActorHandle<()> {
-    runtime::spawn(move |mut cx: Context| async move {
-        cx.publish_at(&node, name, scope);
-        loop {
-            on!(cx.input().await, {
-                Ack as _ => { let _ = cx.reply(name.to_string()); },
-                Stop as _ => return,
-                _other => {},
-            })
-        }
-    })
 }
 
 /// Asks `node` until `done` accepts its description.
@@ -165,10 +105,10 @@ async fn outlive_the_grace(cx: &mut Context, publisher: &Address, since: Instant
 /// processes, in different composites, keep talking.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_restart_under_a_session_interrupts_nothing() {
-    let (_lan, lan_at) = daemon(Scope::Lan, any_port(), None).await;
-    let (host, host_at) = daemon(Scope::Host, any_port(), Some(&lan_at)).await;
-    let (_g1, g1_at) = daemon(Scope::Group, any_port(), Some(&host_at)).await;
-    let (g2, g2_at) = daemon(Scope::Group, any_port(), Some(&host_at)).await;
+    let (_lan, lan_at) = daemon(Scope::Lan, None).await;
+    let (host, host_at) = daemon(Scope::Host, Some(&lan_at)).await;
+    let (_g1, g1_at) = daemon(Scope::Group, Some(&host_at)).await;
+    let (g2, g2_at) = daemon(Scope::Group, Some(&host_at)).await;
     let a = process(&g1_at, GRACE);
     let b = process(&g2_at, GRACE);
     let _p = publisher(a.clone(), "svc", Scope::Lan);
@@ -188,7 +128,7 @@ async fn a_host_restart_under_a_session_interrupts_nothing() {
     assert!(meanwhile.is_empty(), "{meanwhile:?}");
 
     // host-cake comes back on the same port: the tree heals.
-    let (host, _) = daemon(Scope::Host, host_at.clone(), Some(&lan_at)).await;
+    let (host, _) = daemon_at(Scope::Host, host_at.clone(), Some(&lan_at)).await;
     inspect_until(&host, |l| lists(l, "svc") && subscribes(l, "svc")).await;
     // Re-confirmed: no Dropped past the grace, and no second Available.
     let later = outlive_the_grace(&mut subscriber, &available.publisher, lost).await;
@@ -218,9 +158,9 @@ async fn a_host_restart_under_a_session_interrupts_nothing() {
 /// at the LAN, carries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lan_restart_under_a_session_interrupts_nothing() {
-    let (lan, lan_at) = daemon(Scope::Lan, any_port(), None).await;
-    let (_h1, h1_at) = daemon(Scope::Host, any_port(), Some(&lan_at)).await;
-    let (h2, h2_at) = daemon(Scope::Host, any_port(), Some(&lan_at)).await;
+    let (lan, lan_at) = daemon(Scope::Lan, None).await;
+    let (_h1, h1_at) = daemon(Scope::Host, Some(&lan_at)).await;
+    let (h2, h2_at) = daemon(Scope::Host, Some(&lan_at)).await;
     let a = process(&h1_at, GRACE);
     let b = process(&h2_at, GRACE);
     let p = publisher(a.clone(), "svc", Scope::Lan);
@@ -235,7 +175,7 @@ async fn a_lan_restart_under_a_session_interrupts_nothing() {
     inspect_until(&h2, |l| !l.parent_connected).await;
     answered(&mut subscriber, &available.publisher, 20).await;
 
-    let (lan, _) = daemon(Scope::Lan, lan_at.clone(), None).await;
+    let (lan, _) = daemon_at(Scope::Lan, lan_at.clone(), None).await;
     inspect_until(&lan, |l| lists(l, "svc") && subscribes(l, "svc")).await;
     let later = outlive_the_grace(&mut subscriber, &available.publisher, lost).await;
     assert!(later.is_empty(), "{later:?}");
@@ -252,9 +192,9 @@ async fn a_lan_restart_under_a_session_interrupts_nothing() {
 /// at once; the healed tree does not bring it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publication_withdrawn_while_the_tree_is_broken_is_dropped() {
-    let (host, host_at) = daemon(Scope::Host, any_port(), None).await;
-    let (_g1, g1_at) = daemon(Scope::Group, any_port(), Some(&host_at)).await;
-    let (g2, g2_at) = daemon(Scope::Group, any_port(), Some(&host_at)).await;
+    let (host, host_at) = daemon(Scope::Host, None).await;
+    let (_g1, g1_at) = daemon(Scope::Group, Some(&host_at)).await;
+    let (g2, g2_at) = daemon(Scope::Group, Some(&host_at)).await;
     let a = process(&g1_at, GRACE);
     let b = process(&g2_at, GRACE);
     let mut publisher = Context::detached("publisher");
@@ -281,7 +221,7 @@ async fn a_publication_withdrawn_while_the_tree_is_broken_is_dropped() {
 
     // The tree heals with the subscription and without the publication:
     // nothing comes back.
-    let (host, _) = daemon(Scope::Host, host_at.clone(), None).await;
+    let (host, _) = daemon_at(Scope::Host, host_at.clone(), None).await;
     inspect_until(&host, |l| subscribes(l, "svc")).await;
     let later = events(&drain(&mut subscriber, Duration::from_secs(1)).await);
     assert!(later.is_empty(), "{later:?}");
@@ -292,7 +232,7 @@ async fn a_publication_withdrawn_while_the_tree_is_broken_is_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_the_tree_never_reconfirms_is_dropped_after_the_grace() {
     let grace = Duration::from_secs(2);
-    let (host, host_at) = daemon(Scope::Host, any_port(), None).await;
+    let (host, host_at) = daemon(Scope::Host, None).await;
     let a = process(&host_at, grace);
     let b = process(&host_at, grace);
     let mut publisher = Context::detached("publisher");
@@ -319,7 +259,7 @@ async fn a_session_the_tree_never_reconfirms_is_dropped_after_the_grace() {
     assert_eq!(dropped.subscription, available.subscription);
 
     // The tree heals: the session is opened again, as a new one.
-    let (_host, _) = daemon(Scope::Host, host_at.clone(), None).await;
+    let (_host, _) = daemon_at(Scope::Host, host_at.clone(), None).await;
     let again = first::<Available>(&mut subscriber).await;
     assert_eq!(again.publication, available.publication);
     first::<Delivered>(&mut publisher).await;

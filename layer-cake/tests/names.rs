@@ -15,15 +15,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use layer_cake::directory::{
-    Available, DirectoryListing, Dropped, Inspect, NodeOptions, NotPublished, Published,
-    PublishedCleared, Scope, Subscribed, spawn_node,
+    Available, DirectoryListing, Dropped, NotPublished, Published, PublishedCleared, Scope,
+    Subscribed,
 };
-use layer_cake::net::{HostPort, Listening};
+use layer_cake::net::HostPort;
 use layer_cake::runtime::{self, ActorHandle};
-use layer_cake::{Ack, Address, Context, Message, Payload, Stop, on};
+use layer_cake::{Ack, Address, Context, Payload, Stop, on};
 use uuid::Uuid;
 
-const PATIENCE: Duration = Duration::from_secs(20);
+mod support;
+use support::{PATIENCE, daemon, daemon_at, drain, first, inspect_until, process, wait_for};
 
 // ---- the log --------------------------------------------------------------
 
@@ -73,36 +74,6 @@ async fn logged(text: &str) -> String {
 
 // ---- messages -------------------------------------------------------------
 
-/// Waits for the first `M` that `wanted` accepts; other messages are
-/// skipped. Panics (failing the test) past the deadline.
-async fn wait_for<M: Message>(cx: &mut Context, wanted: impl Fn(&M) -> bool) -> M {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let message = tokio::time::timeout_at(deadline, cx.input())
-            .await
-            .unwrap_or_else(|_| panic!("no {} in time", layer_cake::message::signature_of::<M>()));
-        if let Some(m) = message.downcast_ref::<M>()
-            && wanted(m)
-        {
-            return message.downcast::<M>().unwrap();
-        }
-    }
-}
-
-async fn first<M: Message>(cx: &mut Context) -> M {
-    wait_for::<M>(cx, |_| true).await
-}
-
-/// Messages that arrive within `quiet`, for checking that something does
-/// *not* happen (after a positive control has already arrived).
-async fn drain(cx: &mut Context, quiet: Duration) -> Vec<Payload> {
-    let mut seen = Vec::new();
-    while let Ok(message) = tokio::time::timeout(quiet, cx.input()).await {
-        seen.push(message);
-    }
-    seen
-}
-
 fn no_refusal(seen: &[Payload]) {
     let refused: Vec<_> = seen
         .iter()
@@ -112,36 +83,6 @@ fn no_refusal(seen: &[Payload]) {
 }
 
 // ---- nodes ----------------------------------------------------------------
-
-fn fast(options: NodeOptions) -> NodeOptions {
-    options.reconnect(Duration::from_millis(50), Duration::from_millis(400))
-}
-
-/// A node at `level` that accepts children at `at`, under `parent`.
-async fn daemon_at(level: Scope, at: HostPort, parent: Option<&HostPort>) -> (Address, HostPort) {
-    let mut cx = Context::detached("starter");
-    let mut options = fast(NodeOptions::new(level).accept_at(at));
-    if let Some(parent) = parent {
-        options = options.parent(parent.clone());
-    }
-    let node = spawn_node(options, cx.address().clone());
-    let at = first::<Listening>(&mut cx).await.listening;
-    (node, at)
-}
-
-/// A node that accepts children on an ephemeral port.
-async fn daemon(level: Scope, parent: Option<&HostPort>) -> (Address, HostPort) {
-    daemon_at(level, HostPort::new("127.0.0.1", 0), parent).await
-}
-
-/// A process node under `parent`.
-fn process(parent: Option<&HostPort>) -> Address {
-    let mut options = fast(NodeOptions::new(Scope::Process));
-    if let Some(parent) = parent {
-        options = options.parent(parent.clone());
-    }
-    spawn_node(options, Address::NULL)
-}
 
 /// A publisher actor, and the context its directory answers are passed to.
 struct Publisher {
@@ -170,27 +111,6 @@ fn publisher(node: &Address, name: &'static str, scope: Scope, tag: &'static str
         }
     });
     Publisher { actor, answers }
-}
-
-/// Asks `node` (from this process: the full view) until `done` accepts the
-/// answer.
-async fn inspect_until(
-    node: &Address,
-    done: impl Fn(&DirectoryListing) -> bool,
-) -> DirectoryListing {
-    let mut cx = Context::detached("inspector");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let listing: DirectoryListing = cx.ask(Inspect::default(), node, PATIENCE).await.unwrap();
-        if done(&listing) {
-            return listing;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never: {listing:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The ids `listing` holds for `name` at `scope`.

@@ -301,3 +301,20 @@ impl Drop for HomeGuard {
         }
     }
 }
+
+/// GET /Xy?x=..&y=..: the status and whether the body is an x×y table.
+pub(crate) fn get_table(port: u16, x: usize, y: usize) -> (u16, bool) {
+    let (status, body) = exchange(
+        port,
+        &format!("GET /Xy?x={x}&y={y} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    let ok = serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| {
+        v["value"][1].as_array().is_some_and(|rows| {
+            rows.len() == y
+                && rows
+                    .iter()
+                    .all(|r| r.as_array().is_some_and(|r| r.len() == x))
+        })
+    });
+    (status, ok)
+}

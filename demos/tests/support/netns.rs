@@ -490,3 +490,59 @@ fn prefixes_cover_the_class() {
     assert_eq!(prefix_len("172.20.0.1".parse().unwrap()), 12);
     assert_eq!(prefix_len("192.168.3.1".parse().unwrap()), 16);
 }
+
+/// Three hosts; the third owns the standard LAN directory address
+/// (`10.0.0.195`), which exists only inside the test's LAN.
+pub(crate) fn three_hosts() -> [IpAddr; 3] {
+    ["10.0.0.1", "10.0.0.2", "10.0.0.195"].map(|ip| ip.parse().unwrap())
+}
+
+/// A test LAN whose programs all hold one new LAN key (in the returned
+/// folder, removed when it drops).
+pub(crate) fn keyed_lan(ips: &[IpAddr]) -> Result<(Lan, tempfile::TempDir), Skip> {
+    let mut lan = Lan::new(ips)?;
+    let keys = tempfile::tempdir().expect("a folder for the LAN key");
+    let key = keys.path().join("lan.key");
+    create_lan_key(&key);
+    lan.set_env(layer_cake::net::key::LAN_KEY_ENV, &key);
+    Ok((lan, keys))
+}
+
+/// A program spawned in a host, killed (and reaped) when the test ends,
+/// however it ends; the `Lan` would kill it too, but this reaps it.
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) stderr: StderrLines,
+}
+
+impl Running {
+    pub(crate) fn start(lan: &Lan, host: usize, program: &str, args: &[String]) -> Running {
+        let mut child = lan.spawn(host, program, args);
+        let stderr = StderrLines::of(&mut child);
+        Running { child, stderr }
+    }
+
+    pub(crate) fn start_with(
+        lan: &Lan,
+        host: usize,
+        program: &str,
+        args: &[String],
+        env: &[(&str, &OsStr)],
+    ) -> Running {
+        let mut child = lan.spawn_with(host, program, args, env);
+        let stderr = StderrLines::of(&mut child);
+        Running { child, stderr }
+    }
+
+    /// SIGKILL, and reaped.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
